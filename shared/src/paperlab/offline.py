@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     set_offline_env()
     install_network_guard()
     entry = load_entry_point(spec)
-    sys.argv = [spec.partition(":")[0].split(".")[0], *rest]
+    # sys.argv is left as it is: Lightning's DDP launcher re-runs it (``python -m paperlab.offline ...``)
     result = entry(rest)
     return int(result or 0)
 

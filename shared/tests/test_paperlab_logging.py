@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from paperlab import logging as plog
+
+
+def test_run_dir_layout_and_collisions(tmp_path: Path) -> None:
+    first = plog.make_run_dir("demo", "my run!", root=tmp_path)
+    second = plog.make_run_dir("demo", "my run!", root=tmp_path)
+    assert first.parent == tmp_path / "demo"
+    assert re.fullmatch(r"\d{8}-\d{6}-my-run", first.name)
+    assert first != second and second.is_dir()
+
+
+def test_runs_root_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "elsewhere"))
+    assert plog.runs_root() == tmp_path / "elsewhere"
+    assert plog.runs_root("explicit") == Path("explicit")
+
+
+def test_write_metrics_merges_and_serialises_tensors(tmp_path: Path) -> None:
+    plog.write_metrics(tmp_path, {"acc": torch.tensor(0.5), "curve": torch.arange(3)})
+    plog.write_metrics(tmp_path, {"loss": 1.25, "bad": float("nan")})
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data == {"acc": 0.5, "curve": [0, 1, 2], "loss": 1.25, "bad": "nan"}
+
+
+def test_exception_mid_write_keeps_previous_file(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    plog.write_json_atomic(path, {"version": 1})
+    with pytest.raises(RuntimeError, match="boom"), plog.atomic_open(path, "w") as handle:
+        handle.write('{"version": 2, "trunc')
+        raise RuntimeError("boom")
+    assert json.loads(path.read_text()) == {"version": 1}
+    assert list(tmp_path.iterdir()) == [path]  # the temporary file was removed
+
+
+def test_killed_writer_leaves_previous_file_intact(tmp_path: Path) -> None:
+    """A process killed (SIGKILL-like, no cleanup) half-way through a write never corrupts metrics.json."""
+    path = tmp_path / "metrics.json"
+    plog.write_metrics(tmp_path, {"epoch": 1, "acc": 0.25})
+    script = textwrap.dedent(
+        f"""
+        import os
+        from paperlab.logging import atomic_open
+        with atomic_open({str(path)!r}, "w") as handle:
+            handle.write('{{"epoch": 2, "acc": 0.')
+            handle.flush()
+            os._exit(9)  # dies mid-write: no exception handling, no rename
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert json.loads(path.read_text()) == {"epoch": 1, "acc": 0.25}
+
+
+def test_save_torch_atomic_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "model.ckpt"
+    plog.save_torch_atomic({"w": torch.ones(2)}, path)
+
+    def failing_save(obj: object, handle: object) -> None:
+        handle.write(b"partial")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        plog.save_torch_atomic({"w": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path)["w"], torch.ones(2))
+
+
+def test_build_loggers_write_into_run_dir(tmp_path: Path) -> None:
+    loggers = plog.build_loggers(tmp_path)
+    assert Path(loggers[0].log_dir) == tmp_path
+    loggers[0].log_metrics({"x": 1.0}, step=0)
+    loggers[0].save()
+    assert (tmp_path / "metrics.csv").exists()
+
+
+def test_track_yields_everything_without_a_terminal() -> None:
+    assert list(plog.track(range(5), "counting")) == [0, 1, 2, 3, 4]
+
+
+def test_log_only_on_rank_zero(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    plog.log("hello")
+    monkeypatch.setitem(os.environ, "RANK", "1")
+    plog.log("hidden")
+    assert capsys.readouterr().err == "hello\n"
