@@ -5,7 +5,7 @@ RUN := $(UV) run --frozen
 JOBS ?= 2
 PKGS := $(notdir $(patsubst %/,%,$(dir $(wildcard packages/*/pyproject.toml))))
 PKG_TESTS := $(wildcard packages/*/tests)
-XDIST := -n $(JOBS) --dist loadfile
+XDIST := -n $(JOBS) --dist load
 
 .PHONY: setup test test-all test-slow lint format demo gpu-smoke help $(addprefix test-,$(PKGS)) $(addprefix reproduce-,$(PKGS))
 
