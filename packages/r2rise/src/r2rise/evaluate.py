@@ -1,0 +1,120 @@
+"""Vectorised policy evaluation with common random numbers (spec §2.6).
+
+Episode r of every model starts from the same initial state, and the ε-greedy draws u[r, t] and random actions
+a[r, t] are shared by all models. CartPole runs in gymnasium's numpy ``CartPoleVectorEnv`` (one sub-env per
+(model, episode)) with the initial states written into its state after ``reset``; other envs run in a ``sync`` vector
+env with one seed per episode. Rewards are accumulated only until each sub-env's first ``terminated or truncated``;
+whatever the vector env does after that (autoreset) is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from r2rise.envs import check_env_id
+
+Policy = Callable[[np.ndarray], np.ndarray]
+"""Maps observations (M, B, d) to actions (M, B) for M models."""
+
+NATIVE_VECTOR = ("CartPole-v1",)
+
+
+@dataclass
+class Evaluator:
+    """Evaluate M policies on ``episodes`` common episodes each; ``evaluate`` returns (M, R) returns."""
+
+    env_id: str = "CartPole-v1"
+    episodes: int = 4
+    epsilon: float = 0.0
+    seed: int = 0
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        check_env_id(self.env_id)
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be ≥ 1, got {self.episodes}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        spec = gym.spec(self.env_id)
+        self.horizon = int(self.max_steps or spec.max_episode_steps or 1000)
+        probe = gym.make(self.env_id)
+        self.num_actions = int(probe.action_space.n)
+        probe.close()
+        rng = np.random.default_rng([self.seed, 2024])
+        # common random numbers: shared by every model
+        self.uniforms = rng.random((self.episodes, self.horizon))
+        self.random_actions = rng.integers(self.num_actions, size=(self.episodes, self.horizon))
+        self.initial_states = rng.uniform(
+            -0.05, 0.05, size=(self.episodes, 4)
+        )  # CartPole's reset distribution
+        self.episode_seeds = [int(s) for s in rng.integers(2**31 - 1, size=self.episodes)]
+
+    def _make(self, num_envs: int, episode_index: np.ndarray) -> tuple[gym.vector.VectorEnv, np.ndarray]:
+        if self.env_id in NATIVE_VECTOR:
+            env = gym.make_vec(
+                self.env_id,
+                num_envs=num_envs,
+                vectorization_mode="vector_entry_point",
+                max_episode_steps=self.horizon,
+            )
+            env.reset(seed=self.seed)
+            state = self.initial_states[episode_index].T.copy()  # (4, num_envs) float64
+            env.unwrapped.state = state
+            return env, state.T.astype(np.float32)
+        env = gym.make_vec(
+            self.env_id,
+            num_envs=num_envs,
+            vectorization_mode="sync",
+            max_episode_steps=self.horizon,
+        )
+        obs, _ = env.reset(seed=[self.episode_seeds[r] for r in episode_index])
+        return env, obs
+
+    def evaluate(self, policy: Policy, num_models: int, episodes: list[int] | None = None) -> np.ndarray:
+        """Per-episode returns (M, R) of ``num_models`` policies; ``episodes`` selects a subset of episode indices."""
+        episode_ids = np.arange(self.episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+        runs = len(episode_ids)
+        episode_index = np.tile(episode_ids, num_models)
+        env, obs = self._make(num_models * runs, episode_index)
+        totals = np.zeros(num_models * runs, dtype=np.float64)
+        active = np.ones(num_models * runs, dtype=bool)
+        try:
+            for t in range(self.horizon):
+                actions = np.asarray(policy(obs.reshape(num_models, runs, -1))).reshape(-1).astype(np.int64)
+                if self.epsilon > 0:
+                    explore = self.uniforms[episode_index, t] < self.epsilon
+                    actions = np.where(explore, self.random_actions[episode_index, t], actions)
+                obs, reward, terminated, truncated, _ = env.step(actions)
+                totals += np.where(active, reward, 0.0)
+                active &= ~(np.asarray(terminated) | np.asarray(truncated))
+                if not active.any():
+                    break
+        finally:
+            env.close()
+        return totals.reshape(num_models, runs)
+
+    def mean_returns(self, policy: Policy, num_models: int) -> np.ndarray:
+        """Coefficient R̄_i: mean return over the common episodes, (M,)."""
+        return self.evaluate(policy, num_models).mean(axis=1)
+
+
+def evaluate_naive(act: Callable[[np.ndarray], int], env_id: str, episodes: int, seed: int = 0) -> np.ndarray:
+    """A plain single-env loop, one episode at a time (for the benchmark's information only)."""
+    env = gym.make(env_id)
+    returns = []
+    try:
+        for r in range(episodes):
+            obs, _ = env.reset(seed=seed + r)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(int(act(obs)))
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return np.asarray(returns)

@@ -1,0 +1,107 @@
+"""LightningModule for one behaviour-cloning policy (``r2rise train``); wiring only, math in ``learners``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pytorch_lightning import LightningModule
+from torch.nn import functional as F
+
+from r2rise.atari import NatureCNN
+from r2rise.envs import env_spaces
+from r2rise.evaluate import Evaluator
+from r2rise.learners import POLICY_MODULES
+
+
+class BCPolicyModule(LightningModule):
+    """Behaviour cloning of one policy on (optionally masked) demonstrations, full batch.
+
+    Args:
+        env_id: gymnasium env id (linked from ``data.env_id``); sets input size and ``action_space.n`` logits.
+        learner: ``bc_mlp`` (obs → hidden tanh → logits) or ``bc_linear`` (multinomial logistic regression).
+        hidden: hidden width of ``bc_mlp``.
+        lr: Adam learning rate (full batch; one optimiser step per epoch).
+        eval_episodes: episodes of the return evaluation (validation and test).
+        eval_epsilon: ε-greedy exploration during evaluation (0 = greedy).
+        eval_seed: seed of the evaluation's common random numbers.
+    """
+
+    def __init__(
+        self,
+        env_id: str = "CartPole-v1",
+        learner: str = "bc_mlp",
+        hidden: int = 32,
+        lr: float = 1e-2,
+        eval_episodes: int = 4,
+        eval_epsilon: float = 0.0,
+        eval_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if learner not in (*POLICY_MODULES, "bc_cnn"):
+            raise ValueError(f"model.learner must be bc_mlp, bc_linear or bc_cnn, got {learner!r}")
+        self.save_hyperparameters()
+        if learner == "bc_cnn":
+            from r2rise.atari import make_atari_env
+
+            env = make_atari_env(env_id)
+            obs_shape, num_actions = env.observation_space.shape, int(env.action_space.n)
+            env.close()
+            self.policy = NatureCNN(num_actions, obs_shape[0])
+            obs_dim = 1  # the CNN scales uint8 input by 1/255 itself
+        else:
+            obs_shape, num_actions = env_spaces(env_id)
+            obs_dim = int(np.prod(obs_shape))
+            self.policy = POLICY_MODULES[learner](obs_dim, num_actions, hidden)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        normaliser = getattr(datamodule, "normaliser", None)
+        if normaliser is not None and stage == "fit" and self.hparams.learner != "bc_cnn":
+            self.obs_mean.copy_(torch.as_tensor(normaliser.mean, dtype=self.obs_mean.dtype))
+            self.obs_std.copy_(torch.as_tensor(normaliser.std, dtype=self.obs_std.dtype))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy((obs - self.obs_mean) / self.obs_std)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        obs, actions, weights = batch
+        ce = F.cross_entropy(self(obs), actions, reduction="none")
+        loss = (weights * ce).sum() / weights.sum().clamp_min(1.0)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _accuracy(self, batch: tuple[torch.Tensor, ...], prefix: str) -> None:
+        obs, actions, _ = batch
+        self.log(f"{prefix}/acc", (self(obs).argmax(-1) == actions).float().mean(), prog_bar=True)
+
+    def _returns(self, prefix: str) -> None:
+        evaluator = Evaluator(
+            self.hparams.env_id, self.hparams.eval_episodes, self.hparams.eval_epsilon, self.hparams.eval_seed
+        )
+
+        @torch.no_grad()
+        def act(obs: np.ndarray) -> np.ndarray:
+            x = torch.as_tensor(obs, dtype=self.obs_mean.dtype, device=self.obs_mean.device)
+            return self(x).argmax(-1).cpu().numpy()
+
+        returns = evaluator.evaluate(act, 1)[0]
+        self.log(f"{prefix}/return_mean", float(returns.mean()), prog_bar=True)
+        self.log(f"{prefix}/return_std", float(returns.std()))
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self._accuracy(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._returns("val")
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        self._accuracy(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._returns("test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

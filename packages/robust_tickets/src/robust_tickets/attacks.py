@@ -1,0 +1,391 @@
+"""Offline attacks (spec 2.10): TextFooler-like word swap, DeepWordBug-like character swap, embedding PGD,
+and the Clean/Aua/Suc/#Query accounting of the official code.
+
+Each text attack is a generator per example that yields lists of texts to score and receives their class
+probabilities; :func:`run_attack` advances many examples in lock-step and pools their requests into
+length-sorted batches, so batched and one-at-a-time runs give identical texts, statuses and query counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robust_tickets.losses import logits_from_embeds, pgd_attack_delta
+
+# TextFooler's stop-word list (Jin et al. 2020), as embedded in TextAttack (MIT licence,
+# QData/TextAttack textattack/attack_recipes/textfooler_jin_2019.py), re-typed here.
+TEXTFOOLER_STOPWORDS = frozenset(
+    """a about above across after afterwards again against ain all almost alone along already also although am
+    among amongst an and another any anyhow anyone anything anyway anywhere are aren aren't around as at back be
+    became because become becomes becoming been before beforehand behind being below beside besides between
+    beyond both but by can cannot could couldn couldn't d didn didn't doesn doesn't don don't down due during
+    either else elsewhere empty enough even ever everyone everything everywhere except first for former formerly
+    from hadn hadn't hasn hasn't haven haven't he hence her here hereafter hereby herein hereupon hers herself
+    him himself his how however hundred i if in indeed into is isn isn't it it's its itself just latter latterly
+    least ll may me meanwhile mightn mightn't mine more moreover most mostly must mustn mustn't my myself namely
+    needn needn't neither never nevertheless next no nobody none noone nor not nothing now nowhere o of off on
+    once one only onto or other others otherwise our ours ourselves out over per please s same shan shan't she
+    she's should've shouldn shouldn't somehow something sometime somewhere such t than that that'll the their
+    theirs them themselves then thence there thereafter thereby therefore therein thereupon these they this
+    those through throughout thru thus to too toward towards under unless until up upon used ve was wasn wasn't
+    we were weren weren't what whatever when whence whenever where whereafter whereas whereby wherein whereupon
+    wherever whether which while whither who whoever whole whom whose why with within without won won't would
+    wouldn wouldn't y yet you you'd you'll you're you've your yours yourself yourselves""".split()
+)
+
+Request = list[str]
+AttackGen = Generator[Request, np.ndarray, "AttackResult"]
+
+
+@dataclass
+class AttackResult:
+    """Outcome of one attacked example (status: skipped | success | failed)."""
+
+    original: str
+    perturbed: str
+    label: int
+    status: str
+    queries: int
+
+
+@dataclass
+class AttackSummary:
+    """Official-code accounting: Clean=(S+F)/N, Aua=F/N, Suc=S/(S+F), #Query over non-skipped examples."""
+
+    n: int
+    successes: int
+    failures: int
+    skipped: int
+    clean: float
+    aua: float
+    suc: float
+    avg_queries: float
+
+    def as_percent(self) -> dict[str, float]:
+        return {
+            "clean": 100 * self.clean,
+            "aua": 100 * self.aua,
+            "suc": 100 * self.suc,
+            "queries": self.avg_queries,
+        }
+
+
+def summarize(results: Sequence[AttackResult]) -> AttackSummary:
+    n = len(results)
+    s = sum(r.status == "success" for r in results)
+    f = sum(r.status == "failed" for r in results)
+    attempted = [r.queries for r in results if r.status != "skipped"]
+    clean = (s + f) / n if n else 0.0
+    aua = f / n if n else 0.0
+    suc = s / (s + f) if s + f else 0.0
+    return AttackSummary(n, s, f, n - s - f, clean, aua, suc, float(np.mean(attempted)) if attempted else 0.0)
+
+
+# ------------------------------------------------------------------------------------------- the victim
+class Victim:
+    """Scores texts with a classifier: length-sorted batches of at most ``batch_size`` texts."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any, max_len: int = 128, batch_size: int = 128) -> None:
+        self.model, self.tokenizer, self.max_len, self.batch_size = model, tokenizer, max_len, batch_size
+        self.forward_passes = 0
+
+    @torch.no_grad()
+    def probs(self, texts: Sequence[str]) -> np.ndarray:
+        self.model.eval()
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+        out: list[np.ndarray | None] = [None] * len(enc)
+        param = next(self.model.parameters())
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            length = max(len(enc[i]) for i in chunk)
+            ids = torch.zeros(len(chunk), length, dtype=torch.long)
+            mask = torch.zeros(len(chunk), length, dtype=torch.long)
+            for row, i in enumerate(chunk):
+                ids[row, : len(enc[i])] = torch.tensor(enc[i])
+                mask[row, : len(enc[i])] = 1
+            logits = self.model(input_ids=ids.to(param.device), attention_mask=mask.to(param.device)).logits
+            self.forward_passes += 1
+            p = torch.softmax(logits.double(), -1).cpu().numpy()
+            for row, i in enumerate(chunk):
+                out[i] = p[row]
+        return np.stack(out) if out else np.zeros((0, 0))
+
+
+def run_attack(
+    attack: Callable[[str, int], AttackGen],
+    examples: Sequence[tuple[str, int]],
+    victim: Victim,
+    parallel_examples: int = 32,
+) -> list[AttackResult]:
+    """Advance ``parallel_examples`` attack generators in lock-step; all pending texts of one round are
+    scored together (the victim splits them into length-sorted batches)."""
+    results: list[AttackResult | None] = [None] * len(examples)
+    active: dict[int, tuple[AttackGen, Request]] = {}
+    next_i = 0
+    while active or next_i < len(examples):
+        while len(active) < max(1, parallel_examples) and next_i < len(examples):
+            text, label = examples[next_i]
+            gen = attack(text, label)
+            try:
+                active[next_i] = (gen, next(gen))
+            except StopIteration as stop:
+                results[next_i] = stop.value
+            next_i += 1
+        keys = sorted(active)
+        pool = [t for k in keys for t in active[k][1]]
+        probs = victim.probs(pool) if pool else np.zeros((0, 0))
+        cursor = 0
+        for k in keys:
+            gen, request = active[k]
+            answer = probs[cursor : cursor + len(request)]
+            cursor += len(request)
+            try:
+                active[k] = (gen, gen.send(answer))
+            except StopIteration as stop:
+                results[k] = stop.value
+                del active[k]
+    return [r for r in results if r is not None]
+
+
+# ------------------------------------------------------------------------------------ word-level attack
+def word_importance(p_orig: np.ndarray, p_del: np.ndarray, label: int) -> np.ndarray:
+    """TextFooler deletion importance: p_y(x) - p_y(x\\w), plus p_y'(x\\w) - p_y'(x) when the prediction
+    flips to y'."""
+    imp = p_orig[label] - p_del[:, label]
+    pred = p_del.argmax(1)
+    flipped = pred != label
+    bonus = p_del[np.arange(len(p_del)), pred] - p_orig[pred]
+    return imp + np.where(flipped, bonus, 0.0)
+
+
+def wordswap_attack(
+    table: dict[str, list[str]],
+    stopwords: frozenset[str] = TEXTFOOLER_STOPWORDS,
+    max_queries: int = 500,
+) -> Callable[[str, int], AttackGen]:
+    """TextFooler-like greedy attack: deletion word-importance ranking, then for each word (descending
+    importance, non-stopwords with candidates) score all candidates in one request; stop at the first
+    label flip, else keep the candidate that lowers p_y most. Every submitted text counts as one query,
+    including the initial prediction; ``max_queries`` truncates requests."""
+
+    def attack(text: str, label: int) -> AttackGen:
+        words = text.split()
+        p0 = (yield [text])[0]
+        used = 1
+        if int(p0.argmax()) != label:
+            return AttackResult(text, text, label, "skipped", used)
+        positions = [i for i, w in enumerate(words) if w not in stopwords and table.get(w)]
+        budget = max_queries - used
+        positions = positions[:budget]
+        if not positions:
+            return AttackResult(text, text, label, "failed", used)
+        p_del = yield [" ".join(words[:i] + words[i + 1 :]) for i in positions]
+        used += len(positions)
+        imp = word_importance(p0, p_del, label)
+        order = [positions[j] for j in np.argsort(-imp, kind="stable")]
+        current, p_cur = list(words), p0[label]
+        for i in order:
+            budget = max_queries - used
+            if budget <= 0:
+                break
+            cands = table[words[i]][:budget]
+            texts = [" ".join([*current[:i], c, *current[i + 1 :]]) for c in cands]
+            p = yield texts
+            used += len(texts)
+            pred = p.argmax(1)
+            flipped = np.flatnonzero(pred != label)
+            if flipped.size:
+                best = flipped[np.argmin(p[flipped, label])]
+                return AttackResult(text, texts[best], label, "success", used)
+            best = int(np.argmin(p[:, label]))
+            if p[best, label] < p_cur:
+                current[i], p_cur = cands[best], p[best, label]
+        return AttackResult(text, " ".join(current), label, "failed", used)
+
+    return attack
+
+
+# ------------------------------------------------------------------------------- char-level attack
+def levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def char_candidates(word: str, n: int, seed: int) -> list[str]:
+    """Seeded DeepWordBug-style edits: swap adjacent letters, substitute, delete, insert a letter."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out: list[str] = []
+    seen = {word}
+    tries = 0
+    while len(out) < n and tries < 20 * n:
+        tries += 1
+        kind = rng.randrange(4)
+        if kind == 0 and len(word) >= 2:
+            k = rng.randrange(len(word) - 1)
+            cand = word[:k] + word[k + 1] + word[k] + word[k + 2 :]
+        elif kind == 1:
+            k = rng.randrange(len(word))
+            cand = word[:k] + rng.choice(letters) + word[k + 1 :]
+        elif kind == 2 and len(word) >= 2:
+            k = rng.randrange(len(word))
+            cand = word[:k] + word[k + 1 :]
+        else:
+            k = rng.randrange(len(word) + 1)
+            cand = word[:k] + rng.choice(letters) + word[k:]
+        if cand not in seen:
+            seen.add(cand)
+            out.append(cand)
+    return out
+
+
+def _stable_seed(*parts: Any) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
+
+
+def charswap_attack(
+    unk_token: str = "[UNK]",
+    stopwords: frozenset[str] = TEXTFOOLER_STOPWORDS,
+    max_queries: int = 500,
+    max_candidates: int = 20,
+    max_edit_distance: int = 30,
+    seed: int = 0,
+) -> Callable[[str, int], AttackGen]:
+    """DeepWordBug-like greedy attack: importance by replacing a word with [UNK], character edits of each
+    word in turn, total Levenshtein distance <= ``max_edit_distance``."""
+
+    def attack(text: str, label: int) -> AttackGen:
+        words = text.split()
+        p0 = (yield [text])[0]
+        used = 1
+        if int(p0.argmax()) != label:
+            return AttackResult(text, text, label, "skipped", used)
+        positions = [i for i, w in enumerate(words) if w not in stopwords and w.isalpha()][
+            : max_queries - used
+        ]
+        if not positions:
+            return AttackResult(text, text, label, "failed", used)
+        p_unk = yield [" ".join([*words[:i], unk_token, *words[i + 1 :]]) for i in positions]
+        used += len(positions)
+        order = [positions[j] for j in np.argsort(-(p0[label] - p_unk[:, label]), kind="stable")]
+        current, p_cur, dist = list(words), p0[label], 0
+        for i in order:
+            budget = max_queries - used
+            if budget <= 0:
+                break
+            cands = [
+                c
+                for c in char_candidates(words[i], max_candidates, _stable_seed(seed, text, i))
+                if dist + levenshtein(words[i], c) <= max_edit_distance
+            ][:budget]
+            if not cands:
+                continue
+            texts = [" ".join([*current[:i], c, *current[i + 1 :]]) for c in cands]
+            p = yield texts
+            used += len(texts)
+            flipped = np.flatnonzero(p.argmax(1) != label)
+            if flipped.size:
+                best = flipped[np.argmin(p[flipped, label])]
+                return AttackResult(text, texts[best], label, "success", used)
+            best = int(np.argmin(p[:, label]))
+            if p[best, label] < p_cur:
+                dist += levenshtein(words[i], cands[best])
+                current[i], p_cur = cands[best], p[best, label]
+        return AttackResult(text, " ".join(current), label, "failed", used)
+
+    return attack
+
+
+# ------------------------------------------------------------------------------------- embedding PGD
+@torch.no_grad()
+def pgd_attack(
+    model: nn.Module,
+    tokenizer: Any,
+    examples: Sequence[tuple[str, int]],
+    eps_rel: float = 0.05,
+    steps: int = 10,
+    max_len: int = 128,
+    batch_size: int = 64,
+) -> tuple[list[AttackResult], list[float]]:
+    """PGD-L2 on the word-embedding output in eval mode; eps = eps_rel * ||word embeddings||_F per example.
+    Returns the results (#Query = 1 + steps) and the final ||delta||_F / eps ratios."""
+    model.eval()
+    param = next(model.parameters())
+    results, ratios = [], []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        enc = tokenizer(
+            [t for t, _ in chunk], truncation=True, max_length=max_len, padding=True, return_tensors="pt"
+        )
+        ids, mask = enc["input_ids"].to(param.device), enc["attention_mask"].to(param.device)
+        labels = torch.tensor([y for _, y in chunk], device=param.device)
+        emb = model.get_input_embeddings()(ids)
+        clean_pred = logits_from_embeds(model, emb, mask).argmax(-1)
+        eps = eps_rel * (emb * mask.unsqueeze(-1)).flatten(1).norm(dim=1)
+        delta = pgd_attack_delta(model, emb, mask, labels, eps, steps)
+        adv_pred = logits_from_embeds(model, emb + delta, mask).argmax(-1)
+        ratios += (delta.flatten(1).norm(dim=1) / eps).tolist()
+        for (text, label), cp, ap in zip(chunk, clean_pred.tolist(), adv_pred.tolist(), strict=True):
+            if cp != label:
+                results.append(AttackResult(text, text, label, "skipped", 1))
+            else:
+                status = "failed" if ap == label else "success"
+                results.append(AttackResult(text, text, label, status, 1 + steps))
+    return results, ratios
+
+
+# --------------------------------------------------------------------------------- candidate tables
+def table_hash(table: dict[str, list[str]]) -> str:
+    return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
+
+
+def embedding_neighbour_table(
+    embedding: torch.Tensor,
+    tokenizer: Any,
+    words: Sequence[str],
+    n_candidates: int = 50,
+    min_cos: float = 0.5,
+    polarity: dict[str, int] | None = None,
+    stopwords: frozenset[str] = TEXTFOOLER_STOPWORDS,
+) -> dict[str, list[str]]:
+    """Top-N cosine neighbours in a PRE-TRAINED input-embedding matrix among whole-word alphabetic vocabulary
+    tokens, cos >= ``min_cos``; candidates whose lexicon sign is opposite to the word's are rejected."""
+    vocab = tokenizer.get_vocab()
+    cand_tokens = sorted((t for t in vocab if t.isalpha() and t.islower() and len(t) > 1), key=vocab.get)
+    cand_ids = torch.tensor([vocab[t] for t in cand_tokens])
+    emb = torch.nn.functional.normalize(embedding.detach().float(), dim=1)
+    cand_emb = emb[cand_ids]
+    queries = sorted({w for w in words if w in vocab and w.isalpha() and w not in stopwords})
+    table: dict[str, list[str]] = {}
+    polarity = polarity or {}
+    for start in range(0, len(queries), 256):
+        chunk = queries[start : start + 256]
+        sims = emb[torch.tensor([vocab[w] for w in chunk])] @ cand_emb.T
+        top = sims.topk(min(n_candidates + 1, sims.shape[1]), dim=1)
+        for row, word in enumerate(chunk):
+            out = []
+            for value, j in zip(top.values[row].tolist(), top.indices[row].tolist(), strict=True):
+                cand = cand_tokens[j]
+                if cand == word or value < min_cos:
+                    continue
+                if polarity.get(word, 0) * polarity.get(cand, 0) < 0:
+                    continue
+                out.append(cand)
+            if out:
+                table[word] = out[:n_candidates]
+    return table

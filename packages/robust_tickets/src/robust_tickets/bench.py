@@ -1,0 +1,170 @@
+"""``robust-tickets bench``: mask-search step throughput against a re-creation of the official loop's design,
+and batched attack query throughput against a one-example-at-a-time loop (spec 7)."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from paperlab.logging import make_run_dir, write_json_atomic
+from paperlab.runtime import set_threads
+from robust_tickets.losses import freelb_objective, l0_penalty
+from robust_tickets.models import MaskedModel, load_pretrained
+
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm")
+
+
+class SearchStep:
+    """One FreeLB mask-search step; ``official=True`` re-creates the official design (backbone grads kept
+    and accumulating, total-norm clip over all parameters, per-matrix sampling ops, non-fused AdamW, word
+    embeddings recomputed with gradients on every pass)."""
+
+    def __init__(self, backbone: torch.nn.Module, official: bool, steps: int = 2, lam: float = 0.5) -> None:
+        self.net = MaskedModel(backbone, "soft", fused=not official)
+        self.official, self.steps, self.lam = official, steps, lam
+        if official:
+            for p in self.net.backbone.parameters():
+                p.requires_grad_(True)
+            self.opt = torch.optim.AdamW([self.net.mask_scores], lr=0.1, weight_decay=1e-6, foreach=False)
+        else:
+            self.net.freeze_backbone()
+            self.opt = torch.optim.AdamW([self.net.mask_scores], lr=0.1, weight_decay=1e-6, fused=True)
+        self.sizes = [s.numel for s in self.net.slots]
+        self.net.train()
+
+    def __call__(self, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> None:
+        net = self.net
+        self.opt.zero_grad(set_to_none=not self.official)
+        freelb_objective(net, ids, mask, labels, lambda loss: loss.backward(), self.steps,
+                         embeds_with_grad=self.official)  # fmt: skip
+        params = list(net.parameters()) if self.official else [net.mask_scores]
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        (self.lam * l0_penalty(net.mask_scores, self.sizes, self.official)).backward()
+        self.opt.step()
+
+
+def _profile(step: SearchStep, batch: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(*batch)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
+    return {
+        "matmul_share": matmul / total if total else 0.0,
+        "top_ops": [{"op": e.key, "share": e.self_cpu_time_total / total} for e in top],
+    }
+
+
+def bench_search(
+    model: str, batch: int, length: int, steps: int, warmup: int, adv_steps: int
+) -> dict[str, Any]:
+    backbone = load_pretrained(model, 2, init_seed=0)
+    gen = torch.Generator().manual_seed(0)
+    vocab = backbone.get_input_embeddings().weight.shape[0]
+    data = (
+        torch.randint(1000, vocab, (batch, length), generator=gen),
+        torch.ones(batch, length, dtype=torch.long),
+        torch.randint(0, 2, (batch,), generator=gen),
+    )
+    ours = SearchStep(copy.deepcopy(backbone), official=False, steps=adv_steps)
+    ref = SearchStep(backbone, official=True, steps=adv_steps)
+    times: dict[str, list[float]] = {"ours": [], "official": []}
+    for i in range(warmup + steps):
+        for name, step in (("official", ref), ("ours", ours)):  # interleaved: load drift hits both
+            start = time.perf_counter()
+            step(*data)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "model": model, "batch": batch, "length": length, "adv_steps": adv_steps, "timed_steps": steps,
+        "threads": torch.get_num_threads(),
+        "official_steps_per_s": 1 / med["official"], "ours_steps_per_s": 1 / med["ours"],
+        "ratio": med["official"] / med["ours"], "step_s": times,
+        "profile": {"official": _profile(ref, data), "ours": _profile(ours, data)},
+    }  # fmt: skip
+
+
+def bench_attack(model: str, n: int, max_queries: int, ckpt: str | None) -> dict[str, Any]:
+    from robust_tickets.attacks import Victim, run_attack, summarize, wordswap_attack
+    from robust_tickets.data import TextDataModule
+    from robust_tickets.evaluate import candidate_table
+
+    dm = TextDataModule(dataset="mr", tokenizer=model, max_len=48, n_train=32, n_attack=n)
+    dm.setup("test")
+    if ckpt:
+        from robust_tickets.module import TicketModule
+
+        net = TicketModule.load_from_checkpoint(ckpt, map_location="cpu", attacks=[]).net
+    else:
+        net = load_pretrained(model, 2, init_seed=0)
+    table = candidate_table(dm.task, dm.tokenizer, load_pretrained(model, 2).get_input_embeddings().weight)
+    split = dm.task.test.subset(list(range(n)))
+    examples = list(zip(split.texts, split.labels, strict=True))
+    attack = wordswap_attack(table, max_queries=max_queries)
+    out: dict[str, Any] = {
+        "model": model,
+        "n": n,
+        "max_queries": max_queries,
+        "threads": torch.get_num_threads(),
+    }
+    results = {}
+    for name, bs, par in (("batched", 128, 32), ("sequential", 1, 1)):
+        victim = Victim(net, dm.tokenizer, 48, bs)
+        start = time.perf_counter()
+        res = run_attack(attack, examples, victim, par)
+        wall = time.perf_counter() - start
+        queries = sum(r.queries for r in res)
+        results[name] = res
+        out[name] = {"queries": queries, "wall_s": wall, "queries_per_s": queries / wall,
+                     "aua": 100 * summarize(res).aua}  # fmt: skip
+    out["ratio"] = out["batched"]["queries_per_s"] / out["sequential"]["queries_per_s"]
+    out["identical_outputs"] = [(r.perturbed, r.status, r.queries) for r in results["batched"]] == [
+        (r.perturbed, r.status, r.queries) for r in results["sequential"]
+    ]
+    return out
+
+
+def bench_cli(argv: list[str]) -> int:
+    import json
+
+    parser = argparse.ArgumentParser(prog="robust-tickets bench")
+    parser.add_argument("what", choices=["search", "attack"])
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--adv-steps", type=int, default=2)
+    parser.add_argument("--n", type=int, default=100, help="attacked MR test sentences")
+    parser.add_argument("--max-queries", type=int, default=500)
+    parser.add_argument(
+        "--ckpt", default=None, help="victim checkpoint for `bench attack` (default: MiniLM, new head)"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    if args.what == "search":
+        result = bench_search(args.model, args.batch, args.length, args.steps, args.warmup, args.adv_steps)
+    else:
+        result = bench_attack(args.model, args.n, args.max_queries, args.ckpt)
+    folder = make_run_dir("robust_tickets", f"bench-{args.what}") if args.out is None else None
+    path = (folder / "bench.json") if folder else args.out
+    write_json_atomic(path, result)
+    summary = {k: v for k, v in result.items() if k not in {"step_s", "profile"}}
+    print(json.dumps(summary, indent=2))
+    if "profile" in result:
+        for name, prof in result["profile"].items():
+            top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in prof["top_ops"][:6])
+            print(f"{name}: matmul share {100 * prof['matmul_share']:.0f}%; top ops: {top}")
+    print(f"bench.json -> {path}")
+    return 0

@@ -1,0 +1,122 @@
+"""Evaluation protocol: clean accuracy and the offline attacks with Clean/Aua/Suc/#Query."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robust_tickets.attacks import (
+    AttackResult,
+    Victim,
+    charswap_attack,
+    embedding_neighbour_table,
+    pgd_attack,
+    run_attack,
+    summarize,
+    table_hash,
+    wordswap_attack,
+)
+from robust_tickets.data import TextSplit, TextTask, lexicon_polarity
+
+ATTACKS = ("wordswap", "charswap", "pgd")
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, loader: Any) -> float:
+    model.eval()
+    param = next(model.parameters())
+    correct = total = 0
+    for batch in loader:
+        logits = model(
+            input_ids=batch["input_ids"].to(param.device),
+            attention_mask=batch["attention_mask"].to(param.device),
+        ).logits
+        correct += int((logits.argmax(-1).cpu() == batch["labels"]).sum())
+        total += len(batch["labels"])
+    return correct / max(total, 1)
+
+
+def candidate_table(
+    task: TextTask, tokenizer: Any, pretrained_embedding: torch.Tensor | None, source: str = "auto"
+) -> dict[str, list[str]]:
+    """The shared word-swap candidate table: the generator's lexicon table for the synthetic task
+    (``auto``/``lexicon``), else embedding neighbours of the PRE-TRAINED embedding matrix."""
+    if source in {"auto", "lexicon"} and task.synonyms is not None:
+        return task.synonyms
+    if source == "lexicon":
+        raise ValueError(f"dataset {task.name!r} has no lexicon table; use --source embedding")
+    if pretrained_embedding is None:
+        raise ValueError("the embedding-neighbour table needs the pre-trained input-embedding matrix")
+    words = sorted({w for t in task.test.texts for w in t.split()})
+    return embedding_neighbour_table(pretrained_embedding, tokenizer, words, polarity=lexicon_polarity())
+
+
+def run_named_attack(
+    name: str,
+    model: nn.Module,
+    tokenizer: Any,
+    split: TextSplit,
+    table: dict[str, list[str]] | None = None,
+    max_queries: int = 500,
+    batch_size: int = 128,
+    parallel_examples: int = 32,
+    max_len: int = 128,
+    pgd_eps_rel: float = 0.05,
+    seed: int = 0,
+) -> tuple[list[AttackResult], dict[str, Any]]:
+    """Run one attack on ``split``; returns per-example results and the summary (percent + bookkeeping)."""
+    examples = list(zip(split.texts, split.labels, strict=True))
+    start = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if name == "pgd":
+        results, ratios = pgd_attack(model, tokenizer, examples, pgd_eps_rel, max_len=max_len)
+        extra["max_delta_over_eps"] = max(ratios) if ratios else 0.0
+    elif name in {"wordswap", "charswap"}:
+        victim = Victim(model, tokenizer, max_len, batch_size)
+        if name == "wordswap":
+            if table is None:
+                raise ValueError("wordswap needs a candidate table")
+            attack = wordswap_attack(table, max_queries=max_queries)
+            extra["table_sha256"] = table_hash(table)
+        else:
+            attack = charswap_attack(tokenizer.unk_token or "[UNK]", max_queries=max_queries, seed=seed)
+        results = run_attack(attack, examples, victim, parallel_examples)
+        extra["forward_passes"] = victim.forward_passes
+    else:
+        raise ValueError(
+            f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)} (or textattack:<recipe>)"
+        )
+    summary = summarize(results)
+    wall = time.perf_counter() - start
+    total_queries = sum(r.queries for r in results)
+    return results, {
+        **summary.as_percent(),
+        "n": summary.n,
+        "skipped": summary.skipped,
+        "wall_s": wall,
+        "queries_per_s": total_queries / wall if wall > 0 else 0.0,
+        **extra,
+    }
+
+
+def write_attack_outputs(
+    folder: Path, name: str, results: list[AttackResult], summary: dict[str, Any]
+) -> None:
+    """Per-example CSV, the summary JSON and the perturbed texts (atomic writes)."""
+    import csv
+    import io
+
+    from paperlab.logging import write_json_atomic, write_text_atomic
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["original", "perturbed", "label", "status", "queries"])
+    for r in results:
+        writer.writerow([r.original, r.perturbed, r.label, r.status, r.queries])
+    write_text_atomic(folder / f"attack_{name}.csv", buf.getvalue())
+    write_text_atomic(folder / f"attack_{name}_perturbed.txt", "\n".join(r.perturbed for r in results) + "\n")
+    write_json_atomic(folder / f"attack_{name}_summary.json", summary)

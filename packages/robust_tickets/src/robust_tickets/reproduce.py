@@ -1,0 +1,306 @@
+"""``robust-tickets reproduce``: robust ticket vs dense / magnitude (one-shot IMP) / random / w/o-adv tickets
+at matched retraining budgets (spec 5 and 2.11), with Clean/Aua/Suc/#Query and budget columns."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paperlab.logging import log, make_run_dir, write_json_atomic, write_text_atomic
+from paperlab.runtime import seed_everything, set_threads
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "synthetic": {
+        "model": "minilm", "dataset": "synthetic", "max_len": 24, "n_train": 800, "n_attack": 100, "epochs": 2,
+        "adv_steps": 2, "attacks": ["wordswap"], "n_charswap": 0, "n_pgd": 0, "max_queries": 500, "long": True,
+        "freelb": False,
+    },
+    "mr-minilm": {
+        "model": "minilm", "dataset": "mr", "max_len": 48, "n_train": 1000, "n_attack": 200, "epochs": 2,
+        "adv_steps": 2, "attacks": ["wordswap", "charswap", "pgd"], "n_charswap": 100, "n_pgd": 1000,
+        "max_queries": 500, "long": True, "freelb": True,
+    },
+    "sst2-paper": {
+        "model": "bert-base-uncased", "dataset": "sst2", "max_len": 128, "n_train": None, "n_attack": 872,
+        "epochs": 3, "epochs_search": 20, "adv_steps": 5, "lr": 2e-5, "attacks": ["wordswap", "charswap", "pgd"],
+        "n_charswap": 872, "n_pgd": 872, "max_queries": 500, "long": True, "freelb": True,
+    },
+}  # fmt: skip
+QUICK = {"n_train": 256, "epochs": 1, "n_attack": 50, "attacks": ["wordswap"], "long": False, "freelb": False}
+
+
+def _trainer(limit_val: float | int) -> Any:
+    from pytorch_lightning import Trainer
+
+    from paperlab.cli import AtomicCheckpointIO
+
+    return Trainer(
+        accelerator="auto", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, max_epochs=1, limit_val_batches=limit_val,
+        plugins=[AtomicCheckpointIO()],
+    )  # fmt: skip
+
+
+class Runner:
+    """Runs TicketModule phases in-process on one shared, already tokenised datamodule."""
+
+    def __init__(
+        self, cfg: dict[str, Any], dm: Any, table: dict[str, list[str]], folder: Path, seed: int
+    ) -> None:
+        self.cfg, self.dm, self.table, self.folder, self.seed = cfg, dm, table, folder, seed
+
+    def fit(self, name: str, method: str, init: str | None = None, **kw: Any) -> tuple[Any, str, float]:
+        from robust_tickets.module import TicketModule
+
+        cfg = self.cfg
+        e = cfg["epochs"]
+        args = dict(
+            model_name=cfg["model"], num_labels=self.dm.num_labels, method=method, init_ckpt=init, seed=self.seed,
+            epochs_finetune=e, epochs_search=cfg.get("epochs_search", e), epochs_retrain=e, lr=cfg.get("lr", 5e-5),
+            adv_steps=cfg["adv_steps"], sparsity=cfg["sparsity"], attacks=[], attack_max_queries=cfg["max_queries"],
+            final_eval=False,
+        )  # fmt: skip
+        args.update(kw)
+        seed_everything(self.seed)
+        module = TicketModule(**args)
+        module._table = self.table
+        start = time.perf_counter()
+        trainer = _trainer(cfg["limit_val"])
+        trainer.fit(module, datamodule=self.dm)
+        wall = time.perf_counter() - start
+        path = str(self.folder / f"{name}-seed{self.seed}.ckpt")
+        trainer.save_checkpoint(path)
+        log(f"reproduce: {name} seed {self.seed} trained in {wall:.0f}s")
+        return module, path, wall
+
+    def evaluate(self, module: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        from robust_tickets.evaluate import accuracy, run_named_attack
+
+        cfg, dm = self.cfg, self.dm
+        out: dict[str, Any] = {"clean_test_acc": 100 * accuracy(module.net, dm.test_dataloader())}
+        split = dm.attack_split()
+        for name in cfg["attacks"]:
+            if name in skip:
+                continue
+            if name == "pgd":
+                sub = dm.task.test.subset(
+                    list(range(min(cfg["n_pgd"] or len(dm.task.test), len(dm.task.test))))
+                )
+            elif name == "charswap":
+                sub = split.subset(list(range(min(cfg["n_charswap"], len(split)))))
+            else:
+                sub = split
+            _, summary = run_named_attack(
+                name, module.net, dm.tokenizer, sub, self.table, cfg["max_queries"], max_len=dm.max_len,
+                seed=self.seed,
+            )  # fmt: skip
+            out[name] = summary
+        return out
+
+
+def _budget(*modules: Any) -> dict[str, float]:
+    steps = passes = wall = 0.0
+    for m in modules:
+        for b in m.budget.values():
+            steps += b["optimizer_steps"]
+            passes += b["passes"]
+            wall += b["wall_s"]
+    return {"steps": steps, "passes": passes, "train_wall_s": wall}
+
+
+def run_seed(
+    cfg: dict[str, Any], dm: Any, table: dict[str, list[str]], folder: Path, seed: int
+) -> dict[str, Any]:
+    r = Runner(cfg, dm, table, folder, seed)
+    rows: dict[str, Any] = {}
+    methods = cfg["methods"]
+    ft, ft_ckpt, _ = r.fit("finetune", "finetune")
+    rows["dense"] = {**r.evaluate(ft), **_budget(ft), "sparsity": 0.0}
+    if "robust" in methods:
+        search, s_ckpt, _ = r.fit("search-robust", "search", ft_ckpt)
+        ticket, _, _ = r.fit("ticket-robust", "draw", s_ckpt)
+        rows["robust"] = {**r.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": cfg["sparsity"],
+                          "search_history": search.history}  # fmt: skip
+    if "wo_adv" in methods:
+        search, s_ckpt, _ = r.fit("search-wo_adv", "search", ft_ckpt, adv_steps=1, adv_init_mag=0.0)
+        ticket, _, _ = r.fit("ticket-wo_adv", "draw", s_ckpt)
+        rows["wo_adv"] = {**r.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": cfg["sparsity"]}
+    if "magnitude" in methods:
+        ticket, _, _ = r.fit("ticket-magnitude", "imp", ft_ckpt, epochs_finetune=0)
+        rows["magnitude"] = {**r.evaluate(ticket), **_budget(ft, ticket), "sparsity": cfg["sparsity"]}
+    if "random" in methods:
+        ticket, _, _ = r.fit("ticket-random", "random")
+        rows["random"] = {**r.evaluate(ticket), **_budget(ticket), "sparsity": cfg["sparsity"]}
+    if "freelb" in methods and cfg["freelb"]:
+        model, _, _ = r.fit("freelb", "freelb")
+        rows["freelb"] = {**r.evaluate(model), **_budget(model), "sparsity": 0.0}
+    if cfg["long"]:
+        e_total = 3 * cfg["epochs"]
+        model, _, _ = r.fit(
+            "dense_long", "dense", epochs_retrain=e_total, curve_epochs=[cfg["epochs"], e_total],
+            attacks=["wordswap"],
+        )  # fmt: skip
+        evaluation = r.evaluate(model, skip=("wordswap",))
+        evaluation["wordswap"] = model.curve[-1]["wordswap"]  # the curve's last point is this very model
+        rows["dense_long"] = {**evaluation, **_budget(model), "sparsity": 0.0, "curve": model.curve}
+    return rows
+
+
+def _fmt(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def results_table(per_seed: list[dict[str, Any]], attacks: list[str]) -> str:
+    methods = list(per_seed[0])
+    head = ["Method", "Sparsity", "Clean%"]
+    for a in attacks:
+        head += [f"{a} Aua%", f"{a} Suc%", f"{a} #Query"]
+    head += ["steps", "passes", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        rows = [s[m] for s in per_seed]
+        cells = [m, f"{rows[0]['sparsity']:.0%}", _fmt([r["clean_test_acc"] for r in rows])]
+        for a in attacks:
+            cells += [_fmt([r[a]["aua"] for r in rows]), _fmt([r[a]["suc"] for r in rows]),
+                      _fmt([r[a]["queries"] for r in rows])]  # fmt: skip
+        cells += [
+            f"{rows[0]['steps']:.0f}",
+            f"{rows[0]['passes']:.0f}",
+            _fmt([r["train_wall_s"] for r in rows]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def acceptance_checks(per_seed: list[dict[str, Any]]) -> list[str]:
+    """The spec's relative claims, evaluated on the mean over seeds (reported, never asserted)."""
+
+    def mean(method: str, key: str) -> float | None:
+        vals = []
+        for s in per_seed:
+            if method not in s:
+                return None
+            vals.append(s[method]["clean_test_acc"] if key == "clean" else s[method]["wordswap"]["aua"])
+        return statistics.mean(vals)
+
+    out = []
+    rob_aua, rob_clean, dense_clean = mean("robust", "aua"), mean("robust", "clean"), mean("dense", "clean")
+    if rob_aua is None:
+        return out
+    baselines = {m: mean(m, "aua") for m in ("magnitude", "random", "wo_adv") if mean(m, "aua") is not None}
+    if baselines:
+        best = max(baselines.values())
+        verdict = "PASS" if rob_aua >= best + 5 else "FAIL"
+        out.append(f"robust Aua {rob_aua:.1f} vs best same-sparsity ticket {best:.1f} (+5 needed): {verdict}")
+    verdict = "PASS" if abs(rob_clean - dense_clean) <= 3 else "FAIL"
+    out.append(f"robust clean {rob_clean:.1f} vs dense {dense_clean:.1f} (within 3): {verdict}")
+    dense_aua = mean("dense", "aua")
+    out.append(
+        f"robust Aua {rob_aua:.1f} vs dense (same epochs) {dense_aua:.1f}: {'PASS' if rob_aua > dense_aua else 'FAIL'}"
+    )
+    return out
+
+
+def curve_plot(per_seed: list[dict[str, Any]], path: Path) -> None:
+    curves = [s["dense_long"]["curve"] for s in per_seed if "dense_long" in s]
+    if not curves:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    for c in curves:
+        ax.plot([p["epoch"] for p in c], [p["wordswap"]["aua"] for p in c], "o-", label="dense Aua%")
+        ax.plot([p["epoch"] for p in c], [100 * p["test_acc"] for p in c], "s--", label="dense clean%")
+    ax.set_xlabel("epoch")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def reproduce_cli(argv: list[str]) -> int:
+    from robust_tickets.data import TextDataModule
+    from robust_tickets.evaluate import candidate_table
+    from robust_tickets.models import load_pretrained
+
+    parser = argparse.ArgumentParser(prog="robust-tickets reproduce", description=__doc__)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="mr-minilm")
+    parser.add_argument(
+        "--quick", action="store_true", help="n_train 256, 1 epoch per stage, 50 attacked, wordswap"
+    )
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--methods", default="robust,wo_adv,magnitude,random,freelb")
+    parser.add_argument(
+        "--model", default=None, help="override the preset's model (e.g. tiny-bert for smoke runs)"
+    )
+    parser.add_argument("--n-train", type=int, default=None)
+    parser.add_argument("--n-attack", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="E_ft = E_search = E_rt")
+    parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--sparsity", type=float, default=0.3)
+    parser.add_argument(
+        "--limit-val", type=float, default=1.0, help="fraction (or count if > 1) of dev batches"
+    )
+    parser.add_argument("--no-long", action="store_true", help="skip the dense_long (E_total) control")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=None, help="output folder (default: a new run directory)")
+    parser.add_argument("--keep-ckpts", action="store_true", help="keep the per-stage checkpoints")
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    cfg = dict(PRESETS[args.preset])
+    if args.quick:
+        cfg.update(QUICK)
+    for key, value in (("model", args.model), ("n_train", args.n_train), ("n_attack", args.n_attack), ("epochs", args.epochs),
+                       ("max_queries", args.max_queries)):  # fmt: skip
+        if value is not None:
+            cfg[key] = value
+    if args.no_long:
+        cfg["long"] = False
+    cfg["sparsity"], cfg["methods"] = args.sparsity, args.methods.split(",")
+    cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
+    folder = Path(args.out) if args.out else make_run_dir("robust_tickets", f"reproduce-{args.preset}")
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    per_seed = []
+    table = None
+    for i in range(args.seeds):
+        seed = 42 + i
+        dm = TextDataModule(
+            dataset=cfg["dataset"], root=args.root, tokenizer=cfg["model"], max_len=cfg["max_len"],
+            n_train=cfg["n_train"], n_attack=cfg["n_attack"], seed=seed,
+        )  # fmt: skip
+        dm.setup("fit")
+        if table is None:
+            emb = None
+            if dm.task.synonyms is None:
+                emb = load_pretrained(cfg["model"], dm.num_labels).get_input_embeddings().weight
+            table = candidate_table(dm.task, dm.tokenizer, emb)
+        with torch.random.fork_rng(devices=[]):
+            per_seed.append(run_seed(cfg, dm, table, folder, seed))
+    wall = time.perf_counter() - start
+    md = results_table(per_seed, cfg["attacks"])
+    checks = acceptance_checks(per_seed)
+    cmd = "robust-tickets reproduce " + " ".join(argv)
+    text = f"# robust-tickets reproduce ({args.preset})\n\nCommand: `{cmd}`\n\n{md}\n\n"
+    text += "\n".join(f"- {c}" for c in checks) + f"\n\nTotal wall time: {wall:.0f} s\n"
+    write_text_atomic(folder / "results.md", text)
+    write_json_atomic(
+        folder / "results.json", {"config": cfg, "seeds": per_seed, "checks": checks, "wall_s": wall}
+    )
+    curve_plot(per_seed, folder / "dense_curve.png")
+    for ckpt in [] if args.keep_ckpts else folder.glob("*.ckpt"):
+        ckpt.unlink()  # checkpoints of intermediate stages are large; results.json keeps the numbers
+    print(text)
+    log(f"reproduce: results in {folder}")
+    return 0

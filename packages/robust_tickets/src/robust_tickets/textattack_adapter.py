@@ -1,0 +1,48 @@
+"""Optional TextAttack adapter (install ``textattack`` yourself; it is not a declared extra): runs a TextAttack recipe on a
+checkpoint. TextAttack downloads its resources (USE, counter-fitted embeddings, NLTK data) at run time, so it
+works only where those are available; it is imported lazily and was not exercised in this package's tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+RECIPES = {
+    "textfooler": "TextFoolerJin2019",
+    "textbugger": "TextBuggerLi2018",
+    "bert-attack": "BERTAttackLi2020",
+    "deepwordbug": "DeepWordBugGao2018",
+    "pwws": "PWWSRen2019",
+}
+
+
+def run_textattack(args: Any) -> int:
+    recipe = args.attack.split(":", 1)[1]
+    if recipe not in RECIPES:
+        raise SystemExit(
+            f"robust-tickets attack: unknown TextAttack recipe {recipe!r}; one of {', '.join(RECIPES)}"
+        )
+    try:
+        import textattack
+    except ImportError as exc:
+        raise SystemExit(
+            "robust-tickets attack: textattack is not installed; `pip install textattack` "
+            "(it also needs online resources) or use --attack wordswap|charswap|pgd"
+        ) from exc
+    from robust_tickets.cli import _load_for_attack
+
+    module, dm = _load_for_attack(args.ckpt, {"n_attack": args.n, "root": args.root})
+    wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(module.net.backbone, dm.tokenizer)
+    attack = getattr(textattack.attack_recipes, RECIPES[recipe]).build(wrapper)
+    split = dm.attack_split()
+    dataset = textattack.datasets.Dataset(list(zip(split.texts, split.labels, strict=True)))
+    attack_args = textattack.AttackArgs(
+        num_examples=len(split), query_budget=args.max_queries, disable_stdout=True
+    )
+    results = textattack.Attacker(attack, dataset, attack_args).attack_dataset()
+    ok = sum(type(r).__name__ == "SuccessfulAttackResult" for r in results)
+    failed = sum(type(r).__name__ == "FailedAttackResult" for r in results)
+    n = len(results)
+    print(
+        f"textattack {textattack.__version__} {recipe}: clean {100 * (ok + failed) / n:.1f} aua {100 * failed / n:.1f}"
+    )
+    return 0

@@ -1,0 +1,141 @@
+"""Criteria 12-14: attack accounting, validity and batching invariance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from robust_tickets.attacks import (
+    AttackResult,
+    Victim,
+    charswap_attack,
+    embedding_neighbour_table,
+    levenshtein,
+    pgd_attack,
+    run_attack,
+    summarize,
+    table_hash,
+    wordswap_attack,
+)
+from robust_tickets.data import lexicon_polarity
+
+
+def test_summary_accounting():
+    statuses = ["success"] * 3 + ["failed"] * 2 + ["skipped"] * 5
+    queries = [10, 20, 30, 40, 50] + [1] * 5
+    res = [AttackResult("a", "b", 1, s, q) for s, q in zip(statuses, queries, strict=True)]
+    s = summarize(res)
+    assert (s.clean, s.aua, s.suc) == (0.5, 0.2, 0.6)
+    assert s.suc == pytest.approx((s.clean - s.aua) / s.clean)
+    assert s.avg_queries == 30.0 and s.skipped == 5
+
+
+class StubVictim:
+    """p(pos) = sigmoid(#good - #bad + 0.5 #fine + 0.1)."""
+
+    def probs(self, texts):
+        out = []
+        for t in texts:
+            w = t.split()
+            score = w.count("good") - w.count("bad") + 0.5 * w.count("fine") + 0.1
+            p = 1 / (1 + math.exp(-score))
+            out.append([1 - p, p])
+        return np.array(out)
+
+
+def test_wordswap_hand_computed_query_count():
+    table = {"good": ["fine", "bad"], "movie": ["film"]}
+    [res] = run_attack(wordswap_attack(table, frozenset()), [("good movie", 1)], StubVictim())
+    # 1 initial + 2 deletions (good, movie) + 2 candidates for "good" ("bad movie" flips)
+    assert res.status == "success" and res.queries == 5 and res.perturbed == "bad movie"
+
+
+def test_max_queries_truncates_and_skipped_examples():
+    table = {"good": ["fine"]}
+    results = run_attack(
+        wordswap_attack(table, frozenset(), max_queries=4), [("good good movie", 1), ("bad", 1)], StubVictim()
+    )
+    assert results[0].status == "failed" and results[0].queries == 4
+    assert results[1].status == "skipped" and results[1].queries == 1
+    assert summarize(results).avg_queries == 4
+
+
+@pytest.fixture
+def victim64(tiny_backbone, tokenizer, synthetic):
+    """The tiny random model in float64 with a rescaled, centred head so that its decisions are word-sensitive."""
+    model = tiny_backbone.double().eval()
+    texts = synthetic.split(200, seed=99).texts
+    with torch.no_grad():
+        model.classifier.weight.mul_(300.0)
+        model.classifier.bias.zero_()
+        enc = tokenizer(texts, padding=True, return_tensors="pt")
+        logits = model(**enc).logits
+        model.classifier.bias[1] = -float((logits[:, 1] - logits[:, 0]).median())
+    return Victim(model, tokenizer, max_len=24, batch_size=128)
+
+
+def test_budget_and_same_sign_substitutes(victim64, synthetic):
+    split = synthetic.split(30, seed=11)
+    table = synthetic.synonym_table()
+    results = run_attack(
+        wordswap_attack(table, max_queries=20), list(zip(split.texts, split.labels, strict=True)), victim64
+    )
+    assert all(1 <= r.queries <= 20 for r in results)
+    for r in results:
+        if r.status == "success":
+            assert synthetic.label(r.perturbed) == r.label
+    assert any(r.status != "skipped" for r in results)
+
+
+def test_charswap_edit_distance(victim64, synthetic):
+    split = synthetic.split(20, seed=12)
+    results = run_attack(
+        charswap_attack(max_queries=200, max_edit_distance=4),
+        list(zip(split.texts, split.labels, strict=True)),
+        victim64,
+    )
+    assert all(levenshtein(r.original, r.perturbed) <= 4 for r in results)
+    assert any(r.perturbed != r.original for r in results)
+
+
+def test_pgd_respects_radius(tiny_backbone, tokenizer, synthetic):
+    split = synthetic.split(20, seed=13)
+    results, ratios = pgd_attack(
+        tiny_backbone.eval(), tokenizer, list(zip(split.texts, split.labels, strict=True)), 0.5
+    )
+    assert max(ratios) <= 1 + 1e-5
+    assert all(r.queries == (1 if r.status == "skipped" else 11) for r in results)
+
+
+def test_batched_and_sequential_attacks_identical(victim64, tokenizer, tiny_backbone, synthetic):
+    split = synthetic.split(50, seed=14)
+    examples = list(zip(split.texts, split.labels, strict=True))
+    attack = wordswap_attack(synthetic.synonym_table(n_candidates=10), max_queries=40)
+    batched = run_attack(attack, examples, victim64, parallel_examples=32)
+    sequential = run_attack(
+        attack, examples, Victim(victim64.model, tokenizer, 24, batch_size=1), parallel_examples=1
+    )
+    assert any(r.status == "success" for r in batched) and any(r.status == "failed" for r in batched)
+    assert [(r.perturbed, r.status, r.queries) for r in batched] == [
+        (r.perturbed, r.status, r.queries) for r in sequential
+    ]
+
+
+def test_embedding_table_filters_antonyms_and_hash_is_stable(tokenizer):
+    vocab = tokenizer.get_vocab()
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.randn(len(vocab), 16, generator=gen)
+    base = torch.randn(16, generator=gen) * 10
+    for word in ("good", "great", "bad"):
+        emb[vocab[word]] = base + 0.01 * torch.randn(16, generator=gen)
+    table = embedding_neighbour_table(
+        emb, tokenizer, ["good", "the"], n_candidates=5, polarity=lexicon_polarity()
+    )
+    assert "great" in table["good"] and "bad" not in table["good"]
+    assert "the" not in table  # stop word
+    again = embedding_neighbour_table(
+        emb, tokenizer, ["good", "the"], n_candidates=5, polarity=lexicon_polarity()
+    )
+    assert table_hash(table) == table_hash(again)

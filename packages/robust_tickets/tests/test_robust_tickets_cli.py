@@ -1,0 +1,155 @@
+"""Criterion 19 and the stage commands, plus bad-input errors (in-process, tiny model)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from robust_tickets.cli import main
+
+TINY = [
+    "--model.model_name",
+    "tiny-bert",
+    "--data.n_train",
+    "32",
+    "--data.batch_size",
+    "16",
+    "--data.n_attack",
+    "8",
+]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def _newest_run(prefix: str = "") -> Path:
+    root = Path(os.environ["PAPERLAB_RUNS"]) / "robust_tickets"
+    return max(
+        (p for p in root.iterdir() if p.name.split("-", 2)[-1].startswith(prefix)),
+        key=lambda p: p.stat().st_mtime,
+    )
+
+
+def test_help_and_version(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for verb in ("train", "finetune", "search", "draw", "pipeline", "attack", "reproduce", "bench"):
+        assert verb in out
+    assert main(["--version"]) == 0
+    assert "robust-tickets 0.1.0" in capsys.readouterr().out
+
+
+def test_default_fast_dev_run_and_print_config_round_trip(tmp_path, capsys):
+    assert main(["train", "--trainer.fast_dev_run=true", *QUIET]) == 0  # MiniLM, synthetic task
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--print_config", "--model.model_name", "tiny-bert"])
+    assert info.value.code in (0, None)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(capsys.readouterr().out)
+    assert "legacy_freelb_average" in cfg.read_text()
+    assert main(["train", "--config", str(cfg), "--trainer.fast_dev_run=true", *QUIET]) == 0
+
+
+def test_stage_commands_chain(capsys):
+    epochs = ["--model.epochs_finetune", "1", "--model.epochs_search", "1", "--model.epochs_retrain", "1"]
+    common = [*TINY, *epochs, *QUIET, "--model.attacks", "[]"]
+    assert main(["finetune", *common, "--run_name", "ft"]) == 0
+    ft = _newest_run("ft") / "checkpoints" / "last.ckpt"
+    assert main(["search", "--finetuned", str(ft), *common, "--run_name", "se"]) == 0
+    se = _newest_run("se")
+    history = json.loads((se / "metrics.json").read_text())["history"]
+    assert history[-1]["phase"] == "search" and "l0" in history[-1]
+    assert main(["draw", "--masks", str(se / "checkpoints" / "last.ckpt"), "--sparsity", "0.4", "--from", "best",
+                 *common, "--run_name", "dr"]) == 0  # fmt: skip
+    dr = _newest_run("dr")
+    metrics = json.loads((dr / "metrics.json").read_text())
+    assert metrics["ticket_sparsity"] == pytest.approx(0.4, abs=2e-5)
+    assert "test_acc" in metrics["final"]
+    ticket = str(dr / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    assert main(["ticket-stats", "--ckpt", ticket]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["sparsity"] == pytest.approx(0.4, abs=2e-5) and "layer0" in stats["per_layer_sparsity"]
+    assert (
+        main(["evaluate", "--ckpt", ticket, *TINY, *QUIET, "--model.attacks", "[pgd]", "--run_name", "ev"])
+        == 0
+    )
+    evaluated = json.loads((_newest_run("ev") / "metrics.json").read_text())
+    assert "test_acc" in evaluated["test"] and evaluated["evaluate"]["pgd"]["n"] == 8
+    assert evaluated["ticket_sparsity"] == pytest.approx(0.4, abs=2e-5)  # the binary ticket mode was restored
+    for attack in ("wordswap", "charswap", "pgd"):
+        assert main(["attack", "--ckpt", ticket, "--attack", attack, "--n", "6", "--max-queries", "50"]) == 0
+        run = _newest_run(f"attack-{attack}")
+        assert (run / f"attack_{attack}.csv").is_file() and (run / f"attack_{attack}_perturbed.txt").is_file()
+        summary = json.loads((run / f"attack_{attack}_summary.json").read_text())
+        assert summary["n"] == 6 and 0 <= summary["aua"] <= summary["clean"] <= 100
+
+
+def test_bad_inputs(tmp_path):
+    from robust_tickets.module import TicketModule
+    from transformers import BertConfig, BertForSequenceClassification
+
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        TicketModule(model_name="no-such-model")
+    with pytest.raises(ValueError, match="sparsity"):
+        TicketModule(model_name="tiny-bert", sparsity=1.0)
+    with pytest.raises(ValueError, match="unknown method"):
+        TicketModule(model_name="tiny-bert", method="magic")
+    with pytest.raises(ValueError, match="init_ckpt"):
+        TicketModule(model_name="tiny-bert", method="search")
+    small = tmp_path / "small-bert"
+    BertForSequenceClassification(
+        BertConfig(
+            vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).save_pretrained(small)
+    with pytest.raises(ValueError, match="tokenizer/model mismatch"):
+        main(["train", "--model.model_name", str(small), "--trainer.fast_dev_run=true", *QUIET])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["attack", "--ckpt", str(tmp_path / "missing.ckpt")])
+
+
+def test_smoke_code_path_on_cpu():
+    from robust_tickets.smoke import smoke_steps
+
+    line = smoke_steps("cpu", "tiny-bert", steps=2)
+    assert "ticket sparsity 0.300" in line
+
+
+def test_reproduce_smoke_on_tiny_model(tmp_path):
+    out = tmp_path / "repro"
+    args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "32", "--n-attack", "6"]
+    assert main(["reproduce", *args, "--max-queries", "30", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = results["seeds"][0]
+    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "random"}
+    assert rows["robust"]["steps"] == 3 * rows["dense"]["steps"]  # stage 1 + search + retrain, 1 epoch each
+    table = (out / "results.md").read_text()
+    assert "| robust | 30% |" in table and "wordswap Aua%" in table
+    assert not list(out.glob("*.ckpt"))
+
+
+def test_synonyms_build_lexicon_table(tmp_path, capsys):
+    out = tmp_path / "syn.json"
+    assert main(["synonyms", "build", "--source", "lexicon", "--out", str(out)]) == 0
+    table = json.loads(out.read_text())
+    assert len(table) > 1000 and "sha256" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("preset", ["default", "paper", "sst2_paper", "official_code", "mr_minilm", "tiny"])
+def test_presets_only_use_known_fields(preset):
+    import inspect
+
+    import robust_tickets
+    import yaml
+    from robust_tickets.data import TextDataModule
+    from robust_tickets.module import TicketModule
+
+    cfg = yaml.safe_load((Path(robust_tickets.__file__).parent / "configs" / f"{preset}.yaml").read_text())
+    fields = {
+        "model": set(inspect.signature(TicketModule.__init__).parameters),
+        "data": set(inspect.signature(TextDataModule.__init__).parameters),
+    }
+    for section, values in cfg.items():
+        if section in fields:
+            assert set(values) <= fields[section], (preset, set(values) - fields[section])

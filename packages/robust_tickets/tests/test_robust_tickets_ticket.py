@@ -1,0 +1,169 @@
+"""Criterion 6, 7 and 17: ticket drawing, rewinding and retraining; search dynamics; legacy flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from pytorch_lightning import Callback
+from robust_tickets.losses import draw_global, random_scores
+from robust_tickets.models import MaskedModel, load_pretrained, state_hash
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.2, 0.3, 0.4, 0.999])
+def test_draw_sparsity_exact(sparsity):
+    scores = torch.randn(10_007, generator=torch.Generator().manual_seed(0))
+    keep = draw_global(scores, sparsity)
+    assert abs(int((~keep).sum()) - sparsity * scores.numel()) <= 1
+    kept_min = scores[keep].min() if keep.any() else float("inf")
+    assert (~keep).sum() == 0 or scores[~keep].max() <= kept_min
+
+
+def test_draw_ties_broken_by_flat_index_and_bad_sparsity():
+    keep = draw_global(torch.zeros(10), 0.3)
+    assert keep.tolist() == [False] * 3 + [True] * 7
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match="sparsity"):
+            draw_global(torch.zeros(10), bad)
+
+
+def test_global_ranking_gives_different_layer_sparsities():
+    a = torch.randn(1000, generator=torch.Generator().manual_seed(1)) - 1.0
+    b = torch.randn(3000, generator=torch.Generator().manual_seed(2)) + 1.0
+    keep = draw_global(torch.cat([a, b]), 0.3)
+    s_a, s_b = 1 - keep[:1000].float().mean(), 1 - keep[1000:].float().mean()
+    assert s_a > 0.6 and s_b < 0.2
+
+
+def test_ticket_gates_exactly_binary(tiny_backbone):
+    net = MaskedModel(tiny_backbone, mode="binary")
+    keep = draw_global(random_scores(net.num_entries, 0), 0.3)
+    net.set_ticket(keep)
+    for train in (True, False):
+        net.train(train)
+        gates = net.compute_gates()
+        assert set(torch.unique(gates).tolist()) == {0.0, 1.0}
+        assert int((gates == 0).sum()) == int(round(0.3 * net.num_entries))
+
+
+class _RewindProbe(Callback):
+    def __init__(self):
+        self.finetuned = None
+        self.at_retrain = None
+
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.current_epoch == 0:
+            self.finetuned = {k: v.clone() for k, v in module.net.backbone.state_dict().items()}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            self.at_retrain = {k: v.clone() for k, v in module.net.backbone.state_dict().items()}
+            self.ticket = module.net.ticket.clone()
+
+
+def test_imp_retrain_starts_from_pretrained_and_pruned_weights_stay_zero(fit_tiny):
+    probe = _RewindProbe()
+    module, _, _ = fit_tiny([probe], method="imp")
+    theta0 = load_pretrained("tiny-bert", 2, init_seed=module.hparams.seed).state_dict()
+    net = module.net
+    masked_keys = {s.name + ".weight": s for s in net.slots}
+    for key, value in probe.at_retrain.items():
+        if key in masked_keys:
+            s = masked_keys[key]
+            m = probe.ticket[s.offset : s.offset + s.numel].view_as(value)
+            assert torch.equal(value, theta0[key] * m)
+        else:
+            assert torch.equal(value, theta0[key]), key
+        assert (
+            not torch.equal(value, probe.finetuned[key])
+            or key.endswith("position_ids")
+            or "token_type" in key
+        )
+    assert int((net.ticket == 0).sum()) == round(0.3 * net.num_entries)
+    final = dict(net.backbone.named_parameters())
+    for s in net.slots:
+        m = net.ticket[s.offset : s.offset + s.numel].view(s.rows, s.cols)
+        w = final[s.name + ".weight"]
+        assert float(w.detach()[m == 0].abs().max()) == 0.0
+        assert not torch.equal(w, probe.at_retrain[s.name + ".weight"])  # kept weights did train
+
+
+class _SearchProbe(Callback):
+    def __init__(self):
+        self.backbone_grad_norms = []
+        self.hash_before = None
+
+    def on_train_start(self, trainer, module):
+        self.hash_before = state_hash(module.net.backbone)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        grads = [p.grad for p in module.net.backbone.parameters() if p.grad is not None]
+        self.backbone_grad_norms.append(
+            float(torch.norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0
+        )
+
+
+def test_search_dynamics_and_frozen_backbone(fit_tiny):
+    probe = _SearchProbe()
+    module, _, _ = fit_tiny(
+        [probe],
+        method="robust",
+        epochs_finetune=0,
+        epochs_retrain=0,
+        epochs_search=6,
+        n_train=64,
+        batch_size=8,
+    )
+    hist = [h for h in module.history if h["phase"] == "search"]
+    l0 = np.array([h["l0"] for h in hist])
+    near = np.array([h["near_binary"] for h in hist])
+    assert np.polyfit(np.arange(len(l0)), l0, 1)[0] < 0
+    assert near[-1] > near[0]
+    assert module.budget["search"]["optimizer_steps"] == 48
+    assert state_hash(module.net.backbone) == probe.hash_before
+    assert max(probe.backbone_grad_norms) == 0.0
+
+
+class _LegacyProbe(Callback):
+    def __init__(self):
+        self.carried = []  # backbone grad present BEFORE the step (not zeroed between steps)
+        self.norms = []  # (pre-clip total norm, mask-only norm)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.carried.append(any(p.grad is not None for p in module.net.backbone.parameters()))
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.norms.append((module.last_clip_norm, module.last_mask_grad_norm))
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_legacy_backbone_grads_accumulate_inside_the_clip_norm(fit_tiny, legacy):
+    probe = _LegacyProbe()
+    fit_tiny(
+        [probe], method="robust", epochs_finetune=0, epochs_retrain=0, epochs_search=1, legacy_backbone_grads=legacy,
+        legacy_freelb_average=legacy,
+    )  # fmt: skip
+    if legacy:
+        assert probe.carried == [False, True, True, True]
+        assert all(total > mask * 1.01 for total, mask in probe.norms)
+    else:
+        assert not any(probe.carried)
+        assert all(total == pytest.approx(mask) for total, mask in probe.norms)
+
+
+def test_official_code_preset_turns_every_legacy_flag_on():
+    import robust_tickets
+    from robust_tickets.module import TicketModule
+
+    preset = Path(robust_tickets.__file__).parent / "configs" / "official_code.yaml"
+    model_cfg = yaml.safe_load(preset.read_text())["model"]
+    import inspect
+
+    flags = [p for p in inspect.signature(TicketModule.__init__).parameters if p.startswith("legacy_")]
+    assert len(flags) == 5 and all(model_cfg[f] is True for f in flags)
+    module = TicketModule(model_name="tiny-bert", legacy_no_retrain_clip=True, attacks=[])
+    assert module.retrain_clip_mode() == "none"
+    assert TicketModule(model_name="tiny-bert", attacks=[]).retrain_clip_mode() == "value"
