@@ -136,3 +136,26 @@ def test_bad_env_ids() -> None:
         make_env("NoSuchEnv-v9")
     with pytest.raises(ValueError, match="exact regret needs the exact model P"):
         make_env("Blackjack-v1")
+
+
+def test_exact_evaluation_on_random_mdp_matches_enumeration(random_mdp) -> None:
+    """V^π of a stochastic time-dependent policy equals enumeration over all state-action paths (H = 3)."""
+    import itertools
+
+    mdp, H = random_mdp, 3
+    rng = np.random.default_rng(5)
+    policy = rng.dirichlet(np.ones(mdp.A), size=(H, mdp.S))
+    total = 0.0
+    for path in itertools.product(range(mdp.S), range(mdp.A), repeat=H):
+        states, actions = path[0::2], path[1::2]
+        prob = mdp.mu[states[0]]
+        ret = 0.0
+        for h in range(H):
+            prob *= policy[h, states[h], actions[h]]
+            ret += mdp.R[states[h], actions[h]]
+            if h + 1 < H:
+                prob *= mdp.P[states[h], actions[h], states[h + 1]]
+        total += prob * ret
+    assert evaluate_policy(mdp.P, mdp.R, policy)[0] @ mdp.mu == pytest.approx(total, abs=1e-12)
+    _, V = backward_induction(mdp.P, mdp.R, H)
+    assert V[0] @ mdp.mu >= total - 1e-12

@@ -27,3 +27,15 @@ def test_ops_linear_lmc_runs_with_both_feature_maps() -> None:
     assert np.allclose(np.linalg.norm(random_features(4, 2, 3), axis=-1), 1.0)
     with pytest.raises(ValueError, match="features"):
         make_agent("ops_linear_lmc:features=rbf", task_for(mdp, 10, 15), np.random.default_rng(0))
+
+
+def test_one_hot_fast_path_equals_dense_normal_equations() -> None:
+    mdp = make_env("riverswim", horizon=5)
+    agent = make_agent("ops_linear_lmc", task_for(mdp, 5, 10), np.random.default_rng(0))
+    run_agent(mdp, agent, 10, 5, seed=0)
+    theta_next = agent.theta[3]
+    diag, b_fast = agent.layer_system(2, theta_next)
+    agent.one_hot = False
+    dense, b_dense = agent.layer_system(2, theta_next)
+    assert np.allclose(dense.numpy(), np.diag(diag.numpy()), atol=1e-12)
+    assert np.allclose(b_fast.numpy(), b_dense.numpy(), atol=1e-12)

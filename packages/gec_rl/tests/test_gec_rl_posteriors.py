@@ -17,6 +17,7 @@ from gec_rl.posteriors import (
     gamma_at,
     sample_dirichlet_rows,
     sample_dirichlet_sparse,
+    sample_models_sparse,
     sir_probabilities,
     sir_select,
     sparse_expected_reward,
@@ -184,6 +185,16 @@ def test_sparse_sampler_marginals_pass_ks() -> None:
     # an all-unvisited row: the dropped entries are below τ, the marginals are still Beta(α₀, (S−1)α₀)
     unvisited = dense[:, 1, 0]
     assert stats.kstest(unvisited[:, 0], stats.beta(alpha0, (S - 1) * alpha0).cdf).pvalue > 0.01
+
+
+def test_fused_sparse_rewards_equal_separate_computation() -> None:
+    mdp = make_env("frozenlake")
+    counts = _counts(mdp.S, mdp.A, 2)
+    block, R = sample_models_sparse(np.random.default_rng(0), counts, 1 / mdp.S, 0.5, 3, mdp.r)
+    np.testing.assert_allclose(R, sparse_expected_reward(block, mdp.r, 3), atol=1e-13)
+    dense = block_to_dense(block, 3, mdp.S, mdp.A)
+    np.testing.assert_allclose(R, expected_reward(dense, mdp.r), atol=1e-13)
+    np.testing.assert_allclose(dense.sum(-1), 1.0, atol=1e-12)
 
 
 def test_ops_sparse_and_dense_paths_both_run_on_taxi() -> None:

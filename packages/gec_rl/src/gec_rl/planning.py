@@ -77,18 +77,30 @@ def block_diagonal(models: list[sp.csr_matrix]) -> sp.csr_matrix:
     return sp.block_diag(models, format="csr")
 
 
+def row_max(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """max over the (short) last axis by A − 1 element-wise maxima: much faster than ``x.max(-1)`` for A ≈ 4–6."""
+    np.copyto(out, x[:, 0])
+    for a in range(1, x.shape[1]):
+        np.maximum(out, x[:, a], out=out)
+    return out
+
+
 def plan_sparse(P_block: sp.csr_matrix, R: np.ndarray, H: int) -> tuple[np.ndarray, np.ndarray]:
     """Batched sparse backup: one (M·S·A)×(M·S) CSR mat-vec per step for all M models (spec §2.10).
 
     ``R`` has shape (M, S, A). Returns Q (M,H,S,A) and V (M,H+1,S) like :func:`plan`.
     """
     M, S, A = R.shape
-    Q = np.empty((M, H, S, A))
-    V = np.zeros((M, H + 1, S))
+    Q = np.empty((H, M * S * A))
+    V = np.zeros((H + 1, M * S))
+    R_flat = R.reshape(-1)
     for h in range(H - 1, -1, -1):
-        Q[:, h] = R + (P_block @ V[:, h + 1].reshape(-1)).reshape(M, S, A)
-        V[:, h] = Q[:, h].max(-1)
-    return Q, V
+        q = P_block @ V[h + 1]
+        q += R_flat
+        Q[h] = q
+        row_max(q.reshape(M * S, A), out=V[h])
+    # step-major storage keeps every backup contiguous; return (M, H, S, A) / (M, H+1, S) views
+    return Q.reshape(H, M, S, A).transpose(1, 0, 2, 3), V.reshape(H + 1, M, S).transpose(1, 0, 2)
 
 
 def greedy_policy(Q: np.ndarray) -> np.ndarray:

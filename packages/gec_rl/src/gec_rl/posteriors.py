@@ -44,10 +44,17 @@ def sample_dirichlet_rows(rng: np.random.Generator, concentration: np.ndarray, M
     return w / w.sum(-1, keepdims=True)
 
 
-def sample_dirichlet_sparse(
-    rng: np.random.Generator, counts: np.ndarray, alpha0: float, eta: float, M: int, tau: float = 1e-12
-) -> sp.csr_matrix:
-    """M sparse draws of the rows Dir(α₀ + η N) stacked block-diagonally as a (M·S·A, M·S) CSR matrix.
+def sample_models_sparse(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    alpha0: float,
+    eta: float,
+    M: int,
+    r: np.ndarray | None = None,
+    tau: float = 1e-12,
+) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    """M sparse draws of the rows Dir(α₀ + η N) stacked block-diagonally as a (M·S·A, M·S) CSR matrix, and (if
+    the known rewards ``r`` are given) the models' expected rewards R_f(s,a) = Σ_s' P_f r, shape (M, S, A).
 
     Visited entries (N > 0) are exact Gamma(α₀ + ηN) draws. Each unvisited entry is Gamma(α₀) = G·U^{1/α₀}
     with G ~ Gamma(1 + α₀), U ~ U(0, 1) (spec §2.10); only entries with U > τ^{α₀} are kept (their value
@@ -100,15 +107,25 @@ def sample_dirichlet_sparse(
         logv = np.concatenate([logv, np.log(dense[r_extra, c_extra])])
         order = np.argsort(row, kind="stable")
         row, col, logv = row[order], col[order], logv[order]
-    row_max = np.full(n_rows, -np.inf)
-    np.maximum.at(row_max, row, logv)
-    w = np.exp(logv - row_max[row])
-    sums = np.bincount(row, weights=w, minlength=n_rows)
-    data = w / sums[row]
-    model = row // rows_per_model
-    cols = model * S + col
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=n_rows))])
-    return sp.csr_matrix((data, cols, indptr), shape=(n_rows, M * S))
+    per_row = np.bincount(row, minlength=n_rows)  # every row has ≥ 1 entry; rows are sorted
+    starts = np.concatenate([[0], np.cumsum(per_row)[:-1]])
+    w = np.exp(logv - np.repeat(np.maximum.reduceat(logv, starts), per_row))
+    data = w / np.repeat(np.add.reduceat(w, starts), per_row)
+    block = sp.csr_matrix(
+        (data, (row // rows_per_model) * S + col, np.append(starts, row.size)), shape=(n_rows, M * S)
+    )
+    if r is None:
+        return block, None
+    rewards = data * r.reshape(rows_per_model, S)[row % rows_per_model, col]
+    return block, np.add.reduceat(rewards, starts).reshape(M, S, A)
+
+
+def sample_dirichlet_sparse(
+    rng: np.random.Generator, counts: np.ndarray, alpha0: float, eta: float, M: int, tau: float = 1e-12
+) -> sp.csr_matrix:
+    """M sparse draws of Dir(α₀ + η N) rows as a block-diagonal (M·S·A, M·S) CSR matrix (see
+    :func:`sample_models_sparse`)."""
+    return sample_models_sparse(rng, counts, alpha0, eta, M, tau=tau)[0]
 
 
 def block_to_dense(P_block: sp.csr_matrix, M: int, S: int, A: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from gec_rl.posteriors import (
     check_posterior_params,
     gamma_at,
     sample_dirichlet_rows,
-    sample_dirichlet_sparse,
+    sample_models_sparse,
     sir_select,
 )
 
@@ -64,10 +64,9 @@ class OPSModelBased(CountingAgent):
             self.sampler == "auto" and use_sparse_path(task.S, self.alpha0, self.counts, self.tau)
         )
         if sparse:
-            from gec_rl.posteriors import sparse_expected_reward
-
-            block = sample_dirichlet_sparse(self.rng, self.counts, self.alpha0, self.eta, self.M, self.tau)
-            R = sparse_expected_reward(block, task.r, self.M)
+            block, R = sample_models_sparse(
+                self.rng, self.counts, self.alpha0, self.eta, self.M, task.r, self.tau
+            )
             Q, V = plan_sparse(block, R, task.H)
         else:
             P = sample_dirichlet_rows(self.rng, self.alpha0 + self.eta * self.counts, self.M)
