@@ -55,3 +55,22 @@ def test_offline_runner_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert offline.main(["--help"]) == 0
     with pytest.raises(ValueError, match="module:function"):
         offline.load_entry_point("no_colon")
+
+
+def test_slow_tests_are_opt_in(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_inner="""
+        import pytest
+
+        @pytest.mark.slow
+        def test_long():
+            pass
+
+        def test_short():
+            pass
+        """
+    )
+    default = pytester.runpytest_subprocess("-p", "paperlab.testing", "-p", "no:cacheprovider")
+    default.assert_outcomes(passed=1, skipped=1)
+    opted_in = pytester.runpytest_subprocess("-p", "paperlab.testing", "-p", "no:cacheprovider", "-m", "slow")
+    opted_in.assert_outcomes(passed=1, deselected=1)

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from r2rise.demos import Demonstrations, make_demos
@@ -22,13 +20,3 @@ def planted_demos() -> Demonstrations:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``slow`` tests unless a marker expression is given (e.g. ``-m slow``), whatever the invocation."""
-    if config.getoption("markexpr", ""):
-        return
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
-    for item in items:
-        if "slow" in item.keywords and item.path.is_relative_to(Path(__file__).parent):
-            item.add_marker(skip)

@@ -27,13 +27,3 @@ def teacher(teacher_vit) -> Teacher:
 @pytest.fixture
 def images() -> torch.Tensor:
     return torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``slow`` tests (the digits17 claim, DDP) unless they are selected explicitly with ``-m slow``."""
-    if "slow" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="slow: opt in with -m slow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)

@@ -4,6 +4,7 @@
 * sets ``HF_HUB_OFFLINE=1`` and friends,
 * pins torch/OpenMP to one thread per test process (parallel xdist workers otherwise oversubscribe),
 * sends run directories (``$PAPERLAB_RUNS``) into a temporary folder,
+* skips tests marked ``slow`` unless they are selected with ``-m slow``,
 * offers fixtures: ``tiny_trainer_kwargs``, ``tiny_trainer``, ``shared_data`` and ``cli_runner``.
 
 Mark a test ``@pytest.mark.allow_network`` to lift the guard for it.
@@ -37,6 +38,16 @@ def pytest_configure(config: pytest.Config) -> None:
     except ImportError:  # pragma: no cover - torch is a paperlab dependency
         pass
     install_network_guard()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``slow`` tests unless the ``-m`` expression names them (``-m slow``, ``make test-slow``)."""
+    if "slow" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: opt in with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
