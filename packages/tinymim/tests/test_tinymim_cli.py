@@ -11,6 +11,7 @@ import yaml
 from tinymim.cli import main
 from tinymim.commands import export_state
 from tinymim.models import ViTConfig, build_vit, embed_tokens
+from tinymim.module import load_student_state
 from tinymim.teacher import save_tinymim_checkpoint
 
 
@@ -197,3 +198,54 @@ def test_ddp_two_cpu_processes_without_unused_parameter_search(cli_runner, tmp_p
         env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
     assert "Trainer.fit` stopped" in proc.stderr + proc.stdout
+
+
+def test_train_chain_passes_each_student_on_as_the_next_teacher(isolated_cache, tmp_path, monkeypatch):
+    """`train --chain A,B`: step B distils from step A's student (a `tinymim:` checkpoint whose adaptive last block
+    has 4 heads, read natively), each step in its own run directory, listed in chain.json."""
+    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
+    second = tmp_path / "second.yaml"
+    second.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "student": {"embed_dim": 16, "depth": 2, "num_heads": 2, "last_heads": 4},
+                    "teacher": {"target_block": 4, "relation_heads": "native"},
+                }
+            }
+        )
+    )
+    args = ["train", "--chain", f"default,{second}", "--trainer.fast_dev_run=true", "--data.dataset=digits32"]
+    assert main([*args, "--model.teacher.source=random"]) == 0
+    root = next((tmp_path / "runs" / "tinymim").iterdir())
+    record = json.loads((root / "chain.json").read_text())
+    first, last = record["steps"]
+    assert first["teacher"] is None and last["teacher"] == first["student"]
+    metrics = json.loads((root / "step2-second" / "metrics.json").read_text())["distill"]
+    assert metrics["teacher"]["source"] == f"tinymim:{first['student']}"
+    assert metrics["teacher"]["target_block"] == 4
+    _, config, _ = load_student_state(last["student"])
+    assert config.embed_dim == 16 and config.depth == 2
+
+
+def test_train_chain_rejects_bad_values(capsys):
+    assert main(["train", "--chain", "default"]) == 2
+    assert "at least two" in capsys.readouterr().err
+    assert main(["train", "--chain", "B-S-T", "--config", "default"]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_named_chains_are_the_papers_sequences():
+    from importlib.resources import files
+
+    from tinymim.chain import NAMED_CHAINS, chain_steps
+
+    assert chain_steps("L-B-S") == ["paper-b-from-l", "paper-s-from-b"]
+    assert chain_steps("B-S-T") == ["paper-s-from-mae-b", "paper-t-from-s"]
+    for steps in NAMED_CHAINS.values():
+        first, second = (
+            yaml.safe_load((files("tinymim") / "configs" / f"{s}.yaml").read_text()) for s in steps
+        )
+        assert first["model"]["teacher"]["source"].startswith("mae:")
+        assert second["model"]["teacher"]["source"].startswith("tinymim:")
+        assert second["model"]["teacher"]["target_block"] == first["model"]["student"]["depth"]
