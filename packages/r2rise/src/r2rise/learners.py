@@ -263,28 +263,29 @@ def _mlp_binary_grads(
     target: torch.Tensor,
     scale: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """``bc_mlp`` gradients for A = 2 with seven passes over the (M, K, h) activations instead of about fifteen.
+    """``bc_mlp`` gradients for A = 2 with seven passes over the (M, h, K) activations instead of about fifteen.
 
     Exact rewrites (real arithmetic): only the logit difference matters, z = h·v + c with v = w2₁ − w2₀,
     c = b2₁ − b2₀, p₁ = σ(z), and ∂/∂l₀ = −∂/∂l₁ = −g with g = (p₁ − y₁)/n_m. The first-layer gradient
-    Σ_k x_k (g_k v ∘ tanh'(u_k)) is computed as v ∘ Σ_k (g_k x_k) tanh'(u_k), so the (M, K, h) tensor is never
+    Σ_k x_k (g_k v ∘ tanh'(u_k)) is computed as v ∘ Σ_k (g_k x_k) tanh'(u_k), so the (M, h, K) tensor is never
     multiplied by g or v. In float64, tanh is evaluated as 2σ(2u) − 1, several times faster than ``torch.tanh`` on
     CPU (2u is exact; absolute error ~1e-16); float32 keeps ``torch.tanh``.
     """
     w2, b2 = params["w2"], params["b2"]
     v = w2[:, 1:] - w2[:, :1]  # (M, 1, h)
     c = b2[..., 1:] - b2[..., :1]  # (M, 1, 1)
+    # activations are kept as (M, h, K): with K ≈ 500 frames contiguous, MKL's batched matmuls are faster here
     if x.dtype == torch.float64:
-        hidden = torch.bmm(x, (2 * params["l1"]).transpose(1, 2)).sigmoid_()  # σ(2u); 2u is exact
+        hidden = torch.bmm(2 * params["l1"], x_t).sigmoid_()  # σ(2u); 2u is exact
         hidden = torch.add(hidden.new_tensor(-1.0), hidden, alpha=2)  # tanh(u) = 2σ(2u) − 1
     else:
-        hidden = torch.bmm(x, params["l1"].transpose(1, 2)).tanh_()
-    z = torch.bmm(hidden, v.transpose(1, 2)).add_(c)
-    g = z.sigmoid_().mul_(scale).add_(target[..., 1:])  # (M, K, 1)
-    g_sum = g.sum(dim=1, keepdim=True)
-    grad_w2 = torch.bmm(g.transpose(1, 2), hidden)
+        hidden = torch.bmm(params["l1"], x_t).tanh_()
+    z = torch.bmm(v, hidden).add_(c)  # (M, 1, K)
+    g = z.sigmoid_().mul_(scale.transpose(1, 2)).add_(target[..., 1:].transpose(1, 2))
+    g_sum = g.sum(dim=2, keepdim=True)  # (M, 1, 1)
+    grad_w2 = torch.bmm(g, hidden.transpose(1, 2))  # (M, 1, h)
     deriv = torch.addcmul(hidden.new_tensor(1.0), hidden, hidden, value=-1)  # tanh' = 1 − h²
-    grad_l1 = torch.bmm(x_t * g.transpose(1, 2), deriv).mul_(v)  # (M, d+1, h)
+    grad_l1 = torch.bmm(x_t * g, deriv.transpose(1, 2)).mul_(v)  # (M, d+1, h)
     return {
         "l1": grad_l1.transpose(1, 2),
         "w2": torch.cat([-grad_w2, grad_w2], dim=1),
