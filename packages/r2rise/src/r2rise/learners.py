@@ -68,7 +68,10 @@ def ensemble_logits(learner: str, params: dict[str, torch.Tensor], obs: torch.Te
 
 
 def weighted_ce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Per-model loss_m = Σ_f W_mf · CE_mf / max(1, Σ_f W_mf): (M, F, A), (F,), (M, F) → (M,)."""
+    """Per-model loss_m = Σ_f W_mf · CE_mf / max(1, Σ_f W_mf): (M, F, A), (F,), (M, F) → (M,).
+
+    The objective as a plain autograd-able expression; ``fit_ensemble`` optimises it through the hand-written
+    ``ensemble_grads``, which the tests check against autograd of this function."""
     logp = torch.log_softmax(logits, dim=-1)
     ce = -logp.gather(-1, labels.expand(logits.shape[0], -1)[..., None]).squeeze(-1)
     return (weights * ce).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
