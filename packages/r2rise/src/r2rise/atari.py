@@ -1,7 +1,8 @@
 """The paper's Atari setup (spec §2.12): Nature-DQN CNN behaviour cloning on 4×84×84 uint8 stacks.
 
-Only the model, the batched ensemble and the score blanking are exercised without ROMs; ``make_atari_env``
-needs ``pip install r2rise[atari]`` (ale-py) and raises a one-line ``ImportError`` otherwise.
+``make_atari_env`` needs ``pip install 'r2rise[atari]'`` (ale-py, whose wheels ship the ROMs, and opencv) and
+raises a one-line ``ImportError`` otherwise; ``envs.make_env`` routes Atari ids here for recording, training and
+evaluation.
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ def mask_score(obs: np.ndarray, game: str) -> np.ndarray:
     return out
 
 
-def make_atari_env(env_id: str = "BreakoutNoFrameskip-v4", seed: int = 0):
-    """gymnasium Atari env with the paper-code preprocessing (84×84 grey, frame-skip 4, 4 stacked frames)."""
+def make_atari_env(
+    env_id: str = "BreakoutNoFrameskip-v4", seed: int = 0, max_episode_steps: int | None = None
+):
+    """gymnasium Atari env with the paper-code preprocessing (84×84 grey, frame-skip 4, 4 stacked frames); an
+    optional time limit in agent steps. Needs ``r2rise[atari]`` (ale-py ≥ 0.9 ships the ROMs; opencv for the
+    resize)."""
     try:
         import ale_py
     except ImportError as err:
@@ -86,5 +91,7 @@ def make_atari_env(env_id: str = "BreakoutNoFrameskip-v4", seed: int = 0):
         env, frame_skip=4, screen_size=84, grayscale_obs=True, terminal_on_life_loss=False
     )
     env = FrameStackObservation(env, 4)
+    if max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps)
     env.reset(seed=seed)
     return env

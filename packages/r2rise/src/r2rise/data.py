@@ -103,9 +103,15 @@ class DemosDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         demos = self.prepare_demos()
         obs, actions, _ = demos.frames()
-        obs = obs.reshape(obs.shape[0], -1)
+        images = obs.ndim > 2  # Atari stacks stay (F, 4, 84, 84) uint8; the CNN scales them itself
+        if not images:
+            obs = obs.reshape(obs.shape[0], -1)
         self.normaliser = (
-            Normaliser.for_env(self.env_id, obs) if self.obs_scaling == "env" else Normaliser.fit(obs)
+            None
+            if images
+            else Normaliser.for_env(self.env_id, obs)
+            if self.obs_scaling == "env"
+            else Normaliser.fit(obs)
         )
         weights = np.ones((1, obs.shape[0]))
         if self.mask_keep_p is not None:
@@ -119,13 +125,14 @@ class DemosDataModule(LightningDataModule):
             weights = frame_weights(grids_to_masks(grids, demos.length, self.block), demos.valid)
             if weights.sum() == 0:
                 raise ValueError(f"mask {self.mask_index} (keep_p={self.mask_keep_p}) keeps no frame")
+        inputs = torch.as_tensor(obs) if images else torch.as_tensor(obs, dtype=torch.float32)
         self.train_set = FullBatch(
-            torch.as_tensor(obs, dtype=torch.float32),
+            inputs,
             torch.as_tensor(actions, dtype=torch.long),
             torch.as_tensor(weights[0], dtype=torch.float32),
         )
         self.eval_set = FullBatch(
-            torch.as_tensor(obs, dtype=torch.float32),
+            inputs,
             torch.as_tensor(actions, dtype=torch.long),
             torch.ones(obs.shape[0]),
         )

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from paperlab.logging import atomic_open
-from r2rise.envs import Expert, check_env_id, env_spaces, expert_for
+from r2rise.envs import Expert, env_spaces, expert_for, make_env
 
 REQUIRED_FIELDS = ("obs", "actions", "valid", "returns", "env_id")
 
@@ -214,10 +213,9 @@ def record_demonstrations(
     ``max_attempts`` failures the shorter episode is kept and padded (``valid`` False). With ``length=None`` a
     demonstration is one full episode, padded to the longest one.
     """
-    check_env_id(env_id)
     expert = expert or expert_for(env_id)
     rng = np.random.default_rng(seed)
-    env = gym.make(env_id)
+    env = make_env(env_id)
     episodes: list[tuple[np.ndarray, np.ndarray, float]] = []
     episode_seed = seed * 10_000
     try:

@@ -40,17 +40,40 @@ EXPERTS: dict[str, Expert] = {
 }
 
 
+def is_atari(env_id: str) -> bool:
+    """Atari ids as the paper uses them (``BreakoutNoFrameskip-v4``) or ALE's own (``ALE/Breakout-v5``)."""
+    return "NoFrameskip" in env_id or env_id.startswith("ALE/")
+
+
 def check_env_id(env_id: str) -> None:
-    """Raise a one-line ``ValueError`` when ``env_id`` is not a registered gymnasium env."""
+    """Raise a one-line ``ValueError`` when ``env_id`` is not a registered gymnasium env (Atari ids register
+    ale-py's envs on first use; ale-py ≥ 0.9 wheels ship the ROMs)."""
+    if env_id not in gym.registry and is_atari(env_id):
+        try:
+            import ale_py
+        except ImportError as err:
+            raise ValueError(f"env {env_id!r} needs ale-py: pip install 'r2rise[atari]'") from err
+        gym.register_envs(ale_py)
     if env_id not in gym.registry:
         known = ", ".join(CLASSIC_ENVS)
         raise ValueError(f"unknown env {env_id!r}: not registered in gymnasium (classic control: {known})")
 
 
+def make_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
+    """One env as every part of the package sees it: ``gym.make`` for classic control, the paper-code Atari
+    preprocessing (``atari.make_atari_env``: 84×84 grey, frame-skip 4, 4-frame stack) for Atari ids.
+    ``max_episode_steps`` counts agent steps (after frame skipping)."""
+    check_env_id(env_id)
+    if is_atari(env_id):
+        from r2rise.atari import make_atari_env
+
+        return make_atari_env(env_id, max_episode_steps=max_episode_steps)
+    return gym.make(env_id, max_episode_steps=max_episode_steps)
+
+
 def env_spaces(env_id: str) -> tuple[tuple[int, ...], int]:
     """Observation shape and number of discrete actions of ``env_id``."""
-    check_env_id(env_id)
-    env = gym.make(env_id)
+    env = make_env(env_id)
     try:
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise ValueError(f"env {env_id!r}: R2RISE's learners need a Discrete action space")
@@ -87,7 +110,7 @@ def expert_for(env_id: str, demonstrator: str | None = None) -> Expert:
 
 def run_expert_episode(env_id: str, expert: Expert, seed: int, max_steps: int | None = None) -> float:
     """Return of one greedy expert episode from ``env.reset(seed=seed)``."""
-    env = gym.make(env_id)
+    env = make_env(env_id)
     try:
         obs, _ = env.reset(seed=seed)
         total, steps = 0.0, 0

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
 
-from r2rise.envs import check_env_id
+from r2rise.envs import check_env_id, is_atari, make_env
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps observations (M, B, d) to actions (M, B) for M models."""
 
 NATIVE_VECTOR = ("CartPole-v1",)
+ATARI_HORIZON = 27_000
+"""Default Atari evaluation cap in agent steps (108k frames at frame-skip 4, the usual ALE limit)."""
 
 
 @dataclass
@@ -40,8 +43,9 @@ class Evaluator:
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
         spec = gym.spec(self.env_id)
-        self.horizon = int(self.max_steps or spec.max_episode_steps or 1000)
-        probe = gym.make(self.env_id)
+        default = ATARI_HORIZON if is_atari(self.env_id) else spec.max_episode_steps
+        self.horizon = int(self.max_steps or default or 1000)
+        probe = make_env(self.env_id)
         self.num_actions = int(probe.action_space.n)
         probe.close()
         rng = np.random.default_rng([self.seed, 2024])
@@ -65,12 +69,7 @@ class Evaluator:
             state = self.initial_states[episode_index].T.copy()  # (4, num_envs) float64
             env.unwrapped.state = state
             return env, state.T.astype(np.float32)
-        env = gym.make_vec(
-            self.env_id,
-            num_envs=num_envs,
-            vectorization_mode="sync",
-            max_episode_steps=self.horizon,
-        )
+        env = gym.vector.SyncVectorEnv([partial(make_env, self.env_id, self.horizon)] * num_envs)
         obs, _ = env.reset(seed=[self.episode_seeds[r] for r in episode_index])
         return env, obs
 
@@ -84,7 +83,8 @@ class Evaluator:
         active = np.ones(num_models * runs, dtype=bool)
         try:
             for t in range(self.horizon):
-                actions = np.asarray(policy(obs.reshape(num_models, runs, -1))).reshape(-1).astype(np.int64)
+                batch = np.asarray(obs).reshape(num_models, runs, *np.shape(obs)[1:])
+                actions = np.asarray(policy(batch)).reshape(-1).astype(np.int64)
                 if self.epsilon > 0:
                     explore = self.uniforms[episode_index, t] < self.epsilon
                     actions = np.where(explore, self.random_actions[episode_index, t], actions)

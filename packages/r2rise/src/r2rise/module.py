@@ -18,12 +18,14 @@ class BCPolicyModule(LightningModule):
 
     Args:
         env_id: gymnasium env id (linked from ``data.env_id``); sets input size and ``action_space.n`` logits.
-        learner: ``bc_mlp`` (obs → hidden tanh → logits) or ``bc_linear`` (multinomial logistic regression).
+        learner: ``bc_mlp`` (obs → hidden tanh → logits), ``bc_linear`` (multinomial logistic regression) or
+            ``bc_cnn`` (Nature-DQN CNN on 4×84×84 Atari stacks).
         hidden: hidden width of ``bc_mlp``.
         lr: Adam learning rate (full batch; one optimiser step per epoch).
         eval_episodes: episodes of the return evaluation (validation and test).
         eval_epsilon: ε-greedy exploration during evaluation (0 = greedy).
         eval_seed: seed of the evaluation's common random numbers.
+        eval_max_steps: evaluation episode cap in agent steps (None = the env's own limit; Atari: 27,000).
     """
 
     def __init__(
@@ -35,17 +37,14 @@ class BCPolicyModule(LightningModule):
         eval_episodes: int = 4,
         eval_epsilon: float = 0.0,
         eval_seed: int = 0,
+        eval_max_steps: int | None = None,
     ) -> None:
         super().__init__()
         if learner not in (*POLICY_MODULES, "bc_cnn"):
             raise ValueError(f"model.learner must be bc_mlp, bc_linear or bc_cnn, got {learner!r}")
         self.save_hyperparameters()
         if learner == "bc_cnn":
-            from r2rise.atari import make_atari_env
-
-            env = make_atari_env(env_id)
-            obs_shape, num_actions = env.observation_space.shape, int(env.action_space.n)
-            env.close()
+            obs_shape, num_actions = env_spaces(env_id)
             self.policy = NatureCNN(num_actions, obs_shape[0])
             obs_dim = 1  # the CNN scales uint8 input by 1/255 itself
         else:
@@ -77,14 +76,14 @@ class BCPolicyModule(LightningModule):
         self.log(f"{prefix}/acc", (self(obs).argmax(-1) == actions).float().mean(), prog_bar=True)
 
     def _returns(self, prefix: str) -> None:
-        evaluator = Evaluator(
-            self.hparams.env_id, self.hparams.eval_episodes, self.hparams.eval_epsilon, self.hparams.eval_seed
-        )
+        hp = self.hparams
+        evaluator = Evaluator(hp.env_id, hp.eval_episodes, hp.eval_epsilon, hp.eval_seed, hp.eval_max_steps)
 
         @torch.no_grad()
         def act(obs: np.ndarray) -> np.ndarray:
+            """(1, B, *obs_shape) → (1, B) greedy actions (the CNN needs a flat batch axis)."""
             x = torch.as_tensor(obs, dtype=self.obs_mean.dtype, device=self.obs_mean.device)
-            return self(x).argmax(-1).cpu().numpy()
+            return self(x.flatten(0, 1)).argmax(-1).view(x.shape[:2]).cpu().numpy()
 
         returns = evaluator.evaluate(act, 1)[0]
         self.log(f"{prefix}/return_mean", float(returns.mean()), prog_bar=True)
