@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
+from torch.nn import functional as F
 
 # rows blanked by T-REX's ``mask_score``: (top rows, bottom rows)
 SCORE_ROWS = {"breakout": (10, 0), "spaceinvaders": (10, 0), "pong": (10, 0), "beamrider": (16, 11)}
@@ -95,3 +96,134 @@ def make_atari_env(
         env = gym.wrappers.TimeLimit(env, max_episode_steps)
     env.reset(seed=seed)
     return env
+
+
+def _member_generator(seed: int, member: int) -> torch.Generator:
+    state = np.random.SeedSequence([int(seed), int(member), 84]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+class CNNPolicies:
+    """M trained Nature CNNs; ``act`` maps (M, B, 4, 84, 84) observations to greedy actions (M, B)."""
+
+    def __init__(self, ensemble: CNNEnsemble, eval_batch: int = 256) -> None:
+        self.ensemble = ensemble.eval()
+        self.eval_batch = eval_batch
+
+    @property
+    def size(self) -> int:
+        return int(next(iter(self.ensemble.params.values())).shape[0])
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        device = next(iter(self.ensemble.params.values())).device
+        x = torch.as_tensor(np.asarray(obs), device=device)
+        return self.ensemble(x).argmax(dim=-1).cpu().numpy()
+
+
+def fit_cnn_ensemble(
+    obs: np.ndarray,
+    actions: np.ndarray,
+    weights: np.ndarray,
+    num_actions: int,
+    lr: float = 1e-3,
+    max_updates: int = 15_000,
+    batch_size: int = 32,
+    seed: int = 0,
+    members: list[int] | None = None,
+    val_fraction: float = 0.1,
+    val_every: int = 500,
+    patience: int = 5,
+    device: str | torch.device = "cpu",
+) -> CNNPolicies:
+    """The paper-code BC regime (spec §2.5 ``bc_cnn``) for M models at once, each on its kept frames.
+
+    Per model m (its own generator from (seed, members[m])): the kept frames are shuffled and split 90/10 into
+    train/validation; each update draws a minibatch of ``batch_size`` train frames (with replacement) and takes one
+    Adam step (lr 1e-3, no weight decay) on the mean cross-entropy; every ``val_every`` updates the summed validation
+    cross-entropy is computed, the best parameters are kept, and a model stops after more than ``patience``
+    consecutive non-improvements (its later updates are masked out). Returns the best parameters of every model.
+    Models never interact (``torch.func.vmap`` over stacked parameters; Adam is elementwise), so a model's result
+    does not depend on which other models share the call.
+    """
+    weights = np.asarray(weights) > 0
+    num_models = len(weights)
+    members = list(range(num_models)) if members is None else [int(m) for m in members]
+    if weights.ndim != 2 or weights.shape[1] != len(obs):
+        raise ValueError(f"weights must have shape (M, F={len(obs)}), got {weights.shape}")
+    if (weights.sum(axis=1) < 2).any():
+        raise ValueError("every model needs at least 2 kept frames (one for training, one for validation)")
+    device = torch.device(device)
+    frames = torch.as_tensor(np.asarray(obs), device=device)
+    labels = torch.as_tensor(np.asarray(actions), dtype=torch.long, device=device)
+    gens = [_member_generator(seed, m) for m in members]
+    models = []
+    for gen in gens:
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        models.append(NatureCNN(num_actions, frames.shape[1]))
+    ensemble = CNNEnsemble(models).to(device)
+    train_lists, val_lists = [], []
+    for m, gen in enumerate(gens):
+        kept = torch.as_tensor(np.flatnonzero(weights[m]))
+        kept = kept[torch.randperm(len(kept), generator=gen)]
+        n_val = max(1, round(val_fraction * len(kept)))
+        val_lists.append(kept[:n_val])
+        train_lists.append(kept[n_val:])
+    optimiser = torch.optim.Adam(ensemble.parameters(), lr=lr)
+    best = {k: v.detach().clone() for k, v in ensemble.params.items()}
+    best_loss = torch.full((num_models,), float("inf"))
+    strikes = torch.zeros(num_models, dtype=torch.long)
+    active = torch.ones(num_models, dtype=torch.bool)
+    for update in range(1, max_updates + 1):
+        index = torch.stack(
+            [
+                t[torch.randint(len(t), (batch_size,), generator=g)]
+                for t, g in zip(train_lists, gens, strict=True)
+            ]
+        ).to(device)
+        logits = ensemble(frames[index])  # (M, B, A)
+        ce = F.cross_entropy(logits.flatten(0, 1), labels[index].flatten(), reduction="none").view(
+            num_models, -1
+        )
+        loss = (ce.mean(dim=1) * active.to(device)).sum()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if update % val_every == 0 or update == max_updates:
+            val = _summed_val_loss(ensemble, frames, labels, val_lists).cpu()
+            improved = active & (val < best_loss)
+            for key, value in ensemble.params.items():
+                best[key][improved.to(device)] = value.detach()[improved.to(device)]
+            best_loss = torch.where(improved, val, best_loss)
+            strikes = torch.where(improved, torch.zeros_like(strikes), strikes + active.long())
+            active &= strikes <= patience
+            if not active.any():
+                break
+    with torch.no_grad():
+        for key, value in ensemble.params.items():
+            value.copy_(best[key])
+    return CNNPolicies(ensemble)
+
+
+@torch.no_grad()
+def _summed_val_loss(
+    ensemble: CNNEnsemble,
+    frames: torch.Tensor,
+    labels: torch.Tensor,
+    val_lists: list[torch.Tensor],
+    batch: int = 10,
+) -> torch.Tensor:
+    """Σ over each model's validation frames of the cross-entropy, in minibatches of 10 (paper code), (M,)."""
+    width = max(len(v) for v in val_lists)
+    device = frames.device
+    index = torch.stack([torch.cat([v, v[:1].repeat(width - len(v))]) for v in val_lists]).to(device)
+    real = torch.stack([torch.arange(width) < len(v) for v in val_lists]).to(device)
+    total = torch.zeros(len(val_lists), device=device)
+    for start in range(0, width, batch):
+        part = index[:, start : start + batch]
+        logits = ensemble(frames[part])
+        ce = F.cross_entropy(logits.flatten(0, 1), labels[part].flatten(), reduction="none").view(
+            len(part), -1
+        )
+        total += (ce * real[:, start : start + batch]).sum(dim=1)
+    return total

@@ -39,6 +39,9 @@ from r2rise.masks import (
 )
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+EXPLAIN_LEARNERS = (*LEARNERS, "bc_cnn")
+"""``bc_cnn``: Nature-DQN CNNs on Atari stacks with the paper-code regime (``atari.fit_cnn_ensemble``; ``steps`` is
+the update cap, ``lr`` the Adam rate — the paper uses 15,000 and 1e-3)."""
 ESTIMATORS = ("raw", "rise", "centred", "linear")
 
 
@@ -60,10 +63,14 @@ class ExplainConfig:
     ridge: float = 1.0
     dtype: str = "float64"
     obs_scaling: str = "env"
+    cnn_batch: int = 32
+    cnn_val_every: int = 500
+    cnn_patience: int = 5
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.learner not in LEARNERS:
-            raise ValueError(f"unknown learner {self.learner!r} (choose from {', '.join(LEARNERS)})")
+        if self.learner not in EXPLAIN_LEARNERS:
+            raise ValueError(f"unknown learner {self.learner!r} (choose from {', '.join(EXPLAIN_LEARNERS)})")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.obs_scaling not in ("env", "demos"):
@@ -112,30 +119,46 @@ def retrain_on_masks(
     """Retrain one model per frame mask (N, D, T) and return per-episode returns (N, R), in chunks."""
     learner = learner or cfg.learner
     obs, actions, _ = demos.frames()
-    obs = obs.reshape(obs.shape[0], -1)
     _, num_actions = env_spaces(demos.env_id)
-    normaliser = make_normaliser(demos, cfg.obs_scaling)
-    evaluator = Evaluator(demos.env_id, cfg.episodes, cfg.epsilon, cfg.seed)
+    evaluator = Evaluator(demos.env_id, cfg.episodes, cfg.epsilon, cfg.seed, cfg.max_steps)
     members = np.arange(len(masks)) if members is None else np.asarray(members)
+    normaliser = None if learner == "bc_cnn" else make_normaliser(demos, cfg.obs_scaling)
     out = np.zeros((len(masks), cfg.episodes))
     for start in range(0, len(masks), cfg.chunk):
         stop = min(start + cfg.chunk, len(masks))
         weights = frame_weights(masks[start:stop], demos.valid)
-        ensemble = fit_ensemble(
-            obs,
-            actions,
-            weights,
-            num_actions,
-            learner,
-            cfg.hidden,
-            cfg.lr,
-            cfg.steps,
-            cfg.seed,
-            members[start:stop],
-            normaliser,
-            DTYPES[cfg.dtype],
-        )
-        out[start:stop] = evaluator.evaluate(ensemble.act, stop - start)
+        if learner == "bc_cnn":
+            from r2rise.atari import fit_cnn_ensemble
+
+            policies = fit_cnn_ensemble(
+                obs,
+                actions,
+                weights,
+                num_actions,
+                cfg.lr,
+                cfg.steps,
+                cfg.cnn_batch,
+                cfg.seed,
+                list(members[start:stop]),
+                val_every=cfg.cnn_val_every,
+                patience=cfg.cnn_patience,
+            )
+        else:
+            policies = fit_ensemble(
+                obs.reshape(obs.shape[0], -1),
+                actions,
+                weights,
+                num_actions,
+                learner,
+                cfg.hidden,
+                cfg.lr,
+                cfg.steps,
+                cfg.seed,
+                members[start:stop],
+                normaliser,
+                DTYPES[cfg.dtype],
+            )
+        out[start:stop] = evaluator.evaluate(policies.act, stop - start)
     return out
 
 
@@ -337,7 +360,7 @@ def explain_main(argv: list[str]) -> int:
     parser.add_argument(
         "--demos", help="demonstrations .npz (default: generate the embedded planted CartPole set)"
     )
-    parser.add_argument("--learner", default=defaults.learner, choices=LEARNERS)
+    parser.add_argument("--learner", default=defaults.learner, choices=EXPLAIN_LEARNERS)
     parser.add_argument("--n-masks", type=int, default=defaults.n_masks)
     parser.add_argument(
         "--keep-p", type=float, default=defaults.keep_p, help="probability of KEEPING a block"
@@ -353,6 +376,14 @@ def explain_main(argv: list[str]) -> int:
     parser.add_argument("--ridge", type=float, default=defaults.ridge)
     parser.add_argument("--dtype", default=defaults.dtype, choices=sorted(DTYPES))
     parser.add_argument("--obs-scaling", default=defaults.obs_scaling, choices=("env", "demos"))
+    parser.add_argument("--cnn-batch", type=int, default=defaults.cnn_batch, help="bc_cnn minibatch")
+    parser.add_argument(
+        "--cnn-val-every", type=int, default=defaults.cnn_val_every, help="bc_cnn validation period"
+    )
+    parser.add_argument(
+        "--cnn-patience", type=int, default=defaults.cnn_patience, help="bc_cnn early stopping"
+    )
+    parser.add_argument("--max-steps", type=int, default=None, help="evaluation episode cap (agent steps)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", help="output folder (default: runs/r2rise/<timestamp>-explain)")
     args = parser.parse_args(argv)
@@ -374,6 +405,10 @@ def explain_main(argv: list[str]) -> int:
         args.ridge,
         args.dtype,
         args.obs_scaling,
+        args.cnn_batch,
+        args.cnn_val_every,
+        args.cnn_patience,
+        args.max_steps,
     )
     if args.demos:
         demos = load_demos(args.demos)
