@@ -139,3 +139,41 @@ def test_embedding_table_filters_antonyms_and_hash_is_stable(tokenizer):
         emb, tokenizer, ["good", "the"], n_candidates=5, polarity=lexicon_polarity()
     )
     assert table_hash(table) == table_hash(again)
+
+
+@pytest.mark.parametrize("mode", ["binary", "soft"])
+def test_victim_folds_masks_and_memoises(tiny_masked, tokenizer, synthetic, mode):
+    net = tiny_masked
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        net.mask_scores.copy_(torch.randn(net.num_entries, generator=gen) * 2)
+    net.set_mode(mode)
+    if mode == "binary":
+        net.set_ticket(torch.rand(net.num_entries, generator=gen) > 0.3)
+    net.eval()
+    texts = synthetic.split(6, seed=21).texts
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ref = torch.softmax(net(**enc).logits.double(), -1).numpy()
+    victim = Victim(net, tokenizer, max_len=24, batch_size=4)
+    assert victim.scorer is not net.backbone and not isinstance(victim.scorer, type(net))
+    np.testing.assert_allclose(victim.probs(texts), ref, atol=1e-6)
+    passes = victim.forward_passes
+    again = victim.probs([texts[2], texts[2], texts[0]])  # memo: no new forward pass, identical values
+    assert victim.forward_passes == passes and victim.scored_sequences == len(set(texts))
+    assert np.array_equal(again[0], again[1]) and victim.requested == len(texts) + 3
+    # the masked model itself is untouched (its mask product still runs in its own forward)
+    with torch.no_grad():
+        np.testing.assert_allclose(torch.softmax(net(**enc).logits.double(), -1).numpy(), ref, atol=1e-12)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_bench_attack_alternates_and_compares(shared_data):
+    from robust_tickets.bench import bench_attack
+
+    out = bench_attack("tiny-bert", n=6, max_queries=40, ckpt=None, block=3)
+    assert out["batched"]["queries"] == out["sequential"]["queries"] >= 6
+    assert out["sequential"]["forward_passes"] == out["sequential"]["scored_sequences"]
+    assert out["batched"]["forward_passes"] <= out["sequential"]["forward_passes"]
+    assert out["identical_status_and_queries"] and out["forward_ms_per_sequence"]["batch1"] > 0

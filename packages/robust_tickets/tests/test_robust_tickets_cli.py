@@ -70,6 +70,10 @@ def test_stage_commands_chain(capsys):
     assert main(["ticket-stats", "--ckpt", ticket]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["sparsity"] == pytest.approx(0.4, abs=2e-5) and "layer0" in stats["per_layer_sparsity"]
+    masks = str(se / "checkpoints" / "last.ckpt")
+    assert main(["ticket-stats", "--ckpt", masks, "--sparsity", "0.25", "--compare", masks]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["sparsity"] == pytest.approx(0.25, abs=2e-5) and stats["compare"]["pruned_overlap"] == 1.0
     assert (
         main(["evaluate", "--ckpt", ticket, *TINY, *QUIET, "--model.attacks", "[pgd]", "--run_name", "ev"])
         == 0
@@ -153,3 +157,30 @@ def test_presets_only_use_known_fields(preset):
     for section, values in cfg.items():
         if section in fields:
             assert set(values) <= fields[section], (preset, set(values) - fields[section])
+
+
+def test_reproduce_merge_averages_single_seed_runs(tmp_path, capsys):
+    def row(clean, aua, sparsity):
+        return {"clean_test_acc": clean, "wordswap": {"aua": aua, "suc": 50.0, "queries": 10.0},
+                "sparsity": sparsity, "steps": 1, "passes": 1, "train_wall_s": 1.0}  # fmt: skip
+
+    cfg = {"attacks": ["wordswap"], "n_train": 8}
+    runs = []
+    for i, (dense, robust, rand) in enumerate(
+        [((80, 10), (79, 30), (70, 20)), ((82, 12), (78, 34), (72, 26))]
+    ):
+        folder = tmp_path / f"s{i}"
+        folder.mkdir()
+        seed = {"dense": row(*dense, 0.0), "robust": row(*robust, 0.3), "random": row(*rand, 0.3)}
+        (folder / "results.json").write_text(json.dumps({"config": cfg, "seeds": [seed]}))
+        runs.append(str(folder))
+    assert main(["reproduce", "--merge", *runs, "--out", str(tmp_path / "m")]) == 0
+    text = (tmp_path / "m" / "results.md").read_text()
+    assert "| robust | 30% | 78.5 ± 0.7 | 32.0 ± 2.8 |" in text
+    assert "robust Aua 32.0 vs best same-sparsity ticket 23.0 (+5 needed): PASS" in text
+    assert "robust clean 78.5 vs dense 81.0 (within 3): PASS" in text
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps({"config": {**cfg, "n_train": 9}, "seeds": [seed]}))
+    with pytest.raises(SystemExit, match="different config"):
+        main(["reproduce", "--merge", runs[0], str(other), "--out", str(tmp_path / "m2")])

@@ -167,3 +167,19 @@ def test_official_code_preset_turns_every_legacy_flag_on():
     module = TicketModule(model_name="tiny-bert", legacy_no_retrain_clip=True, attacks=[])
     assert module.retrain_clip_mode() == "none"
     assert TicketModule(model_name="tiny-bert", attacks=[]).retrain_clip_mode() == "value"
+
+
+def test_compare_rankings_against_brute_force():
+    from robust_tickets.analysis import compare_rankings
+
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(1000, generator=gen)
+    b = 0.5 * a + torch.randn(1000, generator=gen)
+    out = compare_rankings(a, b, 0.3)
+    pruned_a = set(sorted(range(1000), key=lambda i: float(a[i]))[:300])
+    pruned_b = set(sorted(range(1000), key=lambda i: float(b[i]))[:300])
+    assert out["pruned_overlap"] == pytest.approx(len(pruned_a & pruned_b) / 300)
+    assert out["pearson_r"] == pytest.approx(float(np.corrcoef(a.numpy(), b.numpy())[0, 1]), abs=1e-6)
+    assert compare_rankings(a, a, 0.3)["pruned_overlap"] == 1.0
+    big = torch.rand(200_000, generator=gen), torch.rand(200_000, generator=gen)
+    assert compare_rankings(*big, 0.3)["pruned_overlap"] == pytest.approx(0.3, abs=0.01)  # chance level

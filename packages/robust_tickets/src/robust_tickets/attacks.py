@@ -8,6 +8,7 @@ length-sorted batches, so batched and one-at-a-time runs give identical texts, s
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
@@ -91,34 +92,81 @@ def summarize(results: Sequence[AttackResult]) -> AttackSummary:
 
 
 # ------------------------------------------------------------------------------------------- the victim
+def inference_backbone(model: nn.Module) -> nn.Module:
+    """The network a :class:`Victim` scores with: a plain model as is; for a masked model in ``binary`` or
+    ``soft`` mode an eval-mode copy of its backbone with ``W * gate`` folded into the weights once (the ticket,
+    or the deterministic eq. 5 gate), so no mask product is recomputed per forward pass."""
+    from robust_tickets.hard_concrete import hard_concrete_gate
+    from robust_tickets.models import MaskedLinear, MaskedModel
+
+    if not isinstance(model, MaskedModel):
+        return model
+    with torch.no_grad():
+        gates = None
+        if model.mode == "binary":
+            gates = model.ticket
+        elif model.mode == "soft":
+            gates = hard_concrete_gate(model.mask_scores.detach())
+        backbone = copy.deepcopy(model.backbone).eval()
+        modules = dict(backbone.named_modules())
+        for slot in model.slots:
+            layer = modules[slot.name]
+            if not isinstance(layer, MaskedLinear):  # pragma: no cover - construction invariant
+                raise TypeError(f"{slot.name} is not a MaskedLinear")
+            layer.state.dense = True  # one GateState shared by every copied layer
+            if gates is not None:
+                g = gates[slot.offset : slot.offset + slot.numel].view(slot.rows, slot.cols)
+                g = g.repeat_interleave(slot.out_block, 0).repeat_interleave(slot.in_block, 1)
+                layer.weight.mul_(g.to(layer.weight.dtype))
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    return backbone
+
+
 class Victim:
-    """Scores texts with a classifier: length-sorted batches of at most ``batch_size`` texts."""
+    """Scores texts with a classifier, in eval mode under ``torch.inference_mode``.
+
+    * Every distinct token sequence is scored once per victim (a memo keyed by the token ids), so identical
+      inputs get bit-identical probabilities whichever batch they land in; batched and one-at-a-time runs
+      therefore break exact ties (e.g. substitutions beyond ``max_len``) the same way, and repeated texts
+      cost no forward pass (they still count as queries in the attack accounting).
+    * Masked models are scored through :func:`inference_backbone` (mask folded into the weights once).
+    * Pending sequences are sorted by length and cut into batches of at most ``batch_size`` (padding only
+      to the longest sequence of each batch).
+    """
 
     def __init__(self, model: nn.Module, tokenizer: Any, max_len: int = 128, batch_size: int = 128) -> None:
         self.model, self.tokenizer, self.max_len, self.batch_size = model, tokenizer, max_len, batch_size
+        self.scorer = inference_backbone(model)
+        self.pad_id = tokenizer.pad_token_id or 0
         self.forward_passes = 0
+        self.scored_sequences = 0
+        self.requested = 0
+        self._memo: dict[tuple[int, ...], np.ndarray] = {}
 
-    @torch.no_grad()
     def probs(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0))
         self.model.eval()
+        self.scorer.eval()
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
-        order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
-        out: list[np.ndarray | None] = [None] * len(enc)
-        param = next(self.model.parameters())
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            length = max(len(enc[i]) for i in chunk)
-            ids = torch.zeros(len(chunk), length, dtype=torch.long)
-            mask = torch.zeros(len(chunk), length, dtype=torch.long)
-            for row, i in enumerate(chunk):
-                ids[row, : len(enc[i])] = torch.tensor(enc[i])
-                mask[row, : len(enc[i])] = 1
-            logits = self.model(input_ids=ids.to(param.device), attention_mask=mask.to(param.device)).logits
-            self.forward_passes += 1
-            p = torch.softmax(logits.double(), -1).cpu().numpy()
-            for row, i in enumerate(chunk):
-                out[i] = p[row]
-        return np.stack(out) if out else np.zeros((0, 0))
+        keys = [tuple(ids) for ids in enc]
+        self.requested += len(keys)
+        todo = sorted({k for k in keys if k not in self._memo}, key=lambda k: (len(k), k))
+        device = next(self.scorer.parameters()).device
+        with torch.inference_mode():
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                length = len(chunk[-1])  # sorted by length: the last one is the longest
+                ids = torch.tensor([k + (self.pad_id,) * (length - len(k)) for k in chunk], device=device)
+                mask = torch.tensor([[1] * len(k) + [0] * (length - len(k)) for k in chunk], device=device)
+                logits = self.scorer(input_ids=ids, attention_mask=mask).logits
+                self.forward_passes += 1
+                p = torch.softmax(logits.double(), -1).cpu().numpy()
+                for k, row in zip(chunk, p, strict=True):
+                    self._memo[k] = row
+        self.scored_sequences += len(todo)
+        return np.stack([self._memo[k] for k in keys])
 
 
 def run_attack(

@@ -147,15 +147,30 @@ def synonyms_main(argv: list[str]) -> int:
 
 def ticket_stats_main(argv: list[str]) -> int:
     """per-layer and per-head sparsity of a ticket or mask checkpoint, R(m) and binary percentages"""
-    from robust_tickets.analysis import ticket_stats
+    from robust_tickets.analysis import compare_rankings, ticket_stats
 
     parser = argparse.ArgumentParser(
         prog="robust-tickets ticket-stats", description=ticket_stats_main.__doc__
     )
     parser.add_argument("--ckpt", required=True)
+    parser.add_argument(
+        "--sparsity", type=float, default=None, help="report the global draw of the scores at this sparsity"
+    )
+    parser.add_argument(
+        "--compare", default=None, help="second mask checkpoint: score correlation and pruned-set overlap"
+    )
     args = parser.parse_args(argv)
     module = TicketModule.load_from_checkpoint(args.ckpt, map_location="cpu", attacks=[])
-    print(json.dumps(ticket_stats(module), indent=2))
+    stats = ticket_stats(module, args.sparsity)
+    if args.compare:
+        other = TicketModule.load_from_checkpoint(args.compare, map_location="cpu", attacks=[])
+        stats["compare"] = {
+            "ckpt": args.compare,
+            **compare_rankings(
+                module.net.mask_scores, other.net.mask_scores, args.sparsity or module.hparams.sparsity
+            ),
+        }
+    print(json.dumps(stats, indent=2))
     return 0
 
 

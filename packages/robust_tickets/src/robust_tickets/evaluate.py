@@ -86,6 +86,7 @@ def run_named_attack(
             attack = charswap_attack(tokenizer.unk_token or "[UNK]", max_queries=max_queries, seed=seed)
         results = run_attack(attack, examples, victim, parallel_examples)
         extra["forward_passes"] = victim.forward_passes
+        extra["scored_sequences"] = victim.scored_sequences
     else:
         raise ValueError(
             f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)} (or textattack:<recipe>)"

@@ -16,12 +16,12 @@ from paperlab.runtime import seed_everything, set_threads
 
 PRESETS: dict[str, dict[str, Any]] = {
     "synthetic": {
-        "model": "minilm", "dataset": "synthetic", "max_len": 24, "n_train": 800, "n_attack": 100, "epochs": 2,
+        "model": "minilm", "dataset": "synthetic", "max_len": 24, "n_train": 800, "n_attack": 100, "epochs": 4, "lr": 1e-4,
         "adv_steps": 2, "attacks": ["wordswap"], "n_charswap": 0, "n_pgd": 0, "max_queries": 500, "long": True,
         "freelb": False,
     },
     "mr-minilm": {
-        "model": "minilm", "dataset": "mr", "max_len": 48, "n_train": 1000, "n_attack": 200, "epochs": 2,
+        "model": "minilm", "dataset": "mr", "max_len": 48, "n_train": 1000, "n_attack": 200, "epochs": 2, "lr": 1e-4,
         "adv_steps": 2, "attacks": ["wordswap", "charswap", "pgd"], "n_charswap": 100, "n_pgd": 1000,
         "max_queries": 500, "long": True, "freelb": True,
     },
@@ -228,6 +228,39 @@ def curve_plot(per_seed: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def merge_runs(folders: list[str], out: str | None, cmd: str) -> int:
+    """Combine the per-seed rows of several ``results.json`` (same config up to the seed) into one table."""
+    import json
+
+    per_seed: list[dict[str, Any]] = []
+    cfg: dict[str, Any] | None = None
+    for folder in folders:
+        path = Path(folder) / "results.json"
+        if not path.is_file():
+            raise SystemExit(f"robust-tickets reproduce --merge: {path} does not exist")
+        data = json.loads(path.read_text())
+        if cfg is not None and {k: v for k, v in data["config"].items() if k != "seed"} != {
+            k: v for k, v in cfg.items() if k != "seed"
+        }:
+            raise SystemExit(f"robust-tickets reproduce --merge: {path} has a different config")
+        cfg = data["config"]
+        per_seed += data["seeds"]
+    assert cfg is not None
+    order = ["dense", "robust", "wo_adv", "magnitude", "random", "freelb", "dense_long"]
+    methods = sorted((m for m in per_seed[0] if all(m in s for s in per_seed)), key=lambda m: (m not in order,
+                     order.index(m) if m in order else 0, m))  # fmt: skip
+    per_seed = [{m: s[m] for m in methods} for s in per_seed]
+    text = f"# robust-tickets reproduce (merged, {len(per_seed)} seeds)\n\nCommand: `{cmd}`\n\n"
+    text += results_table(per_seed, cfg["attacks"]) + "\n\n"
+    text += "\n".join(f"- {c}" for c in acceptance_checks(per_seed)) + "\n"
+    folder = Path(out) if out else make_run_dir("robust_tickets", "reproduce-merged")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "results.md", text)
+    write_json_atomic(folder / "results.json", {"config": cfg, "seeds": per_seed, "merged_from": folders})
+    print(text)
+    return 0
+
+
 def reproduce_cli(argv: list[str]) -> int:
     from robust_tickets.data import TextDataModule
     from robust_tickets.evaluate import candidate_table
@@ -239,6 +272,14 @@ def reproduce_cli(argv: list[str]) -> int:
         "--quick", action="store_true", help="n_train 256, 1 epoch per stage, 50 attacked, wordswap"
     )
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=42, help="first seed (seeds are SEED, SEED+1, ...)")
+    parser.add_argument("--lr", type=float, default=None, help="fine-tune/retrain lr (default: the preset's)")
+    parser.add_argument("--epochs-search", type=int, default=None, help="E_search (default: = --epochs)")
+    parser.add_argument("--attacks", default=None, help="comma-separated subset of the preset's attacks")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, metavar="DIR",
+        help="only merge the results.json of earlier runs (one seed each, same config) into one table",
+    )  # fmt: skip
     parser.add_argument("--methods", default="robust,wo_adv,magnitude,random,freelb")
     parser.add_argument(
         "--model", default=None, help="override the preset's model (e.g. tiny-bert for smoke runs)"
@@ -257,16 +298,25 @@ def reproduce_cli(argv: list[str]) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: a new run directory)")
     parser.add_argument("--keep-ckpts", action="store_true", help="keep the per-stage checkpoints")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge_runs(args.merge, args.out, "robust-tickets reproduce " + " ".join(argv))
     set_threads(args.threads)
     cfg = dict(PRESETS[args.preset])
     if args.quick:
         cfg.update(QUICK)
     for key, value in (("model", args.model), ("n_train", args.n_train), ("n_attack", args.n_attack), ("epochs", args.epochs),
-                       ("max_queries", args.max_queries)):  # fmt: skip
+                       ("max_queries", args.max_queries), ("lr", args.lr), ("epochs_search", args.epochs_search)):  # fmt: skip
         if value is not None:
             cfg[key] = value
     if args.no_long:
         cfg["long"] = False
+    if args.attacks:
+        unknown = set(args.attacks.split(",")) - set(cfg["attacks"])
+        if unknown:
+            raise SystemExit(
+                f"robust-tickets reproduce: attacks {sorted(unknown)} not in the preset's {cfg['attacks']}"
+            )
+        cfg["attacks"] = args.attacks.split(",")
     cfg["sparsity"], cfg["methods"] = args.sparsity, args.methods.split(",")
     cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
     folder = Path(args.out) if args.out else make_run_dir("robust_tickets", f"reproduce-{args.preset}")
@@ -275,7 +325,7 @@ def reproduce_cli(argv: list[str]) -> int:
     per_seed = []
     table = None
     for i in range(args.seeds):
-        seed = 42 + i
+        seed = args.seed + i
         dm = TextDataModule(
             dataset=cfg["dataset"], root=args.root, tokenizer=cfg["model"], max_len=cfg["max_len"],
             n_train=cfg["n_train"], n_attack=cfg["n_attack"], seed=seed,
