@@ -171,3 +171,20 @@ def test_policies_have_full_action_space(env_id):
     assert ensemble.logits(obs).shape == (2, len(actions), 3)
     returns = Evaluator(env_id, episodes=1, seed=0, max_steps=50).evaluate(ensemble.act, 2)
     assert returns.shape == (2, 1)
+
+
+def test_thread_pool_gives_the_same_models(planted_demos):
+    """With several torch threads the CPU fit trains model groups in a thread pool: identical parameters."""
+    obs, actions, _ = planted_demos.frames()
+    masks = generate_masks(6, (planted_demos.num_demos, planted_demos.length), 0.5, 10, seed=4)
+    weights = frame_weights(masks, planted_demos.valid)
+    single = fit_ensemble(obs, actions, weights, 2, steps=20, chunk=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pooled = fit_ensemble(obs, actions, weights, 2, steps=20, chunk=2)
+        assert torch.get_num_threads() == 2  # restored after the pool
+    finally:
+        torch.set_num_threads(threads)
+    for key, value in single.params.items():
+        np.testing.assert_array_equal(pooled.params[key].numpy(), value.numpy())
