@@ -69,8 +69,21 @@ def test_presets_and_commands_in_process(capsys):
 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for verb in ("reproduce", "baselines", "datasets", "benchmark"):
+    for verb in ("reproduce", "baselines", "datasets", "benchmark", "trace"):
         assert verb in out
     assert "paper_legacy" in out
     assert main(["datasets"]) == 0
     assert "cora" in capsys.readouterr().out
+
+
+def test_trace_prints_collapse_diagnostics(capsys):
+    from ccgc.trace import trace_main
+
+    assert trace_main(["--dataset", "karate", "--epochs", "62", "--variant", "fixed_sum"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:3] == ["epoch", "phase", "loss"]
+    rows = [line.split() for line in lines[2:-1]]
+    assert [int(r[0]) for r in rows] == [0, 10, 20, 30, 40, 50, 60, 61]
+    assert rows[-2][1] == "contrastive" and float(rows[-2][5]) >= 0  # ACC of the epoch-60 re-clustering
+    assert all(0 <= float(r[7]) <= 1 for r in rows)  # ‖mean E‖ of unit-norm views lies in [0, 1]
+    assert lines[-1].startswith("best ACC")

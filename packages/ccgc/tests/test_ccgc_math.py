@@ -130,6 +130,31 @@ def test_ccgc_loss_closed_form():
     assert out.clusters_used == 3 and not out.skipped
 
 
+def test_ccgc_loss_pair_normalisation_is_a_mean_and_independent_of_n():
+    """``pairs`` divides Σ(2 − 2cos) by the number of pairs; ``clusters`` (official) by K, so it grows with N.
+
+    Duplicating every node leaves the centres (L_neg) and the pair mean unchanged but doubles the official sum:
+    the official L_pos outweighs α·L_neg by a factor ≈ #pairs/K, which is what collapses the corrected (zero_grad)
+    optimisation on Cora; the per-pair mean keeps the ratio of the two terms independent of the graph size.
+    """
+    z1, z2, labels = _hand_case()
+    everyone = torch.ones(6, dtype=torch.bool)
+    pos, neg = _closed_form(z1, z2, labels, [0, 1, 2], 3)
+    mean = ccgc_loss(z1, z2, labels, everyone, 0.5, 3, 1.0, shuffle_pairs=False, pos_normalization="pairs")
+    assert mean.pos.item() == pytest.approx(pos * 3 / 6, rel=1e-6)  # 6 pairs, K = 3
+    assert mean.neg.item() == pytest.approx(neg, rel=1e-6)
+    assert mean.loss.item() == pytest.approx(pos / 2 + 0.5 * neg, rel=1e-6)
+    doubled = [torch.cat([z, z]) for z in (z1, z2, labels)]
+    every12 = torch.ones(12, dtype=torch.bool)
+    for norm, factor in (("pairs", 1.0), ("clusters", 2.0)):
+        one = ccgc_loss(z1, z2, labels, everyone, 0.5, 3, 1.0, shuffle_pairs=False, pos_normalization=norm)
+        two = ccgc_loss(*doubled, every12, 0.5, 3, 1.0, shuffle_pairs=False, pos_normalization=norm)
+        assert two.pos.item() == pytest.approx(factor * one.pos.item(), rel=1e-6)
+        assert two.neg.item() == pytest.approx(one.neg.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="pos_normalization"):
+        ccgc_loss(z1, z2, labels, everyone, pos_normalization="sum")
+
+
 def test_ccgc_loss_skip_first_cluster_drops_smallest_label():
     z1, z2, labels = _hand_case()
     labels = labels + 4  # labels 4, 5, 6: the smallest present label is 4

@@ -169,8 +169,14 @@ def test_legacy_shorthand_turns_on_all_three_flags():
     cfg = CCGCModule(legacy_skip_first_cluster=True).cfg
     assert cfg.legacy_skip_first_cluster and not cfg.legacy_accumulate_grads and not cfg.legacy_kmeans_init
     assert CCGCConfig.legacy() == CCGCConfig(
-        legacy_accumulate_grads=True, legacy_skip_first_cluster=True, legacy_kmeans_init=True
+        legacy_accumulate_grads=True,
+        legacy_skip_first_cluster=True,
+        legacy_kmeans_init=True,
+        pos_normalization="clusters",
     )
+    # the official L_pos = Σ/K comes with the legacy shorthand; the package default is the per-pair mean
+    assert CCGCModule(legacy=True, pos_normalization="pairs").cfg.pos_normalization == "clusters"
+    assert CCGCModule().cfg.pos_normalization == CCGCConfig().pos_normalization == "pairs"
 
 
 @pytest.mark.slow
@@ -217,8 +223,9 @@ def test_contrastive_epoch_on_high_confidence_rows_equals_full_encoding():
     fast = epoch_objective(model, x, 5, cfg, 3, labels, dis, torch.Generator().manual_seed(2))
     g_fast = torch.autograd.grad(fast.loss, list(model.parameters()))
     z1, z2 = model(x)
+    mask = high_confidence_mask(dis, 0.5)
     full = ccgc_loss(
-        z1, z2, labels, high_confidence_mask(dis, 0.5), 0.5, 3, 0.8, torch.Generator().manual_seed(2)
+        z1, z2, labels, mask, 0.5, 3, 0.8, torch.Generator().manual_seed(2), pos_normalization="pairs"
     )
     g_full = torch.autograd.grad(full.loss, list(model.parameters()))
     assert fast.loss.item() == pytest.approx(full.loss.item(), rel=1e-12)

@@ -1,4 +1,4 @@
-"""Command line: ``ccgc train | evaluate | validate | predict | reproduce | baselines | datasets | benchmark``."""
+"""Command line: ``ccgc train | evaluate | validate | predict | reproduce | baselines | datasets | benchmark | trace``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from ccgc.commands import baselines_main, benchmark_main, datasets_main
 from ccgc.data import CCGCDataModule
 from ccgc.module import CCGCModule
 from ccgc.reproduce import reproduce_main
+from ccgc.trace import trace_main
 from paperlab.cli import build_cli
 
 main = build_cli(
@@ -20,6 +21,7 @@ main = build_cli(
         "baselines": baselines_main,
         "datasets": datasets_main,
         "benchmark": benchmark_main,
+        "trace": trace_main,
     },
     trainer_defaults={"accelerator": "auto", "devices": 1},
 )

@@ -13,6 +13,7 @@ last ← kmeans(E) after the final epoch
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -42,6 +43,7 @@ class CCGCConfig:
     warmup_epochs: int = 50
     recluster_every: int = 10
     pos_subsample: float = 0.8
+    pos_normalization: str = "pairs"
     kmeans_n_init: int = 4
     kmeans_max_iter: int = 500
     legacy_accumulate_grads: bool = False
@@ -52,9 +54,13 @@ class CCGCConfig:
 
     @classmethod
     def legacy(cls, **kwargs: Any) -> CCGCConfig:
-        """The parity configuration: the three legacy flags on (spec §2.9)."""
+        """The parity configuration: the three legacy flags on and the official L_pos = Σ/K (spec §2.9)."""
         return cls(
-            legacy_accumulate_grads=True, legacy_skip_first_cluster=True, legacy_kmeans_init=True, **kwargs
+            legacy_accumulate_grads=True,
+            legacy_skip_first_cluster=True,
+            legacy_kmeans_init=True,
+            pos_normalization="clusters",
+            **kwargs,
         )
 
 
@@ -123,6 +129,7 @@ def epoch_objective(
         pos_subsample=cfg.pos_subsample,
         generator=generator,
         skip_first_cluster=cfg.legacy_skip_first_cluster,
+        pos_normalization=cfg.pos_normalization,
     )
     return EpochLoss(out.loss, out.pos.item(), out.neg.item(), "contrastive", out.skipped)
 
@@ -162,8 +169,13 @@ def train_ccgc(
     edge_index_hat: torch.Tensor | None = None,
     keep_embedding: bool = False,
     progress: bool = False,
+    on_step: Callable[[int, SiameseLinearEncoder, EpochLoss], dict[str, Any] | None] | None = None,
 ) -> RunResult:
-    """One full CCGC (or SCGC) run on pre-smoothed features; metrics need ``y``."""
+    """One full CCGC (or SCGC) run on pre-smoothed features; metrics need ``y``.
+
+    ``on_step(epoch, model, loss)`` is called after every optimiser step; a returned dict is merged into that
+    epoch's history record (``ccgc trace`` uses it). Re-clustering epochs also record their metrics there.
+    """
     cfg = cfg or CCGCConfig()
     device = x_smooth.device
     if num_clusters > x_smooth.size(0):
@@ -210,6 +222,8 @@ def train_ccgc(
         history.append(
             {"epoch": epoch, "phase": out.phase, "loss": out.loss.item(), "pos": out.pos, "neg": out.neg}
         )
+        if on_step is not None:
+            history[-1].update(on_step(epoch, model, out) or {})
         if epoch % cfg.recluster_every == 0:
             t1 = time.perf_counter()
             result = cluster_embedding(model.embed(x_smooth), num_clusters, cfg, generator)
@@ -217,7 +231,9 @@ def train_ccgc(
             _sync(device)
             timings["recluster"].append(time.perf_counter() - t1)
             if y is not None:
-                tracker.add(epoch, clustering_metrics(y, labels))
+                metrics = clustering_metrics(y, labels)
+                tracker.add(epoch, metrics)
+                history[-1].update(metrics)
     embedding = model.embed(x_smooth)
     final = cluster_embedding(embedding, num_clusters, cfg, generator)
     if y is not None:

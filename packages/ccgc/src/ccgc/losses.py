@@ -108,6 +108,9 @@ def high_confidence_mask(dis: torch.Tensor, tau: float) -> torch.Tensor:
     return conf < threshold
 
 
+POS_NORMALIZATIONS = ("pairs", "clusters")
+
+
 def _randperm(n: int, generator: torch.Generator | None) -> torch.Tensor:
     device = generator.device if generator is not None else torch.device("cpu")
     return torch.randperm(n, generator=generator, device=device)
@@ -134,19 +137,25 @@ def ccgc_loss(
     generator: torch.Generator | None = None,
     skip_first_cluster: bool = False,
     shuffle_pairs: bool = True,
+    pos_normalization: str = "clusters",
 ) -> CCGCLoss:
     """Cluster-guided contrastive loss L = L_pos + α·L_neg (spec §2.6, official code).
 
     For every used cluster k with high-confidence members H_k:
     positives pair Z1[a_j] with Z2[b_j], a and b two independent random subsets of H_k of size ⌊ρ·|H_k|⌋
     (ρ = ``pos_subsample``; with ``shuffle_pairs=False`` both are the first ⌊ρ·|H_k|⌋ members in index order,
-    i.e. a fixed pairing); L_pos = (1/K) Σ_k Σ_j (2 − 2⟨Z1[a_j], Z2[b_j]⟩), divided by the configured K.
+    i.e. a fixed pairing); L_pos = (1/K) Σ_k Σ_j (2 − 2⟨Z1[a_j], Z2[b_j]⟩), divided by the configured K
+    (``pos_normalization="clusters"``, official code). ``pos_normalization="pairs"`` divides the same sum by the
+    number P of positive pairs instead (a mean in [0, 4], independent of N; the package's default, see README:
+    with the sum, α·L_neg ≤ α is outweighed by a factor ≈ P/K and the embedding collapses on Cora).
     Centres C^v_k = rownorm(mean_{i∈H_k} Z^v_i); S = C¹C²ᵀ with a zeroed diagonal; L_neg = mean(S²) over K'².
     ``skip_first_cluster`` reproduces the official loop that never visits the smallest label present in H.
     The epoch is ``skipped`` (no gradient step) when fewer than 2 clusters occur in H or when L_pos = 0.
     """
     if z1.shape != z2.shape:
         raise ValueError(f"views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if pos_normalization not in POS_NORMALIZATIONS:
+        raise ValueError(f"pos_normalization must be one of {POS_NORMALIZATIONS}, got {pos_normalization!r}")
     if pseudo_labels.numel() != z1.size(0) or high_conf.numel() != z1.size(0):
         raise ValueError("pseudo_labels and high_conf need one entry per node")
     idx = high_conf.nonzero().flatten()
@@ -158,6 +167,7 @@ def ccgc_loss(
         return CCGCLoss(zero, zero, zero, int(present.numel()), True)
     used = present[1:] if skip_first_cluster else present
     pos_terms = []
+    num_pairs = 0
     centers1, centers2 = [], []
     for cluster in used.tolist():
         members = idx[labels == cluster]
@@ -169,9 +179,11 @@ def ccgc_loss(
             else:
                 a = b = members[:m]
             pos_terms.append((2.0 - 2.0 * (z1[a] * z2[b]).sum(1)).sum())
+            num_pairs += m
         centers1.append(z1[members].mean(0))
         centers2.append(z2[members].mean(0))
-    pos = torch.stack(pos_terms).sum() / k_total if pos_terms else zero
+    divisor = k_total if pos_normalization == "clusters" else num_pairs
+    pos = torch.stack(pos_terms).sum() / divisor if pos_terms else zero
     c1 = F.normalize(torch.stack(centers1), dim=1)
     c2 = F.normalize(torch.stack(centers2), dim=1)
     s = c1 @ c2.T

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pytorch_lightning import LightningModule
@@ -24,6 +24,7 @@ class CCGCModule(LightningModule):
         warmup_epochs: int = 50,
         recluster_every: int = 10,
         pos_subsample: float = 0.8,
+        pos_normalization: Literal["pairs", "clusters"] = "pairs",
         kmeans_n_init: int = 4,
         kmeans_max_iter: int = 500,
         legacy: bool = False,
@@ -41,6 +42,10 @@ class CCGCModule(LightningModule):
             warmup_epochs: epochs 0..warmup_epochs use the warm-up loss (official 50, i.e. 51 epochs).
             recluster_every: re-cluster (and evaluate) when ``epoch % recluster_every == 0``.
             pos_subsample: fraction of each high-confidence cluster drawn for positive pairs (official 0.8).
+            pos_normalization: ``pairs`` (default): L_pos is the mean of 2 − 2cos over the positive pairs;
+                ``clusters`` (official code/paper): their sum divided by K. With the sum, α·L_neg is outweighed
+                by a factor ≈ #pairs/K and the corrected optimiser collapses the Cora embedding (README).
+                ``legacy`` implies ``clusters``.
             kmeans_n_init: k-means++ restarts (ignored with ``legacy_kmeans_init``).
             kmeans_max_iter: Lloyd iteration cap.
             legacy: shorthand that turns on the three legacy flags (official-code parity).
@@ -60,6 +65,7 @@ class CCGCModule(LightningModule):
             warmup_epochs=warmup_epochs,
             recluster_every=recluster_every,
             pos_subsample=pos_subsample,
+            pos_normalization="clusters" if legacy else pos_normalization,
             kmeans_n_init=kmeans_n_init,
             kmeans_max_iter=kmeans_max_iter,
             legacy_accumulate_grads=legacy or legacy_accumulate_grads,

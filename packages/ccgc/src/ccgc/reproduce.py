@@ -121,12 +121,14 @@ def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _variant_config(variant: str, epochs: int) -> CCGCConfig:
+def variant_config(variant: str, epochs: int) -> CCGCConfig:
     if variant == "legacy":
         return CCGCConfig.legacy(epochs=epochs)
     if variant == "fixed":
         return CCGCConfig(epochs=epochs)
-    raise SystemExit(f"ccgc reproduce: unknown variant {variant!r} (legacy, fixed)")
+    if variant == "fixed_sum":
+        return CCGCConfig(epochs=epochs, pos_normalization="clusters")
+    raise SystemExit(f"ccgc reproduce: unknown variant {variant!r} (legacy, fixed, fixed_sum)")
 
 
 def reproduce_main(argv: list[str]) -> int:
@@ -144,9 +146,18 @@ def reproduce_main(argv: list[str]) -> int:
     parser.add_argument(
         "--merge", nargs="+", default=None, help="render one table from several results.json files and exit"
     )
-    parser.add_argument("--variants", default="legacy,fixed", help="legacy (official code) and/or fixed")
+    parser.add_argument(
+        "--variants",
+        default="legacy,fixed",
+        help="legacy (official code), fixed (package default), fixed_sum (zero_grad + official L_pos = Σ/K)",
+    )
     parser.add_argument("--epochs", type=int, default=400)
-    parser.add_argument("--scgc-seeds", type=int, default=0, help="SCGC baseline runs per dataset (0: skip)")
+    parser.add_argument(
+        "--scgc-seeds",
+        type=int,
+        default=0,
+        help="SCGC baseline runs per dataset, seeds from --seed-start (0: skip)",
+    )
     parser.add_argument("--quick", action="store_true", help="Cora 3 seeds legacy, BAT/EAT/UAT 10 seeds, rpg")
     parser.add_argument("--planetoid-root", default=None, help="folder holding Cora/raw, CiteSeer/raw")
     parser.add_argument("--adgc-root", default=None, help="folder holding bat/, eat/, uat/, amap/")
@@ -211,7 +222,7 @@ def reproduce_main(argv: list[str]) -> int:
                 block["baselines"][name].append(metrics)
         save()
         for variant in dataset_variants:
-            cfg = _variant_config(variant, args.epochs)
+            cfg = variant_config(variant, args.epochs)
             block["ccgc"][variant] = []
             for seed in range(args.seed_start, args.seed_start + seeds):
                 start = time.perf_counter()
@@ -235,10 +246,11 @@ def reproduce_main(argv: list[str]) -> int:
                         title=f"CCGC {variant} on {dataset} (seed 0)",
                     )
                 save()
-        for seed in range(args.scgc_seeds):
+        for seed in range(args.seed_start, args.seed_start + args.scgc_seeds):
             run = run_scgc(
                 graph, seed=seed, epochs=args.epochs, legacy_accumulate_grads=True, device=args.device
             )
+            run = {k: v for k, v in run.items() if k != "timings"} | {"seed": seed}
             block["scgc"].append(run)
             log(
                 f"{dataset} SCGC seed {seed}: best ACC {run['best']['acc']:.2f} last ACC {run['last']['acc']:.2f}"
