@@ -176,7 +176,7 @@ def test_legacy_shorthand_turns_on_all_three_flags():
     )
     # the official L_pos = Σ/K comes with the legacy shorthand; the package default is the per-pair mean
     assert CCGCModule(legacy=True, pos_normalization="pairs").cfg.pos_normalization == "clusters"
-    assert CCGCModule().cfg.pos_normalization == CCGCConfig().pos_normalization == "pairs"
+    assert CCGCModule().cfg.pos_normalization == CCGCConfig().pos_normalization == "clusters"
 
 
 @pytest.mark.slow
@@ -225,7 +225,15 @@ def test_contrastive_epoch_on_high_confidence_rows_equals_full_encoding():
     z1, z2 = model(x)
     mask = high_confidence_mask(dis, 0.5)
     full = ccgc_loss(
-        z1, z2, labels, mask, 0.5, 3, 0.8, torch.Generator().manual_seed(2), pos_normalization="pairs"
+        z1,
+        z2,
+        labels,
+        mask,
+        0.5,
+        3,
+        0.8,
+        torch.Generator().manual_seed(2),
+        pos_normalization=cfg.pos_normalization,
     )
     g_full = torch.autograd.grad(full.loss, list(model.parameters()))
     assert fast.loss.item() == pytest.approx(full.loss.item(), rel=1e-12)

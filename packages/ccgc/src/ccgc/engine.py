@@ -43,7 +43,7 @@ class CCGCConfig:
     warmup_epochs: int = 50
     recluster_every: int = 10
     pos_subsample: float = 0.8
-    pos_normalization: str = "pairs"
+    pos_normalization: str = "clusters"
     kmeans_n_init: int = 4
     kmeans_max_iter: int = 500
     legacy_accumulate_grads: bool = False

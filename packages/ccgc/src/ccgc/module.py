@@ -24,7 +24,7 @@ class CCGCModule(LightningModule):
         warmup_epochs: int = 50,
         recluster_every: int = 10,
         pos_subsample: float = 0.8,
-        pos_normalization: Literal["pairs", "clusters"] = "pairs",
+        pos_normalization: Literal["pairs", "clusters"] = "clusters",
         kmeans_n_init: int = 4,
         kmeans_max_iter: int = 500,
         legacy: bool = False,
@@ -42,10 +42,10 @@ class CCGCModule(LightningModule):
             warmup_epochs: epochs 0..warmup_epochs use the warm-up loss (official 50, i.e. 51 epochs).
             recluster_every: re-cluster (and evaluate) when ``epoch % recluster_every == 0``.
             pos_subsample: fraction of each high-confidence cluster drawn for positive pairs (official 0.8).
-            pos_normalization: ``pairs`` (default): L_pos is the mean of 2 − 2cos over the positive pairs;
-                ``clusters`` (official code/paper): their sum divided by K. With the sum, α·L_neg is outweighed
-                by a factor ≈ #pairs/K and the corrected optimiser collapses the Cora embedding (README).
-                ``legacy`` implies ``clusters``.
+            pos_normalization: ``clusters`` (default; paper and official code): L_pos is the sum of 2 − 2cos
+                over the positive pairs divided by K; ``pairs`` (config ``stable``): their mean. With the sum,
+                α·L_neg is outweighed by a factor ≈ #pairs/K and the corrected optimiser collapses the Cora
+                embedding late in training (README); the mean does not. ``legacy`` implies ``clusters``.
             kmeans_n_init: k-means++ restarts (ignored with ``legacy_kmeans_init``).
             kmeans_max_iter: Lloyd iteration cap.
             legacy: shorthand that turns on the three legacy flags (official-code parity).

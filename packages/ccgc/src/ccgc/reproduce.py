@@ -125,7 +125,7 @@ def variant_config(variant: str, epochs: int) -> CCGCConfig:
     if variant == "legacy":
         return CCGCConfig.legacy(epochs=epochs)
     if variant == "fixed":
-        return CCGCConfig(epochs=epochs)
+        return CCGCConfig(epochs=epochs, pos_normalization="pairs")
     if variant == "fixed_sum":
         return CCGCConfig(epochs=epochs, pos_normalization="clusters")
     raise SystemExit(f"ccgc reproduce: unknown variant {variant!r} (legacy, fixed, fixed_sum)")
@@ -149,7 +149,8 @@ def reproduce_main(argv: list[str]) -> int:
     parser.add_argument(
         "--variants",
         default="legacy,fixed",
-        help="legacy (official code), fixed (package default), fixed_sum (zero_grad + official L_pos = Σ/K)",
+        help="legacy (official code), fixed (zero_grad + per-pair mean, config stable), fixed_sum (zero_grad + the "
+        "paper's L_pos = Σ/K: the package default)",
     )
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument(
