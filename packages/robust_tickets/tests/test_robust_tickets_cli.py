@@ -123,11 +123,18 @@ def test_smoke_code_path_on_cpu():
 def test_reproduce_smoke_on_tiny_model(tmp_path):
     out = tmp_path / "repro"
     args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "32", "--n-attack", "6"]
-    assert main(["reproduce", *args, "--max-queries", "30", "--out", str(out)]) == 0
+    methods = ["--methods", "robust,wo_adv,magnitude,imp,random"]
+    assert main(["reproduce", *args, *methods, "--max-queries", "30", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     rows = results["seeds"][0]
-    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "random"}
+    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "imp", "random"}
     assert rows["robust"]["steps"] == 3 * rows["dense"]["steps"]  # stage 1 + search + retrain, 1 epoch each
+    assert rows["magnitude"]["steps"] == 2 * rows["dense"]["steps"]  # stage 1 + retrain
+    assert rows["imp"]["steps"] == 5 * rows["dense"]["steps"]  # stage 1 + rounds 2-4 (10/19/27.1 %) + retrain
+    best = max(rows[m]["wordswap"]["aua"] for m in ("wo_adv", "magnitude", "imp", "random"))
+    assert any(f"best same-sparsity ticket {best:.1f} " in c for c in results["checks"])
+    with pytest.raises(SystemExit, match="unknown --methods"):
+        main(["reproduce", *args, "--methods", "robust,lth"])
     table = (out / "results.md").read_text()
     assert "| robust | 30% |" in table and "wordswap Aua%" in table
     assert not list(out.glob("*.ckpt"))

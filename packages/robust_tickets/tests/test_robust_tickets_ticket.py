@@ -183,3 +183,87 @@ def test_compare_rankings_against_brute_force():
     assert compare_rankings(a, a, 0.3)["pruned_overlap"] == 1.0
     big = torch.rand(200_000, generator=gen), torch.rand(200_000, generator=gen)
     assert compare_rankings(*big, 0.3)["pruned_overlap"] == pytest.approx(0.3, abs=0.01)  # chance level
+
+
+# ------------------------------------------------------------------------------------- iterative IMP
+def test_imp_schedule_closed_form_and_errors():
+    from robust_tickets.losses import imp_schedule
+
+    # 10 % of the remaining weights per round: 1 - 0.9^r, the last round exactly at the target
+    assert imp_schedule(0.3) == pytest.approx([0.1, 0.19, 0.271, 0.3])
+    assert imp_schedule(0.3, rounds=1) == [0.3]  # one-shot magnitude ticket
+    assert imp_schedule(0.3, rounds=2) == pytest.approx([0.1, 0.3])
+    assert imp_schedule(0.271, 0.1) == pytest.approx([0.1, 0.19, 0.271])  # exact multiple: no extra round
+    assert len(imp_schedule(0.9, 0.1)) == 22  # 0.9^21 = 0.109 > 0.1, 0.9^22 < 0.1
+    assert imp_schedule(0.0) == [0.0]
+    with pytest.raises(ValueError, match="imp_rounds=5 is too many"):
+        imp_schedule(0.3, 0.1, rounds=5)
+    with pytest.raises(ValueError, match="imp_rate"):
+        imp_schedule(0.3, 1.0)
+
+
+class _TicketProbe(Callback):
+    """Records the ticket and the backbone at the first batch of every phase."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if module.phase not in self.seen:
+            masked = [w.detach().clone() for w in module.net.masked_weights()]
+            self.seen[module.phase] = (module.net.ticket.clone(), masked)
+
+
+def test_iterative_imp_nested_tickets_by_magnitude_of_the_previous_round(fit_tiny, monkeypatch):
+    from robust_tickets import module as module_lib
+
+    probe = _TicketProbe()
+    scores_seen = []
+    original = module_lib.TicketModule.draw_scores
+
+    def spy(self):
+        scores = original(self)
+        weights = torch.cat([w.detach().abs().flatten() for w in self.net.masked_weights()])
+        scores_seen.append((weights, self.net.ticket.clone() if self.net.mode == "binary" else None))
+        return scores
+
+    monkeypatch.setattr(module_lib.TicketModule, "draw_scores", spy)
+    module, _, _ = fit_tiny([probe], method="imp", imp_rounds=0, sparsity=0.3, epochs_finetune=1)
+    assert [name for name, _ in module.phases] == [
+        "finetune",
+        "imp_round2",
+        "imp_round3",
+        "imp_round4",
+        "retrain",
+    ]
+    assert set(module.budget) == {"finetune", "imp_round2", "imp_round3", "imp_round4", "retrain"}
+    theta0 = load_pretrained("tiny-bert", 2, init_seed=module.hparams.seed)
+    theta0_masked = MaskedModel(theta0, mode="dense").masked_weights()
+    n = module.net.num_entries
+    previous = torch.ones(n, dtype=torch.bool)
+    for i, (phase, target) in enumerate(
+        zip(["imp_round2", "imp_round3", "imp_round4", "retrain"], [0.1, 0.19, 0.271, 0.3], strict=True)
+    ):
+        keep = probe.seen[phase][0].bool()
+        assert int((~keep).sum()) == round(target * n)  # cumulative sparsity of the round
+        assert not (keep & ~previous).any()  # pruned entries stay pruned
+        # brute force: the newly pruned entries are the smallest |W| among the survivors of the round
+        weights, _ = scores_seen[i]
+        new = previous & ~keep
+        if new.any():
+            assert float(weights[new].max()) <= float(weights[keep].min())
+        # every round restarts from theta_0 (pre-trained weights), times the ticket
+        for w, w0, s in zip(probe.seen[phase][1], theta0_masked, module.net.slots, strict=True):
+            m = keep[s.offset : s.offset + s.numel].view(s.rows, s.cols).to(w.dtype)
+            assert torch.equal(w, w0.detach() * m)
+        previous = keep
+    assert torch.equal(module.net.ticket.bool(), previous)
+
+
+def test_one_shot_imp_has_no_extra_rounds(fit_tiny):
+    from robust_tickets.module import TicketModule
+
+    module = TicketModule(model_name="tiny-bert", method="imp", imp_rounds=1, attacks=[])
+    assert [name for name, _ in module.phases] == ["finetune", "retrain"]
+    with pytest.raises(ValueError, match="too many"):
+        TicketModule(model_name="tiny-bert", method="imp", imp_rounds=9, attacks=[])

@@ -294,6 +294,27 @@ def magnitude_scores(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([w.detach().abs().flatten().float().cpu() for w in weights])
 
 
+def imp_schedule(target: float, rate: float = 0.1, rounds: int = 0) -> list[float]:
+    """Cumulative sparsity after each IMP round (Chen et al. 2020, spec 2.9): round r prunes ``rate`` of the
+    remaining weights, i.e. reaches 1 - (1 - rate)^r, and the last round prunes exactly to ``target``.
+
+    ``rounds=0`` takes as many rounds as the rate needs; ``rounds=1`` is the one-shot magnitude ticket."""
+    target = check_sparsity(target)
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"imp_rate must be in (0, 1), got {rate}")
+    if rounds < 0:
+        raise ValueError(f"imp_rounds must be >= 0 (0 = as many as imp_rate needs), got {rounds}")
+    needed = max(1, math.ceil(math.log1p(-target) / math.log1p(-rate) - 1e-9)) if target > 0 else 1
+    if rounds == 0:
+        rounds = needed
+    elif rounds > needed:
+        raise ValueError(
+            f"imp_rounds={rounds} is too many: pruning {rate:.0%} of the remaining weights per round reaches "
+            f"sparsity {target} after {needed} round(s)"
+        )
+    return [1.0 - (1.0 - rate) ** r for r in range(1, rounds)] + [target]
+
+
 def random_scores(n: int, seed: int) -> torch.Tensor:
     """Uniform random scores (random-pruning ticket)."""
     gen = torch.Generator().manual_seed(seed)

@@ -9,7 +9,8 @@ dense      finetune(E_rt)                                   (baseline)
 freelb     freelb(E_rt)                  dense FreeLB adversarial fine-tune
 robust     finetune(E_ft) -> search(E_s) -> retrain(E_rt)   (the paper)
 wo_adv     finetune(E_ft) -> clean search(E_s) -> retrain(E_rt)
-imp        finetune(E_ft) -> retrain(E_rt), one-shot magnitude ticket
+imp        finetune(E_ft) -> [prune, rewind, fine-tune(E_round)] x (R-1) -> prune, rewind, retrain(E_rt):
+           IMP with ``imp_rounds`` = R (1 = one-shot magnitude ticket, 0 = 10 % rounds to the target)
 random     retrain(E_rt), uniform random ticket
 finetune   finetune(E_ft)                  stage 1 only
 search     search(E_s) from ``init_ckpt``  stage 2 only
@@ -34,6 +35,7 @@ from robust_tickets.losses import (
     check_sparsity,
     draw_global,
     freelb_objective,
+    imp_schedule,
     l0_penalty,
     lambda_at,
     linear_warmup_decay,
@@ -82,6 +84,10 @@ class TicketModule(LightningModule):
         lambda_schedule: ramp or constant.
         sparsity: fraction of masked entries pruned by the draw.
         draw_from: last or best(-dev) search masks.
+        imp_rounds: IMP prune-rewind rounds R (1 = one-shot magnitude ticket; 0 = as many ``imp_rate``
+            rounds as the sparsity needs, e.g. 4 for 30 %: 10 %, 19 %, 27.1 %, 30 %).
+        imp_rate: fraction of the remaining masked weights each IMP round prunes (Chen et al. 2020: 0.1).
+        imp_round_epochs: fine-tune epochs of IMP rounds 2..R (default E_ft).
         paper_pgd_steps_are_ascent_steps: read s as ascent steps (+1 training pass) in paper mode.
         legacy_freelb_average: official FreeLB-style average of the K pass gradients.
         legacy_l0_mean_of_means: official mean of per-matrix means.
@@ -132,6 +138,9 @@ class TicketModule(LightningModule):
         lambda_schedule: str = "ramp",
         sparsity: float = 0.3,
         draw_from: str = "last",
+        imp_rounds: int = 1,
+        imp_rate: float = 0.1,
+        imp_round_epochs: int | None = None,
         paper_pgd_steps_are_ascent_steps: bool = False,
         legacy_freelb_average: bool = False,
         legacy_l0_mean_of_means: bool = False,
@@ -160,6 +169,7 @@ class TicketModule(LightningModule):
                 f"method {method!r} needs --model.init_ckpt (a checkpoint of the previous stage)"
             )
         check_sparsity(sparsity)
+        self.imp_sparsities = imp_schedule(sparsity, imp_rate, imp_rounds)
         self.automatic_optimization = False
         backbone = load_pretrained(model_name, num_labels, init_seed=seed)
         self.net = MaskedModel(
@@ -188,7 +198,12 @@ class TicketModule(LightningModule):
             "freelb": [("freelb", rt)],
             "robust": [("finetune", ft), ("search", se), ("retrain", rt)],
             "wo_adv": [("finetune", ft), ("search", se), ("retrain", rt)],
-            "imp": [("finetune", ft), ("retrain", rt)],
+            "imp": [("finetune", ft)]
+            + [
+                (f"imp_round{r}", ft if h.imp_round_epochs is None else h.imp_round_epochs)
+                for r in range(2, len(self.imp_sparsities) + 1)
+            ]
+            + [("retrain", rt)],
             "random": [("retrain", rt)],
             "finetune": [("finetune", ft)],
             "search": [("search", se)],
@@ -284,8 +299,12 @@ class TicketModule(LightningModule):
             for p in net.backbone.parameters():
                 p.requires_grad_(h.legacy_backbone_grads)
             self._adamw([net.mask_scores], h.mask_lr, h.mask_weight_decay)
-        elif phase == "retrain":
-            keep = self.draw()
+        elif phase == "retrain" or phase.startswith("imp_round"):
+            if h.method == "imp":  # round r starts after r - 1 prunings; the retrain after all of them
+                done = len(self.imp_sparsities) if phase == "retrain" else int(phase[len("imp_round") :]) - 1
+                keep = self.draw(self.imp_sparsities[done - 1])
+            else:
+                keep = self.draw()
             self.rewind()
             net.set_mode("binary")
             net.set_ticket(keep)
@@ -294,18 +313,22 @@ class TicketModule(LightningModule):
             self._adamw([], h.lr, h.weight_decay, named=True)
 
     def draw_scores(self) -> torch.Tensor:
-        """Ranking scores of the draw: learned log alpha (robust/wo_adv/draw), |W| (imp), random (random)."""
+        """Ranking scores of the draw: learned log alpha (robust/wo_adv/draw), |W| (imp; entries an earlier
+        IMP round pruned score -inf so that they stay pruned), random (random)."""
         h = self.hparams
         if h.method == "imp":
             if h.out_w_per_mask != 1 or h.in_w_per_mask != 1:
                 raise ValueError("the magnitude ticket supports only per-weight masks")
-            return magnitude_scores(self.net.masked_weights())
+            scores = magnitude_scores(self.net.masked_weights())
+            if self.net.mode == "binary":
+                scores[self.net.ticket.detach().cpu() == 0] = float("-inf")
+            return scores
         if h.method == "random":
             return random_scores(self.net.num_entries, h.seed)
         return (self.best_scores if h.draw_from == "best" else self.net.mask_scores).detach()
 
-    def draw(self) -> torch.Tensor:
-        return draw_global(self.draw_scores(), self.hparams.sparsity)
+    def draw(self, sparsity: float | None = None) -> torch.Tensor:
+        return draw_global(self.draw_scores(), self.hparams.sparsity if sparsity is None else sparsity)
 
     def rewind(self) -> None:
         """Load theta_0 (pre-trained encoder, seeded new classifier head) into the backbone."""
@@ -336,11 +359,11 @@ class TicketModule(LightningModule):
         opt.zero_grad(set_to_none=True)
         passes = 1
         trainable = [p for g in opt.param_groups for p in g["params"]]
-        if self.phase in {"finetune", "retrain"}:
+        if self.phase in {"finetune", "retrain"} or self.phase.startswith("imp_round"):
             loss_t = F.cross_entropy(self.net(input_ids=ids, attention_mask=mask).logits, labels)
             self.manual_backward(loss_t)
             loss = float(loss_t.detach())
-            if self.phase == "finetune":
+            if self.phase != "retrain":  # stage-1 recipe, also for the fine-tunes of IMP rounds
                 self._clip(trainable, "norm")
             else:
                 self._clip(trainable, self.retrain_clip_mode())

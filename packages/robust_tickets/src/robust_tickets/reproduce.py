@@ -31,6 +31,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_charswap": 872, "n_pgd": 872, "max_queries": 500, "long": True, "freelb": True,
     },
 }  # fmt: skip
+REPRODUCE_METHODS = ("robust", "wo_adv", "magnitude", "imp", "random", "freelb")
 QUICK = {"n_train": 256, "epochs": 1, "n_attack": 50, "attacks": ["wordswap"], "long": False, "freelb": False}
 
 
@@ -133,6 +134,11 @@ def run_seed(
     if "magnitude" in methods:
         ticket, _, _ = r.fit("ticket-magnitude", "imp", ft_ckpt, epochs_finetune=0)
         rows["magnitude"] = {**r.evaluate(ticket), **_budget(ft, ticket), "sparsity": cfg["sparsity"]}
+    if "imp" in methods:  # iterative IMP (LTH): 10 % of the remaining weights per round, each round rewound
+        ticket, _, _ = r.fit(
+            "ticket-imp", "imp", ft_ckpt, epochs_finetune=0, imp_rounds=0, imp_round_epochs=cfg["epochs"]
+        )
+        rows["imp"] = {**r.evaluate(ticket), **_budget(ft, ticket), "sparsity": cfg["sparsity"]}
     if "random" in methods:
         ticket, _, _ = r.fit("ticket-random", "random")
         rows["random"] = {**r.evaluate(ticket), **_budget(ticket), "sparsity": cfg["sparsity"]}
@@ -194,7 +200,9 @@ def acceptance_checks(per_seed: list[dict[str, Any]]) -> list[str]:
     rob_aua, rob_clean, dense_clean = mean("robust", "aua"), mean("robust", "clean"), mean("dense", "clean")
     if rob_aua is None:
         return out
-    baselines = {m: mean(m, "aua") for m in ("magnitude", "random", "wo_adv") if mean(m, "aua") is not None}
+    baselines = {
+        m: mean(m, "aua") for m in ("magnitude", "imp", "random", "wo_adv") if mean(m, "aua") is not None
+    }
     if baselines:
         best = max(baselines.values())
         verdict = "PASS" if rob_aua >= best + 5 else "FAIL"
@@ -246,7 +254,7 @@ def merge_runs(folders: list[str], out: str | None, cmd: str) -> int:
         cfg = data["config"]
         per_seed += data["seeds"]
     assert cfg is not None
-    order = ["dense", "robust", "wo_adv", "magnitude", "random", "freelb", "dense_long"]
+    order = ["dense", "robust", "wo_adv", "magnitude", "imp", "random", "freelb", "dense_long"]
     methods = sorted((m for m in per_seed[0] if all(m in s for s in per_seed)), key=lambda m: (m not in order,
                      order.index(m) if m in order else 0, m))  # fmt: skip
     per_seed = [{m: s[m] for m in methods} for s in per_seed]
@@ -280,7 +288,11 @@ def reproduce_cli(argv: list[str]) -> int:
         "--merge", nargs="+", default=None, metavar="DIR",
         help="only merge the results.json of earlier runs (one seed each, same config) into one table",
     )  # fmt: skip
-    parser.add_argument("--methods", default="robust,wo_adv,magnitude,random,freelb")
+    parser.add_argument(
+        "--methods", default="robust,wo_adv,magnitude,random,freelb",
+        help="ticket methods besides dense; add imp for iterative IMP (LTH, 10 %% per round; costs R-1 extra "
+        "fine-tunes)",
+    )  # fmt: skip
     parser.add_argument(
         "--model", default=None, help="override the preset's model (e.g. tiny-bert for smoke runs)"
     )
@@ -317,6 +329,11 @@ def reproduce_cli(argv: list[str]) -> int:
                 f"robust-tickets reproduce: attacks {sorted(unknown)} not in the preset's {cfg['attacks']}"
             )
         cfg["attacks"] = args.attacks.split(",")
+    unknown = set(args.methods.split(",")) - set(REPRODUCE_METHODS)
+    if unknown:
+        raise SystemExit(
+            f"robust-tickets reproduce: unknown --methods {sorted(unknown)}; choose from {', '.join(REPRODUCE_METHODS)}"
+        )
     cfg["sparsity"], cfg["methods"] = args.sparsity, args.methods.split(",")
     cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
     folder = Path(args.out) if args.out else make_run_dir("robust_tickets", f"reproduce-{args.preset}")
