@@ -82,11 +82,17 @@ def test_stage_commands_chain(capsys):
     assert "test_acc" in evaluated["test"] and evaluated["evaluate"]["pgd"]["n"] == 8
     assert evaluated["ticket_sparsity"] == pytest.approx(0.4, abs=2e-5)  # the binary ticket mode was restored
     for attack in ("wordswap", "charswap", "pgd"):
-        assert main(["attack", "--ckpt", ticket, "--attack", attack, "--n", "6", "--max-queries", "50"]) == 0
+        extra = ["--sim-threshold", "0.9"] if attack == "wordswap" else []
+        assert (
+            main(["attack", "--ckpt", ticket, "--attack", attack, "--n", "6", "--max-queries", "50", *extra])
+            == 0
+        )
         run = _newest_run(f"attack-{attack}")
         assert (run / f"attack_{attack}.csv").is_file() and (run / f"attack_{attack}_perturbed.txt").is_file()
         summary = json.loads((run / f"attack_{attack}_summary.json").read_text())
         assert summary["n"] == 6 and 0 <= summary["aua"] <= summary["clean"] <= 100
+        if attack == "wordswap":
+            assert summary["sim_threshold"] == 0.9
 
 
 def test_bad_inputs(tmp_path):

@@ -205,6 +205,57 @@ def run_attack(
     return [r for r in results if r is not None]
 
 
+# ---------------------------------------------------------------------------- sentence similarity
+class SentenceSimilarity:
+    """Offline stand-in for TextFooler's USE constraint (spec 2.10 A, proposed): cosine similarity of
+    mean-pooled sentence embeddings (all-MiniLM-L6-v2 is a sentence-embedding model trained for exactly this
+    pooling). ``encoder`` is a Hugging Face encoder whose output has ``last_hidden_state``; embeddings are
+    memoised by text and computed under ``torch.inference_mode``. Constraint calls are not victim queries."""
+
+    def __init__(self, encoder: nn.Module, tokenizer: Any, max_len: int = 128, batch_size: int = 128) -> None:
+        self.encoder, self.tokenizer, self.max_len, self.batch_size = (
+            encoder.eval(),
+            tokenizer,
+            max_len,
+            batch_size,
+        )
+        self._memo: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised mean-pooled (non-pad tokens) last hidden states, one row per text."""
+        todo = sorted({t for t in texts if t not in self._memo})
+        device = next(self.encoder.parameters()).device
+        with torch.inference_mode():
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                enc = self.tokenizer(
+                    chunk, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt"
+                ).to(device)
+                hidden = self.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.last_hidden_state.dtype)
+                pooled = (hidden.last_hidden_state * mask).sum(1) / mask.sum(1).clamp_min(1)
+                pooled = torch.nn.functional.normalize(pooled.double(), dim=1).cpu().numpy()
+                for text, row in zip(chunk, pooled, strict=True):
+                    self._memo[text] = row
+        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, 0))
+
+    def __call__(self, original: str, candidates: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of every candidate text to ``original``."""
+        if not candidates:
+            return np.zeros(0)
+        return self.embed(list(candidates)) @ self.embed([original])[0]
+
+
+def pretrained_sentence_similarity(
+    model_name: str = "minilm", max_len: int = 128, batch_size: int = 128
+) -> SentenceSimilarity:
+    """The constraint model: the PRE-TRAINED encoder of ``model_name`` (never a victim) and its tokenizer."""
+    from robust_tickets.models import load_pretrained, load_tokenizer
+
+    encoder = load_pretrained(model_name, 2).base_model
+    return SentenceSimilarity(encoder, load_tokenizer(model_name), max_len, batch_size)
+
+
 # ------------------------------------------------------------------------------------ word-level attack
 def word_importance(p_orig: np.ndarray, p_del: np.ndarray, label: int) -> np.ndarray:
     """TextFooler deletion importance: p_y(x) - p_y(x\\w), plus p_y'(x\\w) - p_y'(x) when the prediction
@@ -220,11 +271,17 @@ def wordswap_attack(
     table: dict[str, list[str]],
     stopwords: frozenset[str] = TEXTFOOLER_STOPWORDS,
     max_queries: int = 500,
+    similarity: Callable[[str, Sequence[str]], np.ndarray] | None = None,
+    sim_threshold: float = 0.0,
 ) -> Callable[[str, int], AttackGen]:
     """TextFooler-like greedy attack: deletion word-importance ranking, then for each word (descending
     importance, non-stopwords with candidates) score all candidates in one request; stop at the first
     label flip, else keep the candidate that lowers p_y most. Every submitted text counts as one query,
-    including the initial prediction; ``max_queries`` truncates requests."""
+    including the initial prediction; ``max_queries`` truncates requests.
+
+    With ``similarity`` and ``sim_threshold`` > 0, candidate texts whose similarity to the original text is
+    below the threshold are dropped before they are scored (TextAttack applies constraints before the
+    query budget; constraint calls are not queries)."""
 
     def attack(text: str, label: int) -> AttackGen:
         words = text.split()
@@ -246,8 +303,15 @@ def wordswap_attack(
             budget = max_queries - used
             if budget <= 0:
                 break
-            cands = table[words[i]][:budget]
+            cands = table[words[i]]
             texts = [" ".join([*current[:i], c, *current[i + 1 :]]) for c in cands]
+            if similarity is not None and sim_threshold > 0:
+                ok = similarity(text, texts) >= sim_threshold
+                cands = [c for c, k in zip(cands, ok, strict=True) if k]
+                texts = [t for t, k in zip(texts, ok, strict=True) if k]
+            cands, texts = cands[:budget], texts[:budget]
+            if not texts:
+                continue
             p = yield texts
             used += len(texts)
             pred = p.argmax(1)

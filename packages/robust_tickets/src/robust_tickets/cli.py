@@ -85,6 +85,11 @@ def attack_main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--parallel-examples", type=int, default=32)
     parser.add_argument("--pgd-eps-rel", type=float, default=0.05)
+    parser.add_argument(
+        "--sim-threshold", type=float, default=0.0,
+        help="wordswap: drop candidates whose MiniLM sentence cosine to the original is below this (0 = off; "
+        "the sst2-paper preset uses 0.8)",
+    )  # fmt: skip
     parser.add_argument("--root", default=None, help="data root override")
     parser.add_argument("--table", default=None, help="candidate table JSON (from `synonyms build`)")
     parser.add_argument("--threads", type=int, default=None)
@@ -110,7 +115,7 @@ def attack_main(argv: list[str]) -> int:
             table = candidate_table(dm.task, dm.tokenizer, emb)
     results, summary = run_named_attack(
         args.attack, module.net, dm.tokenizer, dm.attack_split(), table, args.max_queries, args.batch_size,
-        args.parallel_examples, dm.max_len, args.pgd_eps_rel,
+        args.parallel_examples, dm.max_len, args.pgd_eps_rel, sim_threshold=args.sim_threshold,
     )  # fmt: skip
     run_dir = make_run_dir("robust_tickets", f"attack-{args.attack}")
     write_attack_outputs(run_dir, args.attack, results, summary)

@@ -11,10 +11,12 @@ from torch import nn
 
 from robust_tickets.attacks import (
     AttackResult,
+    SentenceSimilarity,
     Victim,
     charswap_attack,
     embedding_neighbour_table,
     pgd_attack,
+    pretrained_sentence_similarity,
     run_attack,
     summarize,
     table_hash,
@@ -67,8 +69,13 @@ def run_named_attack(
     max_len: int = 128,
     pgd_eps_rel: float = 0.05,
     seed: int = 0,
+    sim_threshold: float = 0.0,
+    similarity: SentenceSimilarity | None = None,
 ) -> tuple[list[AttackResult], dict[str, Any]]:
-    """Run one attack on ``split``; returns per-example results and the summary (percent + bookkeeping)."""
+    """Run one attack on ``split``; returns per-example results and the summary (percent + bookkeeping).
+
+    ``sim_threshold`` > 0 adds the sentence-similarity constraint to ``wordswap`` (``similarity`` defaults to
+    the pre-trained MiniLM sentence encoder)."""
     examples = list(zip(split.texts, split.labels, strict=True))
     start = time.perf_counter()
     extra: dict[str, Any] = {}
@@ -80,8 +87,13 @@ def run_named_attack(
         if name == "wordswap":
             if table is None:
                 raise ValueError("wordswap needs a candidate table")
-            attack = wordswap_attack(table, max_queries=max_queries)
+            if sim_threshold > 0 and similarity is None:
+                similarity = pretrained_sentence_similarity("minilm", max_len, batch_size)
+            attack = wordswap_attack(
+                table, max_queries=max_queries, similarity=similarity, sim_threshold=sim_threshold
+            )
             extra["table_sha256"] = table_hash(table)
+            extra["sim_threshold"] = sim_threshold
         else:
             attack = charswap_attack(tokenizer.unk_token or "[UNK]", max_queries=max_queries, seed=seed)
         results = run_attack(attack, examples, victim, parallel_examples)

@@ -99,6 +99,7 @@ class TicketModule(LightningModule):
         attack_max_queries: query budget per example.
         attack_batch_size: texts per forward pass.
         attack_parallel_examples: examples advanced in lock-step.
+        attack_sim_threshold: wordswap sentence-similarity constraint (MiniLM cosine to the original; 0 = off).
         pgd_eps_rel: PGD radius relative to the word-embedding norm.
         curve_epochs: epochs (1-based) after which clean + attack metrics are recorded (dense_long curve).
         final_eval: evaluate (clean + attacks) at the end of fit and write it to metrics.json.
@@ -152,6 +153,7 @@ class TicketModule(LightningModule):
         attack_max_queries: int = 500,
         attack_batch_size: int = 128,
         attack_parallel_examples: int = 32,
+        attack_sim_threshold: float = 0.0,
         pgd_eps_rel: float = 0.05,
         curve_epochs: list[int] | None = None,
         final_eval: bool = True,
@@ -474,7 +476,7 @@ class TicketModule(LightningModule):
                 _, summary = run_named_attack(
                     name, self.net, dm.tokenizer, dm.attack_split(), table, self.hparams.attack_max_queries,
                     self.hparams.attack_batch_size, self.hparams.attack_parallel_examples, dm.max_len,
-                    self.hparams.pgd_eps_rel,
+                    self.hparams.pgd_eps_rel, sim_threshold=self.hparams.attack_sim_threshold,
                 )  # fmt: skip
             out[name] = summary
         self.net.train(self.training)

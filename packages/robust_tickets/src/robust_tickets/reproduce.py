@@ -28,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "sst2-paper": {
         "model": "bert-base-uncased", "dataset": "sst2", "max_len": 128, "n_train": None, "n_attack": 872,
         "epochs": 3, "epochs_search": 20, "adv_steps": 5, "lr": 2e-5, "attacks": ["wordswap", "charswap", "pgd"],
-        "n_charswap": 872, "n_pgd": 872, "max_queries": 500, "long": True, "freelb": True,
+        "n_charswap": 872, "n_pgd": 872, "max_queries": 500, "long": True, "freelb": True, "sim_threshold": 0.8,
     },
 }  # fmt: skip
 REPRODUCE_METHODS = ("robust", "wo_adv", "magnitude", "imp", "random", "freelb")
@@ -54,6 +54,7 @@ class Runner:
         self, cfg: dict[str, Any], dm: Any, table: dict[str, list[str]], folder: Path, seed: int
     ) -> None:
         self.cfg, self.dm, self.table, self.folder, self.seed = cfg, dm, table, folder, seed
+        self.similarity: Any = None  # the wordswap sentence-similarity model, built on first use
 
     def fit(self, name: str, method: str, init: str | None = None, **kw: Any) -> tuple[Any, str, float]:
         from robust_tickets.module import TicketModule
@@ -80,9 +81,13 @@ class Runner:
         return module, path, wall
 
     def evaluate(self, module: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        from robust_tickets.attacks import pretrained_sentence_similarity
         from robust_tickets.evaluate import accuracy, run_named_attack
 
         cfg, dm = self.cfg, self.dm
+        sim_threshold = cfg.get("sim_threshold", 0.0)
+        if sim_threshold > 0 and self.similarity is None:
+            self.similarity = pretrained_sentence_similarity("minilm", dm.max_len)
         out: dict[str, Any] = {"clean_test_acc": 100 * accuracy(module.net, dm.test_dataloader())}
         split = dm.attack_split()
         for name in cfg["attacks"]:
@@ -98,7 +103,7 @@ class Runner:
                 sub = split
             _, summary = run_named_attack(
                 name, module.net, dm.tokenizer, sub, self.table, cfg["max_queries"], max_len=dm.max_len,
-                seed=self.seed,
+                seed=self.seed, sim_threshold=sim_threshold, similarity=self.similarity,
             )  # fmt: skip
             out[name] = summary
         return out
@@ -302,6 +307,10 @@ def reproduce_cli(argv: list[str]) -> int:
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--sparsity", type=float, default=0.3)
     parser.add_argument(
+        "--sim-threshold", type=float, default=None,
+        help="wordswap sentence-similarity constraint (default: the preset's; 0 = off)",
+    )  # fmt: skip
+    parser.add_argument(
         "--limit-val", type=float, default=1.0, help="fraction (or count if > 1) of dev batches"
     )
     parser.add_argument("--no-long", action="store_true", help="skip the dense_long (E_total) control")
@@ -317,7 +326,8 @@ def reproduce_cli(argv: list[str]) -> int:
     if args.quick:
         cfg.update(QUICK)
     for key, value in (("model", args.model), ("n_train", args.n_train), ("n_attack", args.n_attack), ("epochs", args.epochs),
-                       ("max_queries", args.max_queries), ("lr", args.lr), ("epochs_search", args.epochs_search)):  # fmt: skip
+                       ("max_queries", args.max_queries), ("lr", args.lr), ("epochs_search", args.epochs_search),
+                       ("sim_threshold", args.sim_threshold)):  # fmt: skip
         if value is not None:
             cfg[key] = value
     if args.no_long:

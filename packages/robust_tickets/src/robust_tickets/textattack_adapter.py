@@ -1,6 +1,10 @@
 """Optional TextAttack adapter (install ``textattack`` yourself; it is not a declared extra): runs a TextAttack recipe on a
 checkpoint. TextAttack downloads its resources (USE, counter-fitted embeddings, NLTK data) at run time, so it
-works only where those are available; it is imported lazily and was not exercised in this package's tests."""
+works only where those are available; it is imported lazily and was not exercised in this package's tests.
+
+Why no ``robust-tickets[textattack]`` extra: with this workspace's pins, ``uv lock`` resolves textattack 0.3.11 ->
+flair 0.11.3 -> sentencepiece 0.1.95, which has no wheel for Python >= 3.11 and whose sdist build clones
+sentencepiece from GitHub, so ``uv sync --extra textattack`` fails (tried 2026-11-27, README "Design choices")."""
 
 from __future__ import annotations
 
