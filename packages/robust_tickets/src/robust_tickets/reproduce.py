@@ -29,6 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": "bert-base-uncased", "dataset": "sst2", "max_len": 128, "n_train": None, "n_attack": 872,
         "epochs": 3, "epochs_search": 20, "adv_steps": 5, "lr": 2e-5, "attacks": ["wordswap", "charswap", "pgd"],
         "n_charswap": 872, "n_pgd": 872, "max_queries": 500, "long": True, "freelb": True, "sim_threshold": 0.8,
+        "methods": "robust,wo_adv,magnitude,imp,random,freelb",
     },
 }  # fmt: skip
 REPRODUCE_METHODS = ("robust", "wo_adv", "magnitude", "imp", "random", "freelb")
@@ -294,9 +295,9 @@ def reproduce_cli(argv: list[str]) -> int:
         help="only merge the results.json of earlier runs (one seed each, same config) into one table",
     )  # fmt: skip
     parser.add_argument(
-        "--methods", default="robust,wo_adv,magnitude,random,freelb",
-        help="ticket methods besides dense; add imp for iterative IMP (LTH, 10 %% per round; costs R-1 extra "
-        "fine-tunes)",
+        "--methods", default=None,
+        help="ticket methods besides dense (default: robust,wo_adv,magnitude,random,freelb; sst2-paper adds imp, "
+        "the iterative IMP / LTH ticket, 10 %% per round, which costs R-1 extra fine-tunes)",
     )  # fmt: skip
     parser.add_argument(
         "--model", default=None, help="override the preset's model (e.g. tiny-bert for smoke runs)"
@@ -339,12 +340,14 @@ def reproduce_cli(argv: list[str]) -> int:
                 f"robust-tickets reproduce: attacks {sorted(unknown)} not in the preset's {cfg['attacks']}"
             )
         cfg["attacks"] = args.attacks.split(",")
-    unknown = set(args.methods.split(",")) - set(REPRODUCE_METHODS)
+    preset_methods = cfg.pop("methods", "robust,wo_adv,magnitude,random,freelb")
+    methods = args.methods or preset_methods
+    unknown = set(methods.split(",")) - set(REPRODUCE_METHODS)
     if unknown:
         raise SystemExit(
             f"robust-tickets reproduce: unknown --methods {sorted(unknown)}; choose from {', '.join(REPRODUCE_METHODS)}"
         )
-    cfg["sparsity"], cfg["methods"] = args.sparsity, args.methods.split(",")
+    cfg["sparsity"], cfg["methods"] = args.sparsity, methods.split(",")
     cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
     folder = Path(args.out) if args.out else make_run_dir("robust_tickets", f"reproduce-{args.preset}")
     folder.mkdir(parents=True, exist_ok=True)
