@@ -197,3 +197,22 @@ def test_reproduce_merge_averages_single_seed_runs(tmp_path, capsys):
     (other / "results.json").write_text(json.dumps({"config": {**cfg, "n_train": 9}, "seeds": [seed]}))
     with pytest.raises(SystemExit, match="different config"):
         main(["reproduce", "--merge", runs[0], str(other), "--out", str(tmp_path / "m2")])
+
+
+@pytest.mark.data
+def test_reproduce_mr_quick_on_minilm(shared_data, tmp_path):
+    """Criterion 16: `reproduce --preset mr-minilm --quick` (MiniLM on the real MR files) is part of test-all."""
+    out = tmp_path / "mr-quick"
+    assert main(["reproduce", "--preset", "mr-minilm", "--quick", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["n_train"] == 256 and results["config"]["attacks"] == ["wordswap"]
+    rows = results["seeds"][0]
+    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "random"}
+    for name, row in rows.items():
+        assert row["wordswap"]["n"] == 50, name
+        assert 0 <= row["wordswap"]["aua"] <= row["wordswap"]["clean"] <= 100
+        assert (
+            row["wordswap"]["table_sha256"] == rows["dense"]["wordswap"]["table_sha256"]
+        )  # one shared table
+    assert rows["robust"]["passes"] > rows["wo_adv"]["passes"] == rows["robust"]["steps"]  # s = 2 vs s = 1
+    assert len(results["checks"]) == 3 and "| robust | 30% |" in (out / "results.md").read_text()

@@ -186,6 +186,24 @@ def bench_main(argv: list[str]) -> int:
     return bench_cli(argv)
 
 
+def data_main(argv: list[str]) -> int:
+    """download a paper dataset (mr, sst2, agnews, imdb) in its native format: `data download NAME [--root DIR]`"""
+    from robust_tickets.download import SOURCES, fetch_dataset
+
+    parser = argparse.ArgumentParser(prog="robust-tickets data", description=data_main.__doc__)
+    parser.add_argument("action", choices=["download"])
+    parser.add_argument("dataset", choices=sorted(SOURCES))
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="target folder (default: $PAPERLAB_DATA or ~/.cache/paperlab/robust_tickets/NAME)",
+    )
+    args = parser.parse_args(argv)
+    root = fetch_dataset(args.dataset, args.root)
+    print(f"{args.dataset}: {root} (use --data.dataset {args.dataset} --data.root {root})")
+    return 0
+
+
 def reproduce_main(argv: list[str]) -> int:
     """the paper's key experiment at CPU scale: robust ticket vs dense/magnitude/random/wo_adv tickets"""
     from robust_tickets.reproduce import reproduce_cli
@@ -206,6 +224,7 @@ main = build_cli(
         "pipeline": pipeline_main,
         "attack": attack_main,
         "synonyms": synonyms_main,
+        "data": data_main,
         "ticket-stats": ticket_stats_main,
         "bench": bench_main,
         "reproduce": reproduce_main,

@@ -321,8 +321,10 @@ def load_task(
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     base = Path(root) if root else default_root(dataset)
-    if base is None:
-        raise OfflineError(Path(f"<data.root>/{dataset}"), reason=f"no --data.root given for {dataset}")
+    if base is None:  # no local copy named and none in ../shared/data: download into the cache (online)
+        from robust_tickets.download import fetch_dataset
+
+        base = fetch_dataset(dataset)
     if dataset == "mr":
         full = read_mr(base)
         test_idx, dev_idx, pool = stratified_split(full, [1000, 500], split_seed)
