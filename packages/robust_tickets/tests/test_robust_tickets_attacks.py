@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -107,6 +108,19 @@ def test_pgd_respects_radius(tiny_backbone, tokenizer, synthetic):
     )
     assert max(ratios) <= 1 + 1e-5
     assert all(r.queries == (1 if r.status == "skipped" else 11) for r in results)
+
+
+def test_pgd_sorted_filtered_batches_match_one_example_runs(tiny_backbone, tokenizer, synthetic):
+    """Length-sorted batches and the clean-prediction filter leave every example's outcome unchanged."""
+    split = synthetic.split(24, seed=15)
+    examples = list(zip(split.texts, split.labels, strict=True))
+    model = copy.deepcopy(tiny_backbone).double().eval()
+    batched, ratios = pgd_attack(model, tokenizer, examples, 0.5, batch_size=8)
+    single = [pgd_attack(model, tokenizer, [ex], 0.5, batch_size=1)[0][0] for ex in examples]
+    assert [r.status for r in batched] == [r.status for r in single]
+    assert [r.queries for r in batched] == [r.queries for r in single]
+    assert len({r.status for r in batched}) >= 2, [r.status for r in batched]
+    assert len(ratios) == sum(r.status != "skipped" for r in batched)
 
 
 def test_batched_and_sequential_attacks_identical(victim64, tokenizer, tiny_backbone, synthetic):

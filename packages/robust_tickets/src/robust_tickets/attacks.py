@@ -12,7 +12,7 @@ import copy
 import hashlib
 import json
 import random
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -435,29 +435,49 @@ def pgd_attack(
     batch_size: int = 64,
 ) -> tuple[list[AttackResult], list[float]]:
     """PGD-L2 on the word-embedding output in eval mode; eps = eps_rel * ||word embeddings||_F per example.
-    Returns the results (#Query = 1 + steps) and the final ||delta||_F / eps ratios."""
+
+    Returns the results (#Query = 1 + steps; skipped = 1) and the final ||delta||_F / eps ratios of the attacked
+    examples. Examples are processed in length-sorted batches (less padding), and only the correctly
+    classified ones enter the PGD loop; both leave every example's outcome unchanged."""
     model.eval()
     param = next(model.parameters())
-    results, ratios = [], []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        enc = tokenizer(
-            [t for t, _ in chunk], truncation=True, max_length=max_len, padding=True, return_tensors="pt"
-        )
-        ids, mask = enc["input_ids"].to(param.device), enc["attention_mask"].to(param.device)
-        labels = torch.tensor([y for _, y in chunk], device=param.device)
-        emb = model.get_input_embeddings()(ids)
-        clean_pred = logits_from_embeds(model, emb, mask).argmax(-1)
+    ids_all = tokenizer([t for t, _ in examples], truncation=True, max_length=max_len)["input_ids"]
+    order = sorted(range(len(examples)), key=lambda i: len(ids_all[i]))
+
+    def batches(indices: list[int], size: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(indices), size):
+            chunk = indices[start : start + size]
+            width = max(len(ids_all[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                ids[row, : len(ids_all[i])] = torch.tensor(ids_all[i])
+                mask[row, : len(ids_all[i])] = 1
+            yield chunk, ids.to(param.device), mask.to(param.device)
+
+    correct: list[int] = []
+    with torch.inference_mode():
+        for chunk, ids, mask in batches(order, 2 * batch_size):
+            emb = model.get_input_embeddings()(ids)
+            pred = logits_from_embeds(model, emb, mask).argmax(-1).tolist()
+            correct += [i for i, p in zip(chunk, pred, strict=True) if p == examples[i][1]]
+    status = {i: "skipped" for i in range(len(examples))}
+    ratios: list[float] = []
+    for chunk, ids, mask in batches(correct, batch_size):
+        labels = torch.tensor([examples[i][1] for i in chunk], device=param.device)
+        with torch.no_grad():
+            emb = model.get_input_embeddings()(ids)
         eps = eps_rel * (emb * mask.unsqueeze(-1)).flatten(1).norm(dim=1)
         delta = pgd_attack_delta(model, emb, mask, labels, eps, steps)
-        adv_pred = logits_from_embeds(model, emb + delta, mask).argmax(-1)
+        with torch.no_grad():
+            adv_pred = logits_from_embeds(model, emb + delta, mask).argmax(-1)
         ratios += (delta.flatten(1).norm(dim=1) / eps).tolist()
-        for (text, label), cp, ap in zip(chunk, clean_pred.tolist(), adv_pred.tolist(), strict=True):
-            if cp != label:
-                results.append(AttackResult(text, text, label, "skipped", 1))
-            else:
-                status = "failed" if ap == label else "success"
-                results.append(AttackResult(text, text, label, status, 1 + steps))
+        for i, ok in zip(chunk, (adv_pred == labels).tolist(), strict=True):
+            status[i] = "failed" if ok else "success"
+    results = [
+        AttackResult(text, text, label, status[i], 1 if status[i] == "skipped" else 1 + steps)
+        for i, (text, label) in enumerate(examples)
+    ]
     return results, ratios
 
 
