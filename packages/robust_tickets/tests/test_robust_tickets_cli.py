@@ -129,11 +129,13 @@ def test_smoke_code_path_on_cpu():
 def test_reproduce_smoke_on_tiny_model(tmp_path):
     out = tmp_path / "repro"
     args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "32", "--n-attack", "6"]
-    methods = ["--methods", "robust,wo_adv,magnitude,imp,random"]
+    methods = ["--methods", "robust,wo_adv,magnitude,imp,random,no_structure"]
     assert main(["reproduce", *args, *methods, "--max-queries", "30", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     rows = results["seeds"][0]
-    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "imp", "random"}
+    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "imp", "random", "no_structure"}
+    assert rows["no_structure"]["sparsity"] == 0.0  # Table 4: full model, pruned entries re-initialised
+    assert rows["no_structure"]["steps"] == rows["robust"]["steps"]  # same search, same retrain budget
     assert rows["robust"]["steps"] == 3 * rows["dense"]["steps"]  # stage 1 + search + retrain, 1 epoch each
     assert rows["magnitude"]["steps"] == 2 * rows["dense"]["steps"]  # stage 1 + retrain
     assert rows["imp"]["steps"] == 5 * rows["dense"]["steps"]  # stage 1 + rounds 2-4 (10/19/27.1 %) + retrain
@@ -141,6 +143,8 @@ def test_reproduce_smoke_on_tiny_model(tmp_path):
     assert any(f"best same-sparsity ticket {best:.1f} " in c for c in results["checks"])
     with pytest.raises(SystemExit, match="unknown --methods"):
         main(["reproduce", *args, "--methods", "robust,lth"])
+    with pytest.raises(SystemExit, match="reuse the robust search"):
+        main(["reproduce", *args, "--methods", "reinit"])
     table = (out / "results.md").read_text()
     assert "| robust | 30% |" in table and "wordswap Aua%" in table
     assert not list(out.glob("*.ckpt"))

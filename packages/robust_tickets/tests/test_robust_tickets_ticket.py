@@ -267,3 +267,46 @@ def test_one_shot_imp_has_no_extra_rounds(fit_tiny):
     assert [name for name, _ in module.phases] == ["finetune", "retrain"]
     with pytest.raises(ValueError, match="too many"):
         TicketModule(model_name="tiny-bert", method="imp", imp_rounds=9, attacks=[])
+
+
+@pytest.mark.parametrize("init", ["reinit", "no_structure"])
+def test_table4_retrain_inits(fit_tiny, init):
+    """Table 4: ``reinit`` = the ticket on fresh weights; ``no_structure`` = dense theta_0 with only the
+    pruned entries re-initialised."""
+    from robust_tickets.models import random_init_state
+
+    probe = _RewindProbe()
+    module, _, _ = fit_tiny([probe], method="imp", retrain_init=init)
+    net = module.net
+    theta0 = load_pretrained("tiny-bert", 2, init_seed=module.hparams.seed).state_dict()
+    fresh = random_init_state(net.backbone, module.hparams.seed + 1)
+    masked = {s.name + ".weight": s for s in net.slots}
+    assert int((probe.ticket == 0).sum()) == round(0.3 * net.num_entries)
+    n_fresh_differs = 0
+    for key, value in probe.at_retrain.items():
+        if key in masked:
+            s = masked[key]
+            keep = probe.ticket[s.offset : s.offset + s.numel].view_as(value).bool()
+            expected = fresh[key] * keep if init == "reinit" else torch.where(keep, theta0[key], fresh[key])
+            assert torch.equal(value, expected), key
+        else:
+            assert torch.equal(value, fresh[key] if init == "reinit" else theta0[key]), key
+        n_fresh_differs += not torch.equal(fresh[key], theta0[key])
+    assert n_fresh_differs > len(masked)  # the fresh initialisation really differs from theta_0
+    assert net.mode == ("binary" if init == "reinit" else "dense")
+    final = dict(net.backbone.named_parameters())
+    s = net.slots[0]
+    keep = net.ticket[s.offset : s.offset + s.numel].view(s.rows, s.cols)
+    pruned_after = final[s.name + ".weight"].detach()[keep == 0]
+    if init == "reinit":
+        assert float(pruned_after.abs().max()) == 0.0
+    else:  # dense training moves the re-initialised entries too
+        pruned_before = probe.at_retrain[s.name + ".weight"][keep == 0]
+        assert not torch.equal(pruned_after, pruned_before)
+
+
+def test_bad_retrain_init_is_rejected():
+    from robust_tickets.module import TicketModule
+
+    with pytest.raises(ValueError, match="retrain_init must be one of"):
+        TicketModule(model_name="tiny-bert", attacks=[], retrain_init="scratch")

@@ -113,6 +113,17 @@ def load_pretrained(name_or_path: str, num_labels: int, init_seed: int = 0) -> n
         return model.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
 
 
+def random_init_state(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """The state_dict of a freshly initialised model of ``model``'s config (the architecture's own
+    initialiser, e.g. BERT's N(0, initializer_range)): the re-initialised weights of the paper's Table 4."""
+    from transformers import AutoModelForSequenceClassification
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = AutoModelForSequenceClassification.from_config(model.config)
+    return fresh.state_dict()
+
+
 def model_from_config(config: Any) -> nn.Module:
     """Build a sequence classifier from a config on the meta device (no weights: cheap shape checks)."""
     from transformers import AutoModelForSequenceClassification

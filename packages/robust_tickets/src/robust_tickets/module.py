@@ -17,6 +17,10 @@ search     search(E_s) from ``init_ckpt``  stage 2 only
 draw       retrain(E_rt) from ``init_ckpt`` masks   stage 3 only
 =========  ==============================================================
 
+``retrain_init`` picks the weights the final retrain starts from: ``pretrained`` (theta_0, the paper),
+``reinit`` (Table 4 "w/o Initialization": the ticket on freshly initialised weights) or ``no_structure``
+(Table 4 "w/o Structure": the full dense model, theta_0 with only the ticket's pruned entries re-initialised).
+
 Optimisation is manual (each phase owns its optimiser and schedule).
 """
 
@@ -43,9 +47,15 @@ from robust_tickets.losses import (
     pgd_objective,
     random_scores,
 )
-from robust_tickets.models import MaskedModel, check_tokenizer_matches, load_pretrained
+from robust_tickets.models import (
+    MaskedModel,
+    check_tokenizer_matches,
+    load_pretrained,
+    random_init_state,
+)
 
 METHODS = ("dense", "freelb", "robust", "wo_adv", "imp", "random", "finetune", "search", "draw")
+RETRAIN_INITS = ("pretrained", "reinit", "no_structure")
 
 
 class TicketModule(LightningModule):
@@ -84,6 +94,8 @@ class TicketModule(LightningModule):
         lambda_schedule: ramp or constant.
         sparsity: fraction of masked entries pruned by the draw.
         draw_from: last or best(-dev) search masks.
+        retrain_init: weights the final retrain starts from: pretrained (theta_0, paper), reinit (Table 4
+            w/o Initialization) or no_structure (Table 4 w/o Structure: dense, pruned entries re-initialised).
         imp_rounds: IMP prune-rewind rounds R (1 = one-shot magnitude ticket; 0 = as many ``imp_rate``
             rounds as the sparsity needs, e.g. 4 for 30 %: 10 %, 19 %, 27.1 %, 30 %).
         imp_rate: fraction of the remaining masked weights each IMP round prunes (Chen et al. 2020: 0.1).
@@ -139,6 +151,7 @@ class TicketModule(LightningModule):
         lambda_schedule: str = "ramp",
         sparsity: float = 0.3,
         draw_from: str = "last",
+        retrain_init: str = "pretrained",
         imp_rounds: int = 1,
         imp_rate: float = 0.1,
         imp_round_epochs: int | None = None,
@@ -166,6 +179,8 @@ class TicketModule(LightningModule):
             raise ValueError(f"grad_clip must be value, norm or none, got {grad_clip!r}")
         if draw_from not in {"last", "best"}:
             raise ValueError(f"draw_from must be last or best, got {draw_from!r}")
+        if retrain_init not in RETRAIN_INITS:
+            raise ValueError(f"retrain_init must be one of {', '.join(RETRAIN_INITS)}, got {retrain_init!r}")
         if method in {"search", "draw"} and not init_ckpt:
             raise ValueError(
                 f"method {method!r} needs --model.init_ckpt (a checkpoint of the previous stage)"
@@ -307,9 +322,18 @@ class TicketModule(LightningModule):
                 keep = self.draw(self.imp_sparsities[done - 1])
             else:
                 keep = self.draw()
-            self.rewind()
-            net.set_mode("binary")
-            net.set_ticket(keep)
+            init = h.retrain_init if phase == "retrain" else "pretrained"
+            if init == "reinit":
+                net.backbone.load_state_dict(random_init_state(net.backbone, h.seed + 1))
+            else:
+                self.rewind()
+            if init == "no_structure":  # the ticket buffer records the structure; dense mode ignores it
+                net.set_ticket(keep, zero_pruned_weights=False)
+                self.reinit_pruned(keep)
+                net.set_mode("dense")
+            else:
+                net.set_mode("binary")
+                net.set_ticket(keep)
             for p in net.backbone.parameters():
                 p.requires_grad_(True)
             self._adamw([], h.lr, h.weight_decay, named=True)
@@ -338,6 +362,19 @@ class TicketModule(LightningModule):
             self.hparams.model_name, self.hparams.num_labels, init_seed=self.hparams.seed
         )
         self.net.backbone.load_state_dict(theta0.state_dict())
+
+    def reinit_pruned(self, keep: torch.Tensor) -> None:
+        """Table 4 "w/o Structure": the ticket's pruned entries get freshly initialised values, the kept
+        entries (and everything outside the masked matrices) keep theta_0; the model is then trained dense."""
+        net = self.net
+        fresh = random_init_state(net.backbone, self.hparams.seed + 1)
+        weights = dict(net.backbone.named_modules())
+        with torch.no_grad():
+            for s in net.slots:
+                m = keep[s.offset : s.offset + s.numel].view(s.rows, s.cols).to(torch.bool)
+                m = m.repeat_interleave(s.out_block, 0).repeat_interleave(s.in_block, 1)
+                w = weights[s.name].weight
+                w.copy_(torch.where(m, w, fresh[s.name + ".weight"].to(w.dtype)))
 
     # ------------------------------------------------------------------------------------- steps
     def configure_optimizers(self) -> None:

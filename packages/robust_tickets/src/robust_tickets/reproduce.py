@@ -33,7 +33,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "methods": "robust,wo_adv,magnitude,imp,random,freelb",
     },
 }  # fmt: skip
-REPRODUCE_METHODS = ("robust", "wo_adv", "magnitude", "imp", "random", "freelb")
+REPRODUCE_METHODS = ("robust", "wo_adv", "magnitude", "imp", "random", "freelb", "reinit", "no_structure")
+TABLE4_METHODS = ("reinit", "no_structure")  # Table 4 ablations of the robust ticket (need its search)
 QUICK = {
     "n_train": 256,
     "epochs": 1,
@@ -142,6 +143,10 @@ def run_seed(
         ticket, _, _ = r.fit("ticket-robust", "draw", s_ckpt)
         rows["robust"] = {**r.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": cfg["sparsity"],
                           "search_history": search.history}  # fmt: skip
+        for init in (m for m in TABLE4_METHODS if m in methods):  # same masks, other retrain start
+            ticket, _, _ = r.fit(f"ticket-{init}", "draw", s_ckpt, retrain_init=init)
+            sparsity = 0.0 if init == "no_structure" else cfg["sparsity"]
+            rows[init] = {**r.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": sparsity}
     if "wo_adv" in methods:
         search, s_ckpt, _ = r.fit("search-wo_adv", "search", ft_ckpt, adv_steps=1, adv_init_mag=0.0)
         ticket, _, _ = r.fit("ticket-wo_adv", "draw", s_ckpt)
@@ -359,6 +364,10 @@ def reproduce_cli(argv: list[str]) -> int:
     if unknown:
         raise SystemExit(
             f"robust-tickets reproduce: unknown --methods {sorted(unknown)}; choose from {', '.join(REPRODUCE_METHODS)}"
+        )
+    if set(TABLE4_METHODS) & set(methods.split(",")) and "robust" not in methods.split(","):
+        raise SystemExit(
+            f"robust-tickets reproduce: --methods {', '.join(TABLE4_METHODS)} reuse the robust search; add robust"
         )
     cfg["sparsity"], cfg["methods"] = args.sparsity, methods.split(",")
     cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
