@@ -36,6 +36,22 @@ def _fixtures(folder: Path) -> dict[str, Path]:
         zf.writestr("SST-2/train.tsv", 'sentence\tlabel\na "quoted" gem\t1\ndull\t0\nfun\t1\n')
         zf.writestr("SST-2/dev.tsv", "sentence\tlabel\nfine\t1\nbad\t0\n")
         zf.writestr("SST-2/test.tsv", "index\tsentence\n0\thidden\n")
+    glue = {
+        "QNLIv2.zip": {"QNLI/train.tsv": "index\tquestion\tsentence\tlabel\n0\twhy ?\tbecause .\tentailment\n",
+                       "QNLI/dev.tsv": "index\tquestion\tsentence\tlabel\n0\tq ?\ta .\tentailment\n"
+                       "1\tq ?\tb .\tnot_entailment\n"},
+        "MNLI.zip": {"MNLI/train.tsv": "index\tsentence1\tsentence2\tgold_label\n0\ta\tb\tneutral\n",
+                     "MNLI/dev_matched.tsv": "index\tsentence1\tsentence2\tlabel1\tgold_label\n"
+                     "0\ta\tb\tneutral\tneutral\n1\tc\td\tcontradiction\tcontradiction\n",
+                     "MNLI/dev_mismatched.tsv": "index\tsentence1\tsentence2\tgold_label\n"},
+        "QQP-clean.zip": {"QQP/train.tsv": "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n0\t1\t2\ta ?\tb ?\t0\n",
+                          "QQP/dev.tsv": "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+                          "0\t1\t2\ta ?\tb ?\t0\n1\t3\t4\tc ?\td ?\t1\n"},
+    }  # fmt: skip
+    for name, members in glue.items():
+        with zipfile.ZipFile(folder / name, "w") as zf:
+            for member, text in members.items():
+                zf.writestr(member, text)
     (folder / "train.csv").write_text(
         '"3","Stocks","rise"\n"1","War","news"\n"2","Match","won"\n"4","Chip","fast"\n'
     )
@@ -63,7 +79,16 @@ def fake_download(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("dataset", "n_test", "n_labels"), [("mr", 1000, 2), ("sst2", 2, 2), ("agnews", 2, 4), ("imdb", 6, 2)]
+    ("dataset", "n_test", "n_labels"),
+    [
+        ("mr", 1000, 2),
+        ("sst2", 2, 2),
+        ("agnews", 2, 4),
+        ("imdb", 6, 2),
+        ("qnli", 2, 2),
+        ("mnli", 2, 3),
+        ("qqp", 2, 2),
+    ],
 )
 def test_fetch_unpacks_the_loader_layout(tmp_path, fake_download, dataset, n_test, n_labels):
     root = dl.fetch_dataset(dataset, tmp_path / dataset)
@@ -75,6 +100,9 @@ def test_fetch_unpacks_the_loader_layout(tmp_path, fake_download, dataset, n_tes
         assert task.train.texts[0] == 'a "quoted" gem' and not (root / "test.tsv").exists()
     if dataset == "agnews":
         assert task.test.labels == [1, 3] and task.test.texts[0] == "Cup final"
+    if dataset == "mnli":
+        assert task.test.labels == [1, 2] and task.test.texts_b == ["b", "d"]
+        assert not (root / "dev_mismatched.tsv").exists()
     n_calls = len(fake_download)
     assert (
         dl.fetch_dataset(dataset, root) == root and len(fake_download) == n_calls

@@ -4,11 +4,15 @@ and the Clean/Aua/Suc/#Query accounting of the official code.
 Each text attack is a generator per example that yields lists of texts to score and receives their class
 probabilities; :func:`run_attack` advances many examples in lock-step and pools their requests into
 length-sorted batches, so batched and one-at-a-time runs give identical texts, statuses and query counts.
+
+Sentence pairs: the generators see and perturb only the second segment; :func:`run_attack` pairs every request
+with the example's fixed first segment and the :class:`Victim` scores the pair (TextAttack's MNLI convention).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import random
@@ -49,13 +53,15 @@ AttackGen = Generator[Request, np.ndarray, "AttackResult"]
 
 @dataclass
 class AttackResult:
-    """Outcome of one attacked example (status: skipped | success | failed)."""
+    """Outcome of one attacked example (status: skipped | success | failed). For sentence pairs ``first`` is
+    the fixed first segment and ``original``/``perturbed`` are the second segment."""
 
     original: str
     perturbed: str
     label: int
     status: str
     queries: int
+    first: str | None = None
 
 
 @dataclass
@@ -144,23 +150,37 @@ class Victim:
         self.requested = 0
         self._memo: dict[tuple[int, ...], np.ndarray] = {}
 
-    def probs(self, texts: Sequence[str]) -> np.ndarray:
+    def probs(self, texts: Sequence[str], firsts: Sequence[str] | None = None) -> np.ndarray:
+        """Class probabilities of ``texts``; with ``firsts`` (one per text) of the pairs (first, text), encoded
+        by the tokenizer's pair call (segment ids included)."""
         if not texts:
             return np.zeros((0, 0))
         self.model.eval()
         self.scorer.eval()
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_len)["input_ids"]
-        keys = [tuple(ids) for ids in enc]
+        pair = firsts is not None
+        keys = self._keys(texts, firsts)
         self.requested += len(keys)
-        todo = sorted({k for k in keys if k not in self._memo}, key=lambda k: (len(k), k))
+
+        def ids_of(key: tuple) -> tuple[int, ...]:
+            return key[0] if pair else key
+
+        todo = sorted({k for k in keys if k not in self._memo}, key=lambda k: (len(ids_of(k)), k))
         device = next(self.scorer.parameters()).device
         with torch.inference_mode():
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start : start + self.batch_size]
-                length = len(chunk[-1])  # sorted by length: the last one is the longest
-                ids = torch.tensor([k + (self.pad_id,) * (length - len(k)) for k in chunk], device=device)
-                mask = torch.tensor([[1] * len(k) + [0] * (length - len(k)) for k in chunk], device=device)
-                logits = self.scorer(input_ids=ids, attention_mask=mask).logits
+                length = len(ids_of(chunk[-1]))  # sorted by length: the last one is the longest
+                pads = [length - len(ids_of(k)) for k in chunk]
+                ids = torch.tensor(
+                    [ids_of(k) + (self.pad_id,) * n for k, n in zip(chunk, pads, strict=True)], device=device
+                )
+                mask = torch.tensor([[1] * (length - n) + [0] * n for n in pads], device=device)
+                inputs = {"input_ids": ids, "attention_mask": mask}
+                if pair and chunk[0][1]:  # segment ids (absent for tokenizers without them)
+                    inputs["token_type_ids"] = torch.tensor(
+                        [k[1] + (0,) * n for k, n in zip(chunk, pads, strict=True)], device=device
+                    )
+                logits = self.scorer(**inputs).logits
                 self.forward_passes += 1
                 p = torch.softmax(logits.double(), -1).cpu().numpy()
                 for k, row in zip(chunk, p, strict=True):
@@ -168,18 +188,40 @@ class Victim:
         self.scored_sequences += len(todo)
         return np.stack([self._memo[k] for k in keys])
 
+    def _keys(self, texts: Sequence[str], firsts: Sequence[str] | None) -> list[tuple]:
+        """Memo keys: the token ids (single texts) or (token ids, segment ids) (pairs)."""
+        if firsts is None:
+            enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_len)
+            return [tuple(ids) for ids in enc["input_ids"]]
+        if len(firsts) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(firsts)} first segments")
+        enc = self.tokenizer(list(firsts), list(texts), truncation=True, max_length=self.max_len)
+        types = enc.get("token_type_ids") or [[] for _ in enc["input_ids"]]
+        return [(tuple(i), tuple(t)) for i, t in zip(enc["input_ids"], types, strict=True)]
+
 
 def run_attack(
     attack: Callable[[str, int], AttackGen],
     examples: Sequence[tuple[str, int]],
     victim: Victim,
     parallel_examples: int = 32,
+    firsts: Sequence[str] | None = None,
 ) -> list[AttackResult]:
     """Advance ``parallel_examples`` attack generators in lock-step; all pending texts of one round are
-    scored together (the victim splits them into length-sorted batches)."""
+    scored together (the victim splits them into length-sorted batches).
+
+    ``firsts``: for sentence pairs, the fixed first segment of each example. The generators then attack the
+    second segment (the text of ``examples``); every request is scored as the pair (first segment, text) and
+    the first segment is never changed (it is recorded in :attr:`AttackResult.first`)."""
+    if firsts is not None and len(firsts) != len(examples):
+        raise ValueError(f"{len(examples)} examples but {len(firsts)} first segments")
     results: list[AttackResult | None] = [None] * len(examples)
     active: dict[int, tuple[AttackGen, Request]] = {}
     next_i = 0
+
+    def finish(i: int, result: AttackResult) -> None:
+        results[i] = result if firsts is None else dataclasses.replace(result, first=firsts[i])
+
     while active or next_i < len(examples):
         while len(active) < max(1, parallel_examples) and next_i < len(examples):
             text, label = examples[next_i]
@@ -187,11 +229,16 @@ def run_attack(
             try:
                 active[next_i] = (gen, next(gen))
             except StopIteration as stop:
-                results[next_i] = stop.value
+                finish(next_i, stop.value)
             next_i += 1
         keys = sorted(active)
         pool = [t for k in keys for t in active[k][1]]
-        probs = victim.probs(pool) if pool else np.zeros((0, 0))
+        if not pool:
+            probs = np.zeros((0, 0))
+        elif firsts is None:
+            probs = victim.probs(pool)
+        else:
+            probs = victim.probs(pool, [firsts[k] for k in keys for _ in active[k][1]])
         cursor = 0
         for k in keys:
             gen, request = active[k]
@@ -200,7 +247,7 @@ def run_attack(
             try:
                 active[k] = (gen, gen.send(answer))
             except StopIteration as stop:
-                results[k] = stop.value
+                finish(k, stop.value)
                 del active[k]
     return [r for r in results if r is not None]
 
@@ -433,49 +480,70 @@ def pgd_attack(
     steps: int = 10,
     max_len: int = 128,
     batch_size: int = 64,
+    firsts: Sequence[str] | None = None,
 ) -> tuple[list[AttackResult], list[float]]:
     """PGD-L2 on the word-embedding output in eval mode; eps = eps_rel * ||word embeddings||_F per example.
+    With ``firsts`` (sentence pairs: the first segment of each example, the texts of ``examples`` being the
+    second) the pair is encoded with segment ids and delta covers the word embeddings of the whole input.
 
     Returns the results (#Query = 1 + steps; skipped = 1) and the final ||delta||_F / eps ratios of the attacked
     examples. Examples are processed in length-sorted batches (less padding), and only the correctly
     classified ones enter the PGD loop; both leave every example's outcome unchanged."""
     model.eval()
     param = next(model.parameters())
-    ids_all = tokenizer([t for t, _ in examples], truncation=True, max_length=max_len)["input_ids"]
+    texts = [t for t, _ in examples]
+    if firsts is not None and len(firsts) != len(examples):
+        raise ValueError(f"{len(examples)} examples but {len(firsts)} first segments")
+    enc = (
+        tokenizer(texts, truncation=True, max_length=max_len)
+        if firsts is None
+        else tokenizer(list(firsts), texts, truncation=True, max_length=max_len)
+    )
+    ids_all = enc["input_ids"]
+    types_all = enc.get("token_type_ids") if firsts is not None else None
     order = sorted(range(len(examples)), key=lambda i: len(ids_all[i]))
 
-    def batches(indices: list[int], size: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    def batches(
+        indices: list[int], size: int
+    ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         for start in range(0, len(indices), size):
             chunk = indices[start : start + size]
             width = max(len(ids_all[i]) for i in chunk)
             ids = torch.full((len(chunk), width), tokenizer.pad_token_id or 0, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            types = None if types_all is None else torch.zeros((len(chunk), width), dtype=torch.long)
             for row, i in enumerate(chunk):
                 ids[row, : len(ids_all[i])] = torch.tensor(ids_all[i])
                 mask[row, : len(ids_all[i])] = 1
-            yield chunk, ids.to(param.device), mask.to(param.device)
+                if types is not None:
+                    types[row, : len(ids_all[i])] = torch.tensor(types_all[i])
+            yield (
+                chunk, ids.to(param.device), mask.to(param.device),
+                None if types is None else types.to(param.device),
+            )  # fmt: skip
 
     correct: list[int] = []
     with torch.inference_mode():
-        for chunk, ids, mask in batches(order, 2 * batch_size):
+        for chunk, ids, mask, types in batches(order, 2 * batch_size):
             emb = model.get_input_embeddings()(ids)
-            pred = logits_from_embeds(model, emb, mask).argmax(-1).tolist()
+            pred = logits_from_embeds(model, emb, mask, types).argmax(-1).tolist()
             correct += [i for i, p in zip(chunk, pred, strict=True) if p == examples[i][1]]
     status = {i: "skipped" for i in range(len(examples))}
     ratios: list[float] = []
-    for chunk, ids, mask in batches(correct, batch_size):
+    for chunk, ids, mask, types in batches(correct, batch_size):
         labels = torch.tensor([examples[i][1] for i in chunk], device=param.device)
         with torch.no_grad():
             emb = model.get_input_embeddings()(ids)
         eps = eps_rel * (emb * mask.unsqueeze(-1)).flatten(1).norm(dim=1)
-        delta = pgd_attack_delta(model, emb, mask, labels, eps, steps)
+        delta = pgd_attack_delta(model, emb, mask, labels, eps, steps, token_type_ids=types)
         with torch.no_grad():
-            adv_pred = logits_from_embeds(model, emb + delta, mask).argmax(-1)
+            adv_pred = logits_from_embeds(model, emb + delta, mask, types).argmax(-1)
         ratios += (delta.flatten(1).norm(dim=1) / eps).tolist()
         for i, ok in zip(chunk, (adv_pred == labels).tolist(), strict=True):
             status[i] = "failed" if ok else "success"
+    queries = {i: 1 if s == "skipped" else 1 + steps for i, s in status.items()}
     results = [
-        AttackResult(text, text, label, status[i], 1 if status[i] == "skipped" else 1 + steps)
+        AttackResult(text, text, label, status[i], queries[i], None if firsts is None else firsts[i])
         for i, (text, label) in enumerate(examples)
     ]
     return results, ratios

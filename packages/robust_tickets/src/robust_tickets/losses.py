@@ -162,14 +162,17 @@ def pgd_ascent(
     norm_type: str = "l2",
     max_norm: float = 0.0,
     generator: torch.Generator | None = None,
+    token_type_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """delta_{k+1} = Pi(delta_k + eta g/||g||) from delta_0 (eq. 7); gradients are taken w.r.t. delta only
-    (``torch.autograd.grad``), so no parameter receives a gradient. Returns the detached delta."""
+    (``torch.autograd.grad``), so no parameter receives a gradient. Returns the detached delta.
+    ``token_type_ids``: segment ids of sentence pairs (delta covers the word embeddings of both segments)."""
     delta = init_delta(attention_mask, emb.shape[-1], eps0, norm_type, generator, emb.dtype)
     for _ in range(n_ascent):
         delta.requires_grad_(True)
         with torch.enable_grad():
-            loss = F.cross_entropy(logits_from_embeds(model, emb.detach() + delta, attention_mask), labels)
+            logits = logits_from_embeds(model, emb.detach() + delta, attention_mask, token_type_ids)
+            loss = F.cross_entropy(logits, labels)
             (grad,) = torch.autograd.grad(loss, delta)
         delta = ascent_step(delta.detach(), grad, eta, attention_mask, norm_type, max_norm)
     return delta.detach()
@@ -189,6 +192,7 @@ def pgd_objective(
     steps_are_ascent_steps: bool = False,
     embeds_with_grad: bool = False,
     generator: torch.Generator | None = None,
+    token_type_ids: torch.Tensor | None = None,
 ) -> float:
     """Paper mode (eq. 7-8): ascent steps compute only delta-gradients, the final pass is back-propagated.
 
@@ -199,9 +203,19 @@ def pgd_objective(
     emb = word_embeddings(model, input_ids, with_grad=embeds_with_grad)
     n_ascent = steps if steps_are_ascent_steps else max(steps - 1, 0)
     delta = pgd_ascent(
-        model, emb, attention_mask, labels, n_ascent, eps0, eta, norm_type, max_norm, generator
+        model,
+        emb,
+        attention_mask,
+        labels,
+        n_ascent,
+        eps0,
+        eta,
+        norm_type,
+        max_norm,
+        generator,
+        token_type_ids,
     )
-    loss = F.cross_entropy(logits_from_embeds(model, emb + delta, attention_mask), labels)
+    loss = F.cross_entropy(logits_from_embeds(model, emb + delta, attention_mask, token_type_ids), labels)
     backward(loss)
     return float(loss.detach())
 
@@ -219,6 +233,7 @@ def freelb_objective(
     max_norm: float = 0.0,
     embeds_with_grad: bool = False,
     generator: torch.Generator | None = None,
+    token_type_ids: torch.Tensor | None = None,
 ) -> float:
     """Official mode (FreeLB): K passes, each back-propagates CE(f(emb + delta_k))/K into the trainable
     parameters (accumulating), and passes 0..K-2 take an ascent step. The accumulated gradient is the mean of
@@ -231,7 +246,8 @@ def freelb_objective(
     for k in range(steps):
         delta.requires_grad_(True)
         base = word_embeddings(model, input_ids, with_grad=True) if embeds_with_grad else emb
-        loss = F.cross_entropy(logits_from_embeds(model, base + delta, attention_mask), labels) / steps
+        logits = logits_from_embeds(model, base + delta, attention_mask, token_type_ids)
+        loss = F.cross_entropy(logits, labels) / steps
         backward(loss)
         total += float(loss.detach())
         if k < steps - 1:
@@ -247,6 +263,7 @@ def pgd_attack_delta(
     eps: torch.Tensor,
     steps: int = 10,
     step_scale: float = 2.5,
+    token_type_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Embedding-space PGD-L2 for evaluation: delta_0 = 0, ``steps`` steps of size step_scale*eps/steps,
     projection onto ||delta||_F <= eps per example (``eps`` has one entry per example)."""
@@ -258,7 +275,9 @@ def pgd_attack_delta(
         delta.requires_grad_(True)
         with torch.enable_grad():
             loss = F.cross_entropy(
-                logits_from_embeds(model, emb + delta, attention_mask), labels, reduction="sum"
+                logits_from_embeds(model, emb + delta, attention_mask, token_type_ids),
+                labels,
+                reduction="sum",
             )
             (grad,) = torch.autograd.grad(loss, delta)
         grad = grad * mask

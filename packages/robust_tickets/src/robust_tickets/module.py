@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 
+from robust_tickets.data import model_inputs
 from robust_tickets.evaluate import accuracy, candidate_table, run_named_attack
 from robust_tickets.losses import (
     check_sparsity,
@@ -394,12 +395,13 @@ class TicketModule(LightningModule):
         h = self.hparams
         start = time.perf_counter()
         ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        types = batch.get("token_type_ids")  # sentence pairs only
         opt = self._opt
         opt.zero_grad(set_to_none=True)
         passes = 1
         trainable = [p for g in opt.param_groups for p in g["params"]]
         if self.phase in {"finetune", "retrain"} or self.phase.startswith("imp_round"):
-            loss_t = F.cross_entropy(self.net(input_ids=ids, attention_mask=mask).logits, labels)
+            loss_t = F.cross_entropy(self.net(**model_inputs(batch)).logits, labels)
             self.manual_backward(loss_t)
             loss = float(loss_t.detach())
             if self.phase != "retrain":  # stage-1 recipe, also for the fine-tunes of IMP rounds
@@ -410,11 +412,12 @@ class TicketModule(LightningModule):
             loss = freelb_objective(
                 self.net, ids, mask, labels, self.manual_backward, h.adv_steps, h.adv_init_mag, h.adv_lr,
                 h.adv_norm_type, h.adv_max_norm, embeds_with_grad=True, generator=self._gen,
+                token_type_ids=types,
             )  # fmt: skip
             passes = h.adv_steps
             self._clip(trainable, "norm")
         else:
-            loss, passes = self._search_backward(ids, mask, labels)
+            loss, passes = self._search_backward(ids, mask, labels, types)
         self.optimizers().step()
         self._sched.step()
         self._phase_step += 1
@@ -425,7 +428,11 @@ class TicketModule(LightningModule):
         self.log("train_loss", loss, prog_bar=True, batch_size=len(labels))
 
     def _search_backward(
-        self, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        labels: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
     ) -> tuple[float, int]:
         """Stage 2: adversarial loss (paper PGD or official FreeLB) + lambda_t R(m) on the mask scores."""
         h = self.hparams
@@ -433,8 +440,9 @@ class TicketModule(LightningModule):
         clean = h.method == "wo_adv"
         steps, eps0 = (1, 0.0) if clean else (h.adv_steps, h.adv_init_mag)
         common = dict(
-            steps=steps, eps0=eps0, eta=h.adv_lr, norm_type=h.adv_norm_type, max_norm=h.adv_max_norm
-        )
+            steps=steps, eps0=eps0, eta=h.adv_lr, norm_type=h.adv_norm_type, max_norm=h.adv_max_norm,
+            token_type_ids=token_type_ids,
+        )  # fmt: skip
         if h.legacy_freelb_average:
             loss = freelb_objective(
                 net, ids, mask, labels, self.manual_backward, **common,
@@ -462,12 +470,12 @@ class TicketModule(LightningModule):
         return loss, passes
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self.net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self.net(**model_inputs(batch)).logits
         acc = (logits.argmax(-1) == batch["labels"]).float().mean()
         self.log("val_acc", acc, prog_bar=True, batch_size=len(batch["labels"]), sync_dist=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self.net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self.net(**model_inputs(batch)).logits
         acc = (logits.argmax(-1) == batch["labels"]).float().mean()
         self.log("test_acc", acc, batch_size=len(batch["labels"]), sync_dist=True)
 

@@ -38,7 +38,11 @@ def run_textattack(args: Any) -> int:
     wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(module.net.backbone, dm.tokenizer)
     attack = getattr(textattack.attack_recipes, RECIPES[recipe]).build(wrapper)
     split = dm.attack_split()
-    dataset = textattack.datasets.Dataset(list(zip(split.texts, split.labels, strict=True)))
+    if split.texts_b is None:
+        dataset = textattack.datasets.Dataset(list(zip(split.texts, split.labels, strict=True)))
+    else:  # TextAttack's recipes keep the "premise" column fixed (InputColumnModification)
+        pairs = list(zip(zip(split.texts, split.texts_b, strict=True), split.labels, strict=True))
+        dataset = textattack.datasets.Dataset(pairs, input_columns=("premise", "hypothesis"))
     attack_args = textattack.AttackArgs(
         num_examples=len(split), query_budget=args.max_queries, disable_stdout=True
     )
