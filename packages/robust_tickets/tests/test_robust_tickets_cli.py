@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from robust_tickets.attacks import table_hash
 from robust_tickets.cli import main
 
 TINY = [
@@ -130,9 +131,13 @@ def test_reproduce_smoke_on_tiny_model(tmp_path):
     out = tmp_path / "repro"
     args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "32", "--n-attack", "6"]
     methods = ["--methods", "robust,wo_adv,magnitude,imp,random,no_structure"]
-    assert main(["reproduce", *args, *methods, "--max-queries", "30", "--out", str(out)]) == 0
+    table = {"good": ["great", "fine"], "movie": ["film"]}
+    (tmp_path / "table.json").write_text(json.dumps(table))
+    extra = ["--max-queries", "30", "--table", str(tmp_path / "table.json"), "--out", str(out)]
+    assert main(["reproduce", *args, *methods, *extra]) == 0
     results = json.loads((out / "results.json").read_text())
     rows = results["seeds"][0]
+    assert {r["wordswap"]["table_sha256"] for r in rows.values()} == {table_hash(table)}  # --table is used
     assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "imp", "random", "no_structure"}
     assert rows["no_structure"]["sparsity"] == 0.0  # Table 4: full model, pruned entries re-initialised
     assert rows["no_structure"]["steps"] == rows["robust"]["steps"]  # same search, same retrain budget
@@ -151,10 +156,20 @@ def test_reproduce_smoke_on_tiny_model(tmp_path):
 
 
 def test_synonyms_build_lexicon_table(tmp_path, capsys):
+    from robust_tickets.evaluate import load_candidate_table
+
     out = tmp_path / "syn.json"
     assert main(["synonyms", "build", "--source", "lexicon", "--out", str(out)]) == 0
-    table = json.loads(out.read_text())
-    assert len(table) > 1000 and "sha256" in capsys.readouterr().out
+    table = load_candidate_table(out)
+    assert len(table) > 1000 and f"sha256 {table_hash(table)}" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="synonyms build"):
+        load_candidate_table(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json: not a JSON candidate table"):
+        load_candidate_table(tmp_path / "bad.json")
+    (tmp_path / "shape.json").write_text(json.dumps({"good": "great"}))
+    with pytest.raises(ValueError, match="shape.json: expected a JSON object mapping each word"):
+        load_candidate_table(tmp_path / "shape.json")
 
 
 @pytest.mark.parametrize("preset", ["default", "paper", "sst2_paper", "official_code", "mr_minilm", "tiny"])

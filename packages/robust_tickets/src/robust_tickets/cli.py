@@ -70,7 +70,12 @@ def attack_main(argv: list[str]) -> int:
     """one offline attack on a checkpoint: per-example CSV, summary and perturbed texts"""
     from paperlab.logging import log, make_run_dir, write_metrics
     from paperlab.runtime import set_threads
-    from robust_tickets.evaluate import candidate_table, run_named_attack, write_attack_outputs
+    from robust_tickets.evaluate import (
+        candidate_table,
+        load_candidate_table,
+        run_named_attack,
+        write_attack_outputs,
+    )
     from robust_tickets.models import load_pretrained
 
     parser = argparse.ArgumentParser(prog="robust-tickets attack", description=attack_main.__doc__)
@@ -103,7 +108,7 @@ def attack_main(argv: list[str]) -> int:
     table = None
     if args.attack == "wordswap":
         if args.table:
-            table = json.loads(Path(args.table).read_text())
+            table = load_candidate_table(args.table)
         else:
             emb = None
             if dm.task.synonyms is None:

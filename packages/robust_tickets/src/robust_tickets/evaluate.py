@@ -56,6 +56,27 @@ def candidate_table(
     return embedding_neighbour_table(pretrained_embedding, tokenizer, words, polarity=lexicon_polarity())
 
 
+def load_candidate_table(path: str | Path) -> dict[str, list[str]]:
+    """A word-swap candidate table written by ``robust-tickets synonyms build`` (JSON: word -> candidates)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"candidate table {path} does not exist (write one with `robust-tickets synonyms build`)"
+        )
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON candidate table ({exc})") from exc
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v)
+        for k, v in table.items()
+    ):
+        raise ValueError(f"{path}: expected a JSON object mapping each word to a list of candidate words")
+    return table
+
+
 def run_named_attack(
     name: str,
     model: nn.Module,

@@ -293,7 +293,7 @@ def merge_runs(folders: list[str], out: str | None, cmd: str) -> int:
 
 def reproduce_cli(argv: list[str]) -> int:
     from robust_tickets.data import TextDataModule
-    from robust_tickets.evaluate import candidate_table
+    from robust_tickets.evaluate import candidate_table, load_candidate_table
     from robust_tickets.models import load_pretrained
 
     parser = argparse.ArgumentParser(prog="robust-tickets reproduce", description=__doc__)
@@ -325,6 +325,11 @@ def reproduce_cli(argv: list[str]) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="E_ft = E_search = E_rt")
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--sparsity", type=float, default=0.3)
+    parser.add_argument(
+        "--table",
+        default=None,
+        help="word-swap candidate table JSON (from `synonyms build`; default: built in memory)",
+    )
     parser.add_argument(
         "--sim-threshold", type=float, default=None,
         help="wordswap sentence-similarity constraint (default: the preset's; 0 = off)",
@@ -383,6 +388,8 @@ def reproduce_cli(argv: list[str]) -> int:
             n_train=cfg["n_train"], n_attack=cfg["n_attack"], seed=seed,
         )  # fmt: skip
         dm.setup("fit")
+        if table is None and args.table:
+            table = load_candidate_table(args.table)
         if table is None:
             emb = None
             if dm.task.synonyms is None:
