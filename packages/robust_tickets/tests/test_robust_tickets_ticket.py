@@ -310,3 +310,71 @@ def test_bad_retrain_init_is_rejected():
 
     with pytest.raises(ValueError, match="retrain_init must be one of"):
         TicketModule(model_name="tiny-bert", attacks=[], retrain_init="scratch")
+
+
+class _ResumeProbe(Callback):
+    """Records the module's phase state at the first training batch of a (resumed) fit."""
+
+    def __init__(self):
+        self.seen = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if self.seen is None:
+            self.seen = {
+                "epoch": trainer.current_epoch, "phase": module.phase, "phase_step": module._phase_step,
+                "sched_step": module._sched.last_epoch,
+                "opt_steps": [int(s["step"]) for s in module._opt.state.values()][:1],
+                "mask_scores": module.net.mask_scores.detach().clone(), "ticket": module.net.ticket.clone(),
+                "backbone": {k: v.clone() for k, v in module.net.backbone.state_dict().items()},
+            }  # fmt: skip
+
+
+def test_resume_inside_a_phase_keeps_its_state(tmp_path, tiny_trainer):
+    """`train --ckpt_path`: resuming inside the search keeps the learned masks, resuming inside the retrain keeps
+    the retrained weights (neither phase restarts), and optimiser, schedule and step counters carry on."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from robust_tickets.data import TextDataModule
+    from robust_tickets.hard_concrete import init_log_alpha
+    from robust_tickets.module import TicketModule
+
+    kwargs = dict(model_name="tiny-bert", attacks=[], method="robust", epochs_finetune=1, epochs_search=2,
+                  epochs_retrain=2)  # fmt: skip
+    ckpts = tmp_path / "ckpts"
+
+    def fit(ckpt_path=None, callbacks=()):
+        module = TicketModule(**kwargs)
+        dm = TextDataModule(n_train=64, batch_size=16, n_attack=4)
+        saver = ModelCheckpoint(
+            dirpath=ckpts, filename="{epoch}", save_top_k=-1, every_n_epochs=1, save_on_train_epoch_end=True
+        )
+        trainer = tiny_trainer(
+            fast_dev_run=False, max_epochs=1, limit_val_batches=1, enable_checkpointing=True,
+            callbacks=[saver, *callbacks],
+        )  # fmt: skip
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        return module
+
+    full = fit()
+    assert [r["phase"] for r in full.history] == ["finetune", "search", "search", "retrain", "retrain"]
+    steps = 4  # 64 examples / batch 16
+    for epoch, phase in ((1, "search"), (3, "retrain")):  # the checkpoint after the phase's first epoch
+        path = ckpts / f"epoch={epoch}.ckpt"
+        saved = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        probe = _ResumeProbe()
+        resumed = fit(str(path), [probe])
+        seen = probe.seen
+        assert (seen["epoch"], seen["phase"], seen["phase_step"], seen["sched_step"]) == (
+            epoch + 1, phase, steps, steps,
+        )  # fmt: skip
+        assert seen["opt_steps"] == [steps]
+        assert torch.equal(seen["mask_scores"], saved["net.mask_scores"])
+        if phase == "search":  # not reset to the initial log alpha
+            assert not torch.allclose(
+                seen["mask_scores"], torch.full_like(seen["mask_scores"], init_log_alpha(0.9))
+            )
+        else:  # not rewound: the weights are the ones retrained for one epoch
+            assert torch.equal(seen["ticket"], saved["net.ticket"])
+            for key, value in seen["backbone"].items():
+                assert torch.equal(value, saved["net.backbone." + key]), key
+        assert [r["phase"] for r in resumed.history] == [r["phase"] for r in full.history]
+        assert resumed.budget[phase]["optimizer_steps"] == full.budget[phase]["optimizer_steps"]

@@ -206,6 +206,9 @@ class TicketModule(LightningModule):
         self._phase_total = 1
         self._gen = torch.Generator().manual_seed(seed)
         self._init_loaded = False
+        self._resume: dict[str, Any] | None = (
+            None  # phase state of a checkpoint being resumed (fit ckpt_path)
+        )
 
     # ------------------------------------------------------------------------------------ phases
     def _phases(self) -> list[tuple[str, int]]:
@@ -274,7 +277,15 @@ class TicketModule(LightningModule):
 
     def on_train_epoch_start(self) -> None:
         phase = self.phase_at(self.current_epoch)
-        if phase != self.phase:
+        resume, self._resume = self._resume, None
+        resumable = resume is not None and None not in (resume.get("opt_state"), resume.get("phase_step"))
+        if resumable and resume.get("phase") == phase:
+            # resumed inside a phase: keep its weights / masks / ticket, restore optimiser, schedule and step
+            self._enter(phase, fresh=False)
+            self._opt.load_state_dict(resume["opt_state"])
+            self._sched.load_state_dict(resume["sched_state"])
+            self._phase_step = int(resume["phase_step"])
+        elif phase != self.phase:
             self._enter(phase)
 
     def _steps_in_phase(self, phase: str) -> int:
@@ -299,7 +310,10 @@ class TicketModule(LightningModule):
             self._opt, lambda s: linear_warmup_decay(s, total, warm)
         )
 
-    def _enter(self, phase: str) -> None:
+    def _enter(self, phase: str, fresh: bool = True) -> None:
+        """Start ``phase``: set the mode and trainable parameters and build its optimiser. ``fresh=False``
+        (resuming inside the phase) skips what starts a phase anew: resetting the mask scores, drawing the
+        ticket, rewinding / re-initialising the weights."""
         h = self.hparams
         self.phase, self._phase_step = phase, 0
         self._phase_total = self._steps_in_phase(phase)
@@ -312,11 +326,18 @@ class TicketModule(LightningModule):
             self._adamw([], h.lr, h.weight_decay, named=True)
         elif phase == "search":
             net.set_mode("soft")
-            net.reset_scores()
-            self.best_val = -1.0
+            if fresh:
+                net.reset_scores()
+                self.best_val = -1.0
             for p in net.backbone.parameters():
                 p.requires_grad_(h.legacy_backbone_grads)
             self._adamw([net.mask_scores], h.mask_lr, h.mask_weight_decay)
+        elif not fresh and (phase == "retrain" or phase.startswith("imp_round")):
+            init = h.retrain_init if phase == "retrain" else "pretrained"
+            net.set_mode("dense" if init == "no_structure" else "binary")
+            for p in net.backbone.parameters():
+                p.requires_grad_(True)
+            self._adamw([], h.lr, h.weight_decay, named=True)
         elif phase == "retrain" or phase.startswith("imp_round"):
             if h.method == "imp":  # round r starts after r - 1 prunings; the retrain after all of them
                 done = len(self.imp_sparsities) if phase == "retrain" else int(phase[len("imp_round") :]) - 1
@@ -560,9 +581,24 @@ class TicketModule(LightningModule):
 
     # ---------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["robust_tickets"] = {"mode": self.net.mode, "phase": self.phase, "budget": self.budget}
+        """Mode, phase and budget, plus what resuming inside a phase needs (``train --ckpt_path``): the phase's
+        schedule state and step, the best dev accuracy of a search, the history and the mask-noise generator
+        (Lightning itself saves the phase optimiser's state under ``optimizer_states``)."""
+        checkpoint["robust_tickets"] = {
+            "mode": self.net.mode, "phase": self.phase, "budget": self.budget, "phase_step": self._phase_step,
+            "sched_state": None if self._sched is None else self._sched.state_dict(),
+            "best_val": self.best_val, "history": self.history, "curve": self.curve,
+            "generator": self._gen.get_state(),
+        }  # fmt: skip
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         info = checkpoint.get("robust_tickets", {})
         self.net.set_mode(info.get("mode", "dense"))
         self.budget = info.get("budget", {})
+        self.best_val = info.get("best_val", self.best_val)
+        self.history = list(info.get("history", []))
+        self.curve = list(info.get("curve", []))
+        if "generator" in info:
+            self._gen.set_state(info["generator"])
+        states = checkpoint.get("optimizer_states") or [None]
+        self._resume = {**info, "opt_state": states[0]}
