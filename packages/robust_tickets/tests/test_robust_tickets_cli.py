@@ -235,3 +235,21 @@ def test_reproduce_mr_quick_on_minilm(shared_data, tmp_path):
         )  # one shared table
     assert rows["robust"]["passes"] > rows["wo_adv"]["passes"] == rows["robust"]["steps"]  # s = 2 vs s = 1
     assert len(results["checks"]) == 3 and "| robust | 30% |" in (out / "results.md").read_text()
+
+
+def test_bench_search_cpu_plumbing(tmp_path, capsys):
+    """`bench search` writes both step rates, their ratio and the CPU op profile; CUDA without a GPU is refused."""
+    import torch
+
+    out = tmp_path / "bench.json"
+    args = ["bench", "search", "--model", "tiny-bert", "--batch", "4", "--length", "16", "--steps", "2"]
+    assert main([*args, "--warmup", "0", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (
+        result["device"] == "cpu" and len(result["step_s"]["ours"]) == len(result["step_s"]["official"]) == 2
+    )
+    assert result["ratio"] == pytest.approx(result["ours_steps_per_s"] / result["official_steps_per_s"])
+    assert 0 < result["profile"]["ours"]["matmul_share"] < 1 and "peak_memory_mib" not in result
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            main([*args, "--device", "cuda", "--out", str(tmp_path / "gpu.json")])

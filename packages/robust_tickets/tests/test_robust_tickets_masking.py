@@ -22,6 +22,22 @@ def test_bert_base_config_has_73_matrices():
     assert count_mask_entries(model) == (73, 85_524_480)
 
 
+def test_bert_base_random_alias_is_bert_base_shaped():
+    """The GPU benchmark's model (spec 7.1): BERT-base shapes with random, seeded weights, no download."""
+    from robust_tickets.models import load_pretrained, load_tokenizer
+
+    a, b = (
+        load_pretrained("bert-base-random", 2, init_seed=3),
+        load_pretrained("bert-base-random", 2, init_seed=3),
+    )
+    assert count_mask_entries(a) == (73, 85_524_480)
+    assert torch.equal(
+        a.bert.encoder.layer[0].attention.self.query.weight,
+        b.bert.encoder.layer[0].attention.self.query.weight,
+    )
+    assert load_tokenizer("bert-base-random").vocab_size == a.config.vocab_size
+
+
 def test_minilm_config_has_37_matrices():
     model = model_from_config(AutoConfig.from_pretrained(minilm_path(), num_labels=2))
     assert count_mask_entries(model) == (37, 10_764_288)

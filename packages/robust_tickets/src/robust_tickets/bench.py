@@ -26,7 +26,7 @@ class SearchStep:
     embeddings recomputed with gradients on every pass)."""
 
     def __init__(self, backbone: torch.nn.Module, official: bool, steps: int = 2, lam: float = 0.5) -> None:
-        self.net = MaskedModel(backbone, "soft", fused=not official)
+        self.net = MaskedModel(backbone, "soft", fused=not official).to(next(backbone.parameters()).device)
         self.official, self.steps, self.lam = official, steps, lam
         if official:
             for p in self.net.backbone.parameters():
@@ -64,34 +64,68 @@ def _profile(step: SearchStep, batch: tuple[torch.Tensor, ...]) -> dict[str, Any
     }
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bench_search(
-    model: str, batch: int, length: int, steps: int, warmup: int, adv_steps: int
+    model: str, batch: int, length: int, steps: int, warmup: int, adv_steps: int, device: str = "cpu"
 ) -> dict[str, Any]:
+    """Median step time of ours vs the official design, interleaved step by step, on ``device``.
+
+    On CUDA (spec 7.1 GPU protocol: ``--model bert-base-random --batch 32 --length 128 --adv-steps 5``) both run in
+    fp32 with the same TF32 setting, the peak memory of each is recorded, and ours is also timed under bf16
+    autocast (reported separately; not part of the ratio). The op profile is taken on CPU only."""
+    from paperlab.runtime import enable_tf32
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("robust-tickets bench search: --device cuda, but no CUDA device is available")
+    tf32 = enable_tf32() if dev.type == "cuda" else False
     backbone = load_pretrained(model, 2, init_seed=0)
     gen = torch.Generator().manual_seed(0)
     vocab = backbone.get_input_embeddings().weight.shape[0]
     data = (
-        torch.randint(1000, vocab, (batch, length), generator=gen),
-        torch.ones(batch, length, dtype=torch.long),
-        torch.randint(0, 2, (batch,), generator=gen),
+        torch.randint(1000, vocab, (batch, length), generator=gen).to(dev),
+        torch.ones(batch, length, dtype=torch.long, device=dev),
+        torch.randint(0, 2, (batch,), generator=gen).to(dev),
     )
-    ours = SearchStep(copy.deepcopy(backbone), official=False, steps=adv_steps)
-    ref = SearchStep(backbone, official=True, steps=adv_steps)
+    ours = SearchStep(copy.deepcopy(backbone).to(dev), official=False, steps=adv_steps)
+    ref = SearchStep(backbone.to(dev), official=True, steps=adv_steps)
     times: dict[str, list[float]] = {"ours": [], "official": []}
+    peak: dict[str, int] = {}
+    modes = [("official", ref, False), ("ours", ours, False)]
+    if dev.type == "cuda":
+        modes.append(("ours_bf16", ours, True))
+        times["ours_bf16"] = []
     for i in range(warmup + steps):
-        for name, step in (("official", ref), ("ours", ours)):  # interleaved: load drift hits both
+        for name, step, bf16 in modes:  # interleaved: load drift hits both
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            _sync(dev)
             start = time.perf_counter()
-            step(*data)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                step(*data)
+            _sync(dev)
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
+            if dev.type == "cuda":
+                peak[name] = max(peak.get(name, 0), torch.cuda.max_memory_allocated(dev))
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {
-        "model": model, "batch": batch, "length": length, "adv_steps": adv_steps, "timed_steps": steps,
-        "threads": torch.get_num_threads(),
+    out = {
+        "model": model, "device": str(dev), "batch": batch, "length": length, "adv_steps": adv_steps,
+        "timed_steps": steps, "threads": torch.get_num_threads(), "tf32": tf32,
         "official_steps_per_s": 1 / med["official"], "ours_steps_per_s": 1 / med["ours"],
         "ratio": med["official"] / med["ours"], "step_s": times,
-        "profile": {"official": _profile(ref, data), "ours": _profile(ours, data)},
     }  # fmt: skip
+    if "ours_bf16" in med:
+        out["ours_bf16_steps_per_s"] = 1 / med["ours_bf16"]
+    if peak:
+        out["peak_memory_mib"] = {k: v / 2**20 for k, v in peak.items()}
+    if dev.type == "cpu":
+        out["profile"] = {"official": _profile(ref, data), "ours": _profile(ours, data)}
+    return out
 
 
 def bench_attack(model: str, n: int, max_queries: int, ckpt: str | None, block: int = 25) -> dict[str, Any]:
@@ -194,11 +228,18 @@ def bench_cli(argv: list[str]) -> int:
         "--ckpt", default=None, help="victim checkpoint for `bench attack` (default: MiniLM, new head)"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="bench search: cpu or cuda (GPU protocol: --model bert-base-random ...)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     set_threads(args.threads)
     if args.what == "search":
-        result = bench_search(args.model, args.batch, args.length, args.steps, args.warmup, args.adv_steps)
+        result = bench_search(
+            args.model, args.batch, args.length, args.steps, args.warmup, args.adv_steps, args.device
+        )
     else:
         result = bench_attack(args.model, args.n, args.max_queries, args.ckpt, args.block)
     folder = make_run_dir("robust_tickets", f"bench-{args.what}") if args.out is None else None

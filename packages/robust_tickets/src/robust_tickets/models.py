@@ -24,7 +24,7 @@ from robust_tickets.hard_concrete import (
     prob_nonzero,
 )
 
-MODEL_ALIASES = ("minilm", "tiny-bert")
+MODEL_ALIASES = ("minilm", "tiny-bert", "bert-base-random")
 
 # module-name patterns relative to the base model (``bert.``, ``roberta.``, ...); spec section 2.2
 _BERT_LIKE = [
@@ -76,7 +76,8 @@ def resolve_model_path(name_or_path: str) -> str:
 
 
 def load_tokenizer(name_or_path: str) -> Any:
-    """Fast tokenizer for a model name; ``tiny-bert`` uses MiniLM's uncased WordPiece vocabulary."""
+    """Fast tokenizer for a model name; ``tiny-bert`` and ``bert-base-random`` use MiniLM's uncased WordPiece
+    vocabulary (the bert-base-uncased vocabulary)."""
     from transformers import AutoTokenizer
 
     path = minilm_path() if name_or_path in MODEL_ALIASES else name_or_path
@@ -105,6 +106,12 @@ def load_pretrained(name_or_path: str, num_labels: int, init_seed: int = 0) -> n
         torch.manual_seed(init_seed)
         if name_or_path == "tiny-bert":
             return BertForSequenceClassification(tiny_bert_config(num_labels)).train()
+        if (
+            name_or_path == "bert-base-random"
+        ):  # BERT-base shapes, random weights: the GPU benchmark (spec 7.1)
+            from transformers import BertConfig
+
+            return BertForSequenceClassification(BertConfig(num_labels=num_labels)).train()
         path = resolve_model_path(name_or_path)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
