@@ -87,7 +87,7 @@ class Runner:
         trainer.fit(module, datamodule=self.dm)
         wall = time.perf_counter() - start
         path = str(self.folder / f"{name}-seed{self.seed}.ckpt")
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=True)  # later stages read only the state_dict
         log(f"reproduce: {name} seed {self.seed} trained in {wall:.0f}s")
         return module, path, wall
 
@@ -341,7 +341,11 @@ def reproduce_cli(argv: list[str]) -> int:
     parser.add_argument("--root", default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=None, help="output folder (default: a new run directory)")
-    parser.add_argument("--keep-ckpts", action="store_true", help="keep the per-stage checkpoints")
+    parser.add_argument(
+        "--keep-ckpts",
+        action="store_true",
+        help="keep the per-stage checkpoints (weights, masks and ticket; no optimiser state)",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return merge_runs(args.merge, args.out, "robust-tickets reproduce " + " ".join(argv))
