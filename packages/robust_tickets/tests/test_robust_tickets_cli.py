@@ -253,3 +253,23 @@ def test_bench_search_cpu_plumbing(tmp_path, capsys):
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="no CUDA device"):
             main([*args, "--device", "cuda", "--out", str(tmp_path / "gpu.json")])
+
+
+def test_reproduce_adv_scale_reaches_the_modules(tmp_path, monkeypatch):
+    """`--adv-scale S` multiplies Table 6's epsilon_0 (0.05) and eta (0.03) of every trained module."""
+    import robust_tickets.module as module_mod
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(module_mod, "TicketModule", fake)
+    args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "16", "--n-attack", "4"]
+    with pytest.raises(Stop):
+        main(["reproduce", *args, "--adv-scale", "2", "--out", str(tmp_path / "r")])
+    assert seen["adv_init_mag"] == pytest.approx(0.1) and seen["adv_lr"] == pytest.approx(0.06)

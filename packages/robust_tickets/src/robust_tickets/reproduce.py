@@ -75,7 +75,8 @@ class Runner:
         args = dict(
             model_name=cfg["model"], num_labels=self.dm.num_labels, method=method, init_ckpt=init, seed=self.seed,
             epochs_finetune=e, epochs_search=cfg.get("epochs_search", e), epochs_retrain=e, lr=cfg.get("lr", 5e-5),
-            adv_steps=cfg["adv_steps"], sparsity=cfg["sparsity"], attacks=[], attack_max_queries=cfg["max_queries"],
+            adv_steps=cfg["adv_steps"], adv_init_mag=0.05 * cfg.get("adv_scale", 1.0),
+            adv_lr=0.03 * cfg.get("adv_scale", 1.0), sparsity=cfg["sparsity"], attacks=[], attack_max_queries=cfg["max_queries"],
             final_eval=False,
         )  # fmt: skip
         args.update(kw)
@@ -326,6 +327,10 @@ def reproduce_cli(argv: list[str]) -> int:
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--sparsity", type=float, default=0.3)
     parser.add_argument(
+        "--adv-scale", type=float, default=None,
+        help="multiply the Table 6 epsilon_0 = 0.05 and eta = 0.03 (spec 9.9: MiniLM's hidden size 384)",
+    )  # fmt: skip
+    parser.add_argument(
         "--table",
         default=None,
         help="word-swap candidate table JSON (from `synonyms build`; default: built in memory)",
@@ -355,7 +360,7 @@ def reproduce_cli(argv: list[str]) -> int:
         cfg.update(QUICK)
     for key, value in (("model", args.model), ("n_train", args.n_train), ("n_attack", args.n_attack), ("epochs", args.epochs),
                        ("max_queries", args.max_queries), ("lr", args.lr), ("epochs_search", args.epochs_search),
-                       ("sim_threshold", args.sim_threshold)):  # fmt: skip
+                       ("sim_threshold", args.sim_threshold), ("adv_scale", args.adv_scale)):  # fmt: skip
         if value is not None:
             cfg[key] = value
     if args.no_long:
