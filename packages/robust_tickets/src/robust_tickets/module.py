@@ -7,6 +7,7 @@ method     phases
 =========  ==============================================================
 dense      finetune(E_rt)                                   (baseline)
 freelb     freelb(E_rt)                  dense FreeLB adversarial fine-tune
+infobert   infobert(E_rt)                dense FreeLB + InfoBERT regularisers (Wang et al. 2021; infobert.py)
 robust     finetune(E_ft) -> search(E_s) -> retrain(E_rt)   (the paper)
 wo_adv     finetune(E_ft) -> clean search(E_s) -> retrain(E_rt)
 imp        finetune(E_ft) -> [prune, rewind, fine-tune(E_round)] x (R-1) -> prune, rewind, retrain(E_rt):
@@ -36,6 +37,7 @@ from pytorch_lightning import LightningModule
 
 from robust_tickets.data import model_inputs
 from robust_tickets.evaluate import accuracy, candidate_table, run_named_attack
+from robust_tickets.infobert import CLUB_MODES, GaussianClubHead, InfoNCECritic, infobert_objective
 from robust_tickets.losses import (
     check_sparsity,
     draw_global,
@@ -55,7 +57,7 @@ from robust_tickets.models import (
     random_init_state,
 )
 
-METHODS = ("dense", "freelb", "robust", "wo_adv", "imp", "random", "finetune", "search", "draw")
+METHODS = ("dense", "freelb", "infobert", "robust", "wo_adv", "imp", "random", "finetune", "search", "draw")
 RETRAIN_INITS = ("pretrained", "reinit", "no_structure")
 
 
@@ -65,11 +67,11 @@ class TicketModule(LightningModule):
     Args:
         model_name: ``minilm`` (offline wheel), ``tiny-bert`` (random, tests), a local folder or a hub id.
         num_labels: number of classes.
-        method: one of dense, freelb, robust, wo_adv, imp, random, finetune, search, draw (see module doc).
+        method: one of dense, freelb, infobert, robust, wo_adv, imp, random, finetune, search, draw (see module doc).
         init_ckpt: checkpoint to start from (fine-tuned weights for ``search``, masks for ``draw``).
         epochs_finetune: E_ft, stage-1 epochs.
         epochs_search: E_search, stage-2 epochs.
-        epochs_retrain: E_rt, retraining (and dense/freelb baseline) epochs.
+        epochs_retrain: E_rt, retraining (and dense/freelb/infobert baseline) epochs.
         lr: AdamW lr of fine-tuning and retraining.
         weight_decay: AdamW weight decay (not on biases/LayerNorms).
         warmup_frac: linear warm-up fraction, then linear decay (all phases).
@@ -107,6 +109,13 @@ class TicketModule(LightningModule):
         legacy_lambda_counter: official counter that grows by 3 per batch.
         legacy_backbone_grads: official unfrozen backbone with accumulating grads inside the clip norm.
         legacy_no_retrain_clip: official retraining without gradient clipping.
+        infobert_alpha: InfoBERT alpha, weight of the anchored-feature InfoNCE bound (official ANLI 5e-3).
+        infobert_beta: InfoBERT beta, weight of the per-token CLUB bound on I(X_i; T_i) (official ANLI 5e-3).
+        infobert_cl: lower quantile of the anchored-token gradient-norm band (official 0.5).
+        infobert_ch: upper quantile of the band (official 0.9).
+        infobert_club: ``learned`` (paper: CLUB with a jointly trained Gaussian q(t|x)) or ``official``
+            (the official code's parameter-free CLUBv2, q(t|x) = N(t, I)).
+        infobert_club_lr: lr of the CLUB head (official: its own Adam at 1e-3).
         seed: seed of the new classifier head, the random ticket and the perturbation noise.
         attacks: attacks run at the end of fit/test (wordswap, charswap, pgd).
         attack_max_queries: query budget per example.
@@ -162,6 +171,12 @@ class TicketModule(LightningModule):
         legacy_lambda_counter: bool = False,
         legacy_backbone_grads: bool = False,
         legacy_no_retrain_clip: bool = False,
+        infobert_alpha: float = 5e-3,
+        infobert_beta: float = 5e-3,
+        infobert_cl: float = 0.5,
+        infobert_ch: float = 0.9,
+        infobert_club: str = "learned",
+        infobert_club_lr: float = 1e-3,
         seed: int = 42,
         attacks: list[str] | None = None,
         attack_max_queries: int = 500,
@@ -186,6 +201,10 @@ class TicketModule(LightningModule):
             raise ValueError(
                 f"method {method!r} needs --model.init_ckpt (a checkpoint of the previous stage)"
             )
+        if infobert_club not in CLUB_MODES:
+            raise ValueError(f"infobert_club must be one of {', '.join(CLUB_MODES)}, got {infobert_club!r}")
+        if not 0.0 <= infobert_cl <= infobert_ch <= 1.0:
+            raise ValueError(f"need 0 <= infobert_cl <= infobert_ch <= 1, got {infobert_cl}, {infobert_ch}")
         check_sparsity(sparsity)
         self.imp_sparsities = imp_schedule(sparsity, imp_rate, imp_rounds)
         self.automatic_optimization = False
@@ -194,6 +213,12 @@ class TicketModule(LightningModule):
             backbone, "dense", mask_p, mask_targets, out_w_per_mask, in_w_per_mask, fused=fused_masks
         )
         self.register_buffer("best_scores", self.net.mask_scores.detach().clone())
+        if method == "infobert":  # MI estimator heads: outside ``net`` (its layout is shared by every stage)
+            d_x, d = backbone.get_input_embeddings().weight.shape[1], backbone.config.hidden_size
+            with torch.random.fork_rng(devices=[]):  # seeded, and the global RNG (dropout) stays untouched
+                torch.manual_seed(seed + 2)
+                self.infobert_nce = InfoNCECritic(d, d)  # g(T_kj, Z): embedding-layer token, last-layer [CLS]
+                self.infobert_club_head = GaussianClubHead(d_x, d) if infobert_club == "learned" else None
         self.best_val = -1.0
         self.phases = self._phases()
         self.phase: str | None = None
@@ -217,6 +242,7 @@ class TicketModule(LightningModule):
         return {
             "dense": [("finetune", rt)],
             "freelb": [("freelb", rt)],
+            "infobert": [("infobert", rt)],
             "robust": [("finetune", ft), ("search", se), ("retrain", rt)],
             "wo_adv": [("finetune", ft), ("search", se), ("retrain", rt)],
             "imp": [("finetune", ft)]
@@ -295,7 +321,14 @@ class TicketModule(LightningModule):
             return 1
         return max(1, int(per_epoch) * epochs)
 
-    def _adamw(self, params: list[torch.nn.Parameter], lr: float, wd: float, named: bool = False) -> None:
+    def _adamw(
+        self,
+        params: list[torch.nn.Parameter],
+        lr: float,
+        wd: float,
+        named: bool = False,
+        extra: list[dict[str, Any]] | None = None,
+    ) -> None:
         if named:
             decay, no_decay = [], []
             for name, p in self.net.backbone.named_parameters():
@@ -303,6 +336,7 @@ class TicketModule(LightningModule):
             groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
         else:
             groups = [{"params": params, "weight_decay": wd}]
+        groups += extra or []
         self._opt = torch.optim.AdamW(groups, lr=lr, eps=1e-8, foreach=True)
         self.trainer.strategy.optimizers = [self._opt]  # Lightning wraps it: global_step counts its steps
         total, warm = self._phase_total, self.hparams.warmup_frac
@@ -319,11 +353,11 @@ class TicketModule(LightningModule):
         self._phase_total = self._steps_in_phase(phase)
         self.budget.setdefault(phase, {"optimizer_steps": 0, "passes": 0, "wall_s": 0.0})
         net = self.net
-        if phase in {"finetune", "freelb"}:
+        if phase in {"finetune", "freelb", "infobert"}:
             net.set_mode("dense")
             for p in net.backbone.parameters():
                 p.requires_grad_(True)
-            self._adamw([], h.lr, h.weight_decay, named=True)
+            self._adamw([], h.lr, h.weight_decay, named=True, extra=self._infobert_groups(phase))
         elif phase == "search":
             net.set_mode("soft")
             if fresh:
@@ -359,6 +393,23 @@ class TicketModule(LightningModule):
             for p in net.backbone.parameters():
                 p.requires_grad_(True)
             self._adamw([], h.lr, h.weight_decay, named=True)
+
+    def _infobert_groups(self, phase: str) -> list[dict[str, Any]]:
+        """Optimiser groups of the InfoBERT heads (official: the InfoNCE critic joins the model's decayed group,
+        the CLUB head has its own Adam at ``infobert_club_lr``, no weight decay)."""
+        if phase != "infobert":
+            return []
+        h = self.hparams
+        groups = [{"params": list(self.infobert_nce.parameters()), "weight_decay": h.weight_decay}]
+        if self.infobert_club_head is not None:
+            groups.append(
+                {
+                    "params": list(self.infobert_club_head.parameters()),
+                    "lr": h.infobert_club_lr,
+                    "weight_decay": 0.0,
+                }
+            )
+        return groups
 
     def draw_scores(self) -> torch.Tensor:
         """Ranking scores of the draw: learned log alpha (robust/wo_adv/draw), |W| (imp; entries an earlier
@@ -437,6 +488,16 @@ class TicketModule(LightningModule):
             )  # fmt: skip
             passes = h.adv_steps
             self._clip(trainable, "norm")
+        elif self.phase == "infobert":
+            parts = infobert_objective(
+                self.net, ids, mask, labels, self.manual_backward, self.infobert_nce, self.infobert_club_head,
+                h.infobert_alpha, h.infobert_beta, h.infobert_cl, h.infobert_ch, h.infobert_club, h.adv_steps,
+                h.adv_init_mag, h.adv_lr, h.adv_norm_type, h.adv_max_norm, embeds_with_grad=True,
+                generator=self._gen, token_type_ids=types,
+            )  # fmt: skip
+            loss, passes = parts["loss"], h.adv_steps
+            self._clip(list(self.net.backbone.parameters()), "norm")  # official: the model's grads only
+            self.log_dict({"ib": parts["ib"], "nce": parts["nce"]}, batch_size=len(labels))
         else:
             loss, passes = self._search_backward(ids, mask, labels, types)
         self.optimizers().step()
