@@ -33,7 +33,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "methods": "robust,wo_adv,magnitude,imp,random,freelb",
     },
 }  # fmt: skip
-REPRODUCE_METHODS = ("robust", "wo_adv", "magnitude", "imp", "random", "freelb", "reinit", "no_structure")
+REPRODUCE_METHODS = (
+    "robust", "wo_adv", "magnitude", "imp", "random", "freelb", "infobert", "reinit", "no_structure",
+)  # fmt: skip
 TABLE4_METHODS = ("reinit", "no_structure")  # Table 4 ablations of the robust ticket (need its search)
 QUICK = {
     "n_train": 256,
@@ -166,6 +168,11 @@ def run_seed(
     if "freelb" in methods and cfg["freelb"]:
         model, _, _ = r.fit("freelb", "freelb")
         rows["freelb"] = {**r.evaluate(model), **_budget(model), "sparsity": 0.0}
+    if (
+        "infobert" in methods
+    ):  # optional Table 1 baseline, only on request: dense, FreeLB budget (E_rt epochs)
+        model, _, _ = r.fit("infobert", "infobert")
+        rows["infobert"] = {**r.evaluate(model), **_budget(model), "sparsity": 0.0}
     if cfg["long"]:
         e_total = 2 * cfg["epochs"] + cfg.get(
             "epochs_search", cfg["epochs"]
@@ -277,7 +284,7 @@ def merge_runs(folders: list[str], out: str | None, cmd: str) -> int:
         cfg = data["config"]
         per_seed += data["seeds"]
     assert cfg is not None
-    order = ["dense", "robust", "wo_adv", "magnitude", "imp", "random", "freelb", "dense_long"]
+    order = ["dense", "robust", "wo_adv", "magnitude", "imp", "random", "freelb", "infobert", "dense_long"]
     methods = sorted((m for m in per_seed[0] if all(m in s for s in per_seed)), key=lambda m: (m not in order,
                      order.index(m) if m in order else 0, m))  # fmt: skip
     per_seed = [{m: s[m] for m in methods} for s in per_seed]
@@ -316,7 +323,8 @@ def reproduce_cli(argv: list[str]) -> int:
     parser.add_argument(
         "--methods", default=None,
         help="ticket methods besides dense (default: robust,wo_adv,magnitude,random,freelb; sst2-paper adds imp, "
-        "the iterative IMP / LTH ticket, 10 %% per round, which costs R-1 extra fine-tunes)",
+        "the iterative IMP / LTH ticket, 10 %% per round, which costs R-1 extra fine-tunes; infobert, the optional "
+        "InfoBERT baseline, only when listed)",
     )  # fmt: skip
     parser.add_argument(
         "--model", default=None, help="override the preset's model (e.g. tiny-bert for smoke runs)"
