@@ -154,6 +154,8 @@ def test_fit_infobert_trains_the_estimators_and_checkpoints_them(fit_tiny, tmp_p
     assert any(k.startswith("infobert_nce.") for k in state) and any(
         k.startswith("infobert_club_head.") for k in state
     )
+    loaded = TicketModule.load_from_checkpoint(path, map_location="cpu", attacks=[])  # evaluate / attack path
+    assert torch.equal(loaded.infobert_nce.net[0].weight, module.infobert_nce.net[0].weight)
     dense = TicketModule(model_name="tiny-bert", method="freelb", attacks=[])
     assert list(module.net.state_dict()) == list(dense.net.state_dict())  # backbone layout unchanged
     assert not any(k.startswith("infobert") for k in dense.state_dict())
