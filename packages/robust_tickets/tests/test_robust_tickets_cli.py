@@ -130,7 +130,7 @@ def test_smoke_code_path_on_cpu():
 def test_reproduce_smoke_on_tiny_model(tmp_path):
     out = tmp_path / "repro"
     args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "32", "--n-attack", "6"]
-    methods = ["--methods", "robust,wo_adv,magnitude,imp,random,no_structure"]
+    methods = ["--methods", "robust,wo_adv,magnitude,imp,random,no_structure,freelb"]
     table = {"good": ["great", "fine"], "movie": ["film"]}
     (tmp_path / "table.json").write_text(json.dumps(table))
     extra = ["--max-queries", "30", "--table", str(tmp_path / "table.json"), "--out", str(out)]
@@ -138,7 +138,8 @@ def test_reproduce_smoke_on_tiny_model(tmp_path):
     results = json.loads((out / "results.json").read_text())
     rows = results["seeds"][0]
     assert {r["wordswap"]["table_sha256"] for r in rows.values()} == {table_hash(table)}  # --table is used
-    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "imp", "random", "no_structure"}
+    # freelb is off in the synthetic/--quick defaults but runs when --methods names it
+    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "imp", "random", "no_structure", "freelb"}
     assert rows["no_structure"]["sparsity"] == 0.0  # Table 4: full model, pruned entries re-initialised
     assert rows["no_structure"]["steps"] == rows["robust"]["steps"]  # same search, same retrain budget
     assert rows["robust"]["steps"] == 3 * rows["dense"]["steps"]  # stage 1 + search + retrain, 1 epoch each

@@ -165,7 +165,7 @@ def run_seed(
     if "random" in methods:
         ticket, _, _ = r.fit("ticket-random", "random")
         rows["random"] = {**r.evaluate(ticket), **_budget(ticket), "sparsity": cfg["sparsity"]}
-    if "freelb" in methods and cfg["freelb"]:
+    if "freelb" in methods:
         model, _, _ = r.fit("freelb", "freelb")
         rows["freelb"] = {**r.evaluate(model), **_budget(model), "sparsity": 0.0}
     if (
@@ -391,7 +391,10 @@ def reproduce_cli(argv: list[str]) -> int:
         raise SystemExit(
             f"robust-tickets reproduce: --methods {', '.join(TABLE4_METHODS)} reuse the robust search; add robust"
         )
-    cfg["sparsity"], cfg["methods"] = args.sparsity, methods.split(",")
+    chosen = methods.split(",")
+    if args.methods is None and not cfg["freelb"]:  # the preset's (or --quick's) default leaves FreeLB out
+        chosen = [m for m in chosen if m != "freelb"]
+    cfg["sparsity"], cfg["methods"] = args.sparsity, chosen
     cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
     folder = Path(args.out) if args.out else make_run_dir("robust_tickets", f"reproduce-{args.preset}")
     folder.mkdir(parents=True, exist_ok=True)
