@@ -103,34 +103,19 @@ def test_zero_alpha_beta_is_exactly_freelb(tiny_backbone, batch):
     common = dict(steps=2, eps0=0.05, eta=0.03, embeds_with_grad=True)
     loss_f, g_f = _objective_grads(net, freelb_objective, ids, mask, labels, **common)
     critic, head = InfoNCECritic(64, 64), GaussianClubHead(64, 64)
-    out, g_i = _objective_grads(
-        net,
-        infobert_objective,
-        ids,
-        mask,
-        labels,
-        critic=critic,
-        club_head=head,
-        alpha=0.0,
-        beta=0.0,
-        **common,
-    )
+
+    def infobert(weight: float):
+        return _objective_grads(
+            net, infobert_objective, ids, mask, labels, critic=critic, club_head=head, alpha=weight,
+            beta=weight, **common,
+        )  # fmt: skip
+
+    out, g_i = infobert(0.0)
     assert out["loss"] == pytest.approx(loss_f, rel=1e-6)  # FreeLB returns sum_k CE_k / K
     assert len(g_f) == len(g_i) and all(torch.equal(a, b) for a, b in zip(g_f, g_i, strict=True))
     assert all(p.grad is None for p in [*critic.parameters(), *head.parameters()])
     # and the regularisers do change the encoder gradient
-    out, g_on = _objective_grads(
-        net,
-        infobert_objective,
-        ids,
-        mask,
-        labels,
-        critic=critic,
-        club_head=head,
-        alpha=0.5,
-        beta=0.5,
-        **common,
-    )
+    out, g_on = infobert(0.5)
     assert out["nce"] != 0.0 and out["ib"] != 0.0
     assert not all(torch.equal(a, b) for a, b in zip(g_f, g_on, strict=True))
     assert all(p.grad is not None for p in [*critic.parameters(), *head.parameters()])

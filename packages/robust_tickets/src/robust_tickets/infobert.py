@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from robust_tickets.losses import ascent_step, init_delta, word_embeddings
+from robust_tickets.losses import ascent_step, freelb_start, word_embeddings
 
 Backward = Callable[..., None]  # loss -> None; called with retain_graph=True when the anchored term follows
 
@@ -199,10 +199,7 @@ def infobert_objective(
     """
     if alpha > 0 and critic is None:
         raise ValueError("alpha > 0 needs the InfoNCE critic")
-    emb = None if embeds_with_grad else word_embeddings(model, input_ids)
-    hidden = model.get_input_embeddings().weight.shape[1]
-    dtype = model.get_input_embeddings().weight.dtype
-    delta = init_delta(attention_mask, hidden, eps0, norm_type, generator, dtype)
+    emb, delta = freelb_start(model, input_ids, attention_mask, eps0, norm_type, embeds_with_grad, generator)
     valid = attention_mask.bool()
     out = {"loss": 0.0, "ib": 0.0, "nce": 0.0}
     need_hidden = alpha > 0 or beta > 0

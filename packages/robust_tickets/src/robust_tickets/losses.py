@@ -220,6 +220,23 @@ def pgd_objective(
     return float(loss.detach())
 
 
+def freelb_start(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    eps0: float,
+    norm_type: str,
+    embeds_with_grad: bool,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The word embeddings computed once under ``no_grad`` (None when every pass recomputes them with
+    gradients) and delta_0 of a FreeLB-style loop (shared by FreeLB and InfoBERT)."""
+    emb = None if embeds_with_grad else word_embeddings(model, input_ids)
+    weight = model.get_input_embeddings().weight
+    delta = init_delta(attention_mask, weight.shape[1], eps0, norm_type, generator, weight.dtype)
+    return emb, delta
+
+
 def freelb_objective(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -238,10 +255,7 @@ def freelb_objective(
     """Official mode (FreeLB): K passes, each back-propagates CE(f(emb + delta_k))/K into the trainable
     parameters (accumulating), and passes 0..K-2 take an ascent step. The accumulated gradient is the mean of
     the gradients at delta_0..delta_{K-1}. Returns the mean loss over the K passes."""
-    emb = None if embeds_with_grad else word_embeddings(model, input_ids)
-    hidden = model.get_input_embeddings().weight.shape[1]
-    dtype = model.get_input_embeddings().weight.dtype
-    delta = init_delta(attention_mask, hidden, eps0, norm_type, generator, dtype)
+    emb, delta = freelb_start(model, input_ids, attention_mask, eps0, norm_type, embeds_with_grad, generator)
     total = 0.0
     for k in range(steps):
         delta.requires_grad_(True)
