@@ -173,7 +173,11 @@ def test_synonyms_build_lexicon_table(tmp_path, capsys):
         load_candidate_table(tmp_path / "shape.json")
 
 
-@pytest.mark.parametrize("preset", ["default", "paper", "sst2_paper", "official_code", "mr_minilm", "tiny"])
+@pytest.mark.parametrize(
+    "preset",
+    ["default", "paper", "official_code", "mr_minilm", "tiny"]
+    + [f"{d}_paper" for d in ("sst2", "imdb", "agnews", "qnli", "mnli", "qqp")],
+)
 def test_presets_only_use_known_fields(preset):
     import inspect
 
@@ -274,3 +278,114 @@ def test_reproduce_adv_scale_reaches_the_modules(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         main(["reproduce", *args, "--adv-scale", "2", "--out", str(tmp_path / "r")])
     assert seen["adv_init_mag"] == pytest.approx(0.1) and seen["adv_lr"] == pytest.approx(0.06)
+
+
+# The paper's Table 6 rows (eta, mask lr, lambda, epsilon_0, s) and Tables 1-2 sparsities, typed from the spec (5.4)
+PAPER_TABLE6 = {
+    "sst2": (0.03, 0.1, 0.5, 0.05, 5, 0.3),
+    "agnews": (0.03, 0.05, 0.5, 0.05, 5, 0.4),
+    "imdb": (0.03, 0.1, 0.5, 0.05, 5, 0.2),
+    "qqp": (0.04, 0.05, 0.1, 0.05, 3, 0.3),
+    "qnli": (0.04, 0.05, 0.1, 0.05, 3, 0.3),
+    "mnli": (0.2, 0.1, 0.1, 0.05, 2, 0.3),
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(PAPER_TABLE6))
+def test_paper_presets_follow_table6_and_agree_with_their_train_configs(dataset):
+    """`reproduce --preset <d>-paper` and `train --config <d>_paper` carry the paper's row for that dataset."""
+    import robust_tickets
+    import yaml
+    from robust_tickets.reproduce import reproduce_parser, resolve_config
+
+    cfg = resolve_config(reproduce_parser().parse_args(["--preset", f"{dataset}-paper"]))
+    eta, mask_lr, lam, eps0, steps, sparsity = PAPER_TABLE6[dataset]
+    assert (cfg["adv_lr"], cfg["mask_lr"], cfg["lambda_amp"], cfg["adv_init_mag"]) == (
+        eta,
+        mask_lr,
+        lam,
+        eps0,
+    )
+    assert (cfg["adv_steps"], cfg["sparsity"], cfg["epochs"], cfg["epochs_search"]) == (
+        steps,
+        sparsity,
+        3,
+        20,
+    )
+    assert cfg["model"] == "bert-base-uncased" and cfg["dataset"] == dataset and cfg["n_train"] is None
+    assert cfg["max_len"] == (256 if dataset in ("imdb", "agnews") else 128)
+    assert cfg["n_attack"] == {"sst2": 872, "imdb": 500}.get(dataset, 1000)  # paper App. B.2
+    assert "imp" in cfg["methods"] and "freelb" in cfg["methods"] and cfg["long"]
+    path = Path(robust_tickets.__file__).parent / "configs" / f"{dataset}_paper.yaml"
+    yml = yaml.safe_load(path.read_text())
+    model, data = yml["model"], yml["data"]
+    for key in ("adv_steps", "mask_lr", "lambda_amp", "sparsity", "lr"):
+        assert model[key] == cfg[key], (dataset, key)
+    assert model.get("adv_lr", 0.03) == eta and model.get("adv_init_mag", 0.05) == eps0
+    assert model.get("attack_max_queries", 500) == cfg["max_queries"]
+    assert (model["epochs_finetune"], model["epochs_search"], model["epochs_retrain"]) == (3, 20, 3)
+    assert model.get("num_labels", 2) == {"agnews": 4, "mnli": 3}.get(dataset, 2)
+    assert (data["dataset"], data["max_len"], data["n_attack"]) == (dataset, cfg["max_len"], cfg["n_attack"])
+
+
+def test_paper_quick_is_the_gpu_smoke_and_sparsity_is_validated():
+    """Spec 5.3: `--quick` on a paper preset = 10 % of train, 2 search epochs, 200 attacked; CPU presets keep theirs."""
+    from robust_tickets.reproduce import reproduce_parser, resolve_config
+
+    def resolve(*argv: str) -> dict:
+        return resolve_config(reproduce_parser().parse_args(list(argv)))
+
+    quick = resolve("--preset", "sst2-paper", "--quick")
+    assert (quick["n_train"], quick["epochs_search"], quick["n_attack"], quick["n_charswap"]) == (
+        6735,
+        2,
+        200,
+        200,
+    )
+    assert quick["epochs"] == 3 and not quick["long"] and quick["attacks"] == ["wordswap", "charswap", "pgd"]
+    assert (
+        resolve("--preset", "agnews-paper", "--quick")["n_train"] == 10800
+    )  # 10 % of the 108,000 train rows
+    cpu = resolve("--preset", "mr-minilm", "--quick")
+    assert (cpu["n_train"], cpu["epochs"], cpu["attacks"]) == (256, 1, ["wordswap"])
+    assert resolve("--preset", "imdb-paper", "--sparsity", "0.3")["sparsity"] == 0.3
+    assert resolve("--preset", "mr-minilm")["sparsity"] == 0.3
+    with pytest.raises(SystemExit, match=r"--sparsity must be in \[0, 1\), got 1.0"):
+        resolve("--preset", "imdb-paper", "--sparsity", "1.0")
+
+
+def test_agnews_paper_preset_runs_end_to_end_on_a_fixture(tmp_path, monkeypatch):
+    """The 4-class agnews-paper preset on native-format CSVs with the tiny model: its Table 6 row reaches every
+    module, the ticket has the preset's 40 % sparsity, and pgd attacks the same sampled attack set as wordswap."""
+    import robust_tickets.module as module_mod
+
+    words = {1: "election vote", 2: "match goal", 3: "market stock", 4: "chip software"}
+    for name, n in (("train.csv", 48), ("test.csv", 16)):
+        rows = [
+            f'"{c}","{words[c]} title {i}","the {words[c]} report number {i}"'
+            for i in range(n)
+            for c in [i % 4 + 1]
+        ]
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+    seen: list[dict] = []
+    real = module_mod.TicketModule
+
+    def spy(**kwargs):
+        seen.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(module_mod, "TicketModule", spy)
+    (tmp_path / "table.json").write_text(json.dumps({"market": ["stock"], "goal": ["match"]}))
+    out = tmp_path / "run"
+    argv = ["reproduce", "--preset", "agnews-paper", "--quick", "--model", "tiny-bert", "--root", str(tmp_path),
+            "--n-train", "32", "--n-attack", "5", "--epochs", "1", "--epochs-search", "1", "--methods", "robust",
+            "--attacks", "wordswap,pgd", "--sim-threshold", "0", "--max-queries", "20",
+            "--table", str(tmp_path / "table.json"), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert [k["method"] for k in seen] == ["finetune", "search", "draw"]
+    for kwargs in seen:
+        assert kwargs["num_labels"] == 4 and kwargs["sparsity"] == 0.4 and kwargs["mask_lr"] == 0.05
+        assert (kwargs["adv_lr"], kwargs["adv_steps"], kwargs["lambda_amp"]) == (0.03, 5, 0.5)
+    rows = json.loads((out / "results.json").read_text())["seeds"][0]
+    assert rows["robust"]["sparsity"] == 0.4 and "| robust | 40% |" in (out / "results.md").read_text()
+    assert rows["robust"]["pgd"]["n"] == rows["robust"]["wordswap"]["n"] == 5
