@@ -14,6 +14,7 @@ import torch
 
 from paperlab.logging import make_run_dir, write_json_atomic
 from paperlab.runtime import set_threads
+from robust_tickets.cls_layer import cls_only_last_layer
 from robust_tickets.losses import freelb_objective, l0_penalty
 from robust_tickets.models import MaskedModel, load_pretrained
 
@@ -91,7 +92,9 @@ def bench_search(
         torch.ones(batch, length, dtype=torch.long, device=dev),
         torch.randint(0, 2, (batch,), generator=gen).to(dev),
     )
-    ours = SearchStep(copy.deepcopy(backbone).to(dev), official=False, steps=adv_steps)
+    mine = copy.deepcopy(backbone)
+    cls_only_last_layer(mine)  # the official code runs the full last layer (the reference keeps it)
+    ours = SearchStep(mine.to(dev), official=False, steps=adv_steps)
     ref = SearchStep(backbone.to(dev), official=True, steps=adv_steps)
     times: dict[str, list[float]] = {"ours": [], "official": []}
     peak: dict[str, int] = {}

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 
+from robust_tickets.cls_layer import cls_only_last_layer as install_cls_only_last_layer
 from robust_tickets.data import model_inputs
 from robust_tickets.evaluate import accuracy, candidate_table, run_named_attack
 from robust_tickets.infobert import CLUB_MODES, GaussianClubHead, InfoNCECritic, infobert_objective
@@ -82,6 +83,8 @@ class TicketModule(LightningModule):
         out_w_per_mask: rows per mask entry (1 = unstructured).
         in_w_per_mask: columns per mask entry (1 = unstructured).
         fused_masks: one fused sampling kernel over the flat mask vector (False: per-matrix sampling ops).
+        cls_only_last_layer: the last encoder layer computes only the [CLS] row the pooler reads (exact;
+            ``cls_layer.py``); False runs the full layer, as the official code does.
         mask_lr: AdamW lr of the mask scores (Table 6 "gamma").
         mask_weight_decay: AdamW weight decay of the mask scores.
         adv_steps: s, forward/backward passes per search step.
@@ -146,6 +149,7 @@ class TicketModule(LightningModule):
         out_w_per_mask: int = 1,
         in_w_per_mask: int = 1,
         fused_masks: bool = True,
+        cls_only_last_layer: bool = True,
         mask_lr: float = 0.1,
         mask_weight_decay: float = 1e-6,
         adv_steps: int = 2,
@@ -209,6 +213,8 @@ class TicketModule(LightningModule):
         self.imp_sparsities = imp_schedule(sparsity, imp_rate, imp_rounds)
         self.automatic_optimization = False
         backbone = load_pretrained(model_name, num_labels, init_seed=seed)
+        if cls_only_last_layer:
+            install_cls_only_last_layer(backbone)
         self.net = MaskedModel(
             backbone, "dense", mask_p, mask_targets, out_w_per_mask, in_w_per_mask, fused=fused_masks
         )
