@@ -8,6 +8,7 @@ import copy
 import os
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -210,7 +211,32 @@ def forward_cost(net: torch.nn.Module, tokenizer: Any, texts: list[str], max_len
             scorer(input_ids=ids, attention_mask=mask)
             times["batch128"].append((time.perf_counter() - t0) / len(ids))
     med = {k: 1000 * statistics.median(v) for k, v in times.items()}
-    return {**med, "length": int(ids.shape[1]), "ratio": med["batch1"] / med["batch128"]}
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        scorer(input_ids=ids[:1], attention_mask=mask[:1])
+    gflop = counter.get_total_flops() / 1e9  # matmul FLOPs of one sequence at this length
+    cfg = scorer.config
+    peak = gemm_gflops(4096, cfg.hidden_size, cfg.intermediate_size)
+    return {**med, "length": int(ids.shape[1]), "ratio": med["batch1"] / med["batch128"],
+            "gflops_batch1": gflop / (med["batch1"] / 1000), "gflops_batch128": gflop / (med["batch128"] / 1000),
+            "gemm_peak_gflops": peak, "batching_ceiling": peak / (gflop / (med["batch1"] / 1000))}  # fmt: skip
+
+
+def gemm_gflops(
+    m: int, k: int, n: int, reps: int = 5, timer: Callable[[], float] = time.perf_counter
+) -> float:
+    """Throughput of a large (m x k) @ (k x n) float32 matmul, the model's FFN shape: what a perfectly batched
+    forward could reach at most. Dividing it by the batch-1 forward's GFLOP/s bounds the speed-up batching can
+    give on this machine."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    a @ b
+    times = []
+    for _ in range(reps):
+        t0 = timer()
+        a @ b
+        times.append(timer() - t0)
+    return 2 * m * k * n / statistics.median(times) / 1e9
 
 
 def bench_cli(argv: list[str]) -> int:
