@@ -68,7 +68,11 @@ def test_l0_normalisations_differ_for_unequal_matrices():
     assert abs(float(l0_penalty(scores)) - float(l0_penalty(scores, [10, 40], True))) > 0.1
 
 
-def test_fused_kernel_equals_plain_ops_value_and_gradient():
+@pytest.mark.parametrize("chunk", [1 << 17, 1000])  # one block; many blocks with a ragged last one
+def test_fused_kernel_equals_plain_ops_value_and_gradient(chunk, monkeypatch):
+    import robust_tickets.hard_concrete as hc
+
+    monkeypatch.setattr(hc, "CHUNK", chunk)
     torch.manual_seed(2)
     la = torch.randn(5000, dtype=torch.float64) * 2
     u = torch.rand(5000, dtype=torch.float64)
@@ -81,3 +85,35 @@ def test_fused_kernel_equals_plain_ops_value_and_gradient():
     (plain * w).sum().backward()
     (fused * w).sum().backward()
     assert torch.allclose(a.grad, b.grad, atol=1e-9)
+
+
+def test_noise_workspace_gives_the_same_sample_and_guards_reuse():
+    """The persistent noise tensor: the same gates as a fresh draw from the same generator state, and a sample
+    that overwrites a gate still needed by a pending backward is refused by autograd's version check."""
+    from robust_tickets.hard_concrete import fused_hard_concrete_sample
+
+    la = torch.randn(3000, dtype=torch.float64, requires_grad=True)
+    fresh = fused_hard_concrete_sample(la, torch.Generator().manual_seed(5))
+    work = torch.empty(3000, dtype=torch.float64)
+    reused = fused_hard_concrete_sample(la, torch.Generator().manual_seed(5), noise=work)
+    assert torch.equal(fresh, reused) and reused.data_ptr() == work.data_ptr()
+    reused.sum().backward()  # the first gate's graph is done: the workspace may be reused
+    first = fused_hard_concrete_sample(la, torch.Generator().manual_seed(6), noise=work)
+    fused_hard_concrete_sample(la, torch.Generator().manual_seed(7), noise=work)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        first.sum().backward()
+    with pytest.raises(ValueError, match="noise has shape"):
+        fused_hard_concrete_sample(la, noise=torch.empty(10, dtype=torch.float64))
+
+
+def test_masked_model_reuses_one_noise_workspace(tiny_backbone):
+    from robust_tickets.models import MaskedModel
+
+    net = MaskedModel(tiny_backbone, "soft").train()
+    a, b = net.compute_gates(), None
+    ptr = a.data_ptr()
+    del a
+    b = net.compute_gates()
+    assert b.data_ptr() == ptr and "_noise" not in net.state_dict()
+    net.double()
+    assert net.compute_gates().dtype == torch.float64  # rebuilt after a cast

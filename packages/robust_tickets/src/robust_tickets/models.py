@@ -311,8 +311,17 @@ class MaskedModel(nn.Module):
         if self.mode == "binary":
             return self.ticket
         if self.training:
-            return fused_hard_concrete_sample(self.mask_scores, generator)
+            return fused_hard_concrete_sample(self.mask_scores, generator, self._noise_workspace())
         return hard_concrete_gate(self.mask_scores)
+
+    def _noise_workspace(self) -> torch.Tensor:
+        """A persistent tensor for the mask noise (not a buffer: never saved, rebuilt after a move/cast)."""
+        la = self.mask_scores
+        noise = self.__dict__.get("_noise")
+        if noise is None or noise.shape != la.shape or noise.device != la.device or noise.dtype != la.dtype:
+            noise = torch.empty(la.shape, device=la.device, dtype=la.dtype)
+            self.__dict__["_noise"] = noise
+        return noise
 
     def forward(self, **inputs: Any) -> Any:
         st = self.state
