@@ -255,6 +255,9 @@ def test_bench_search_cpu_plumbing(tmp_path, capsys):
     )
     assert result["ratio"] == pytest.approx(result["ours_steps_per_s"] / result["official_steps_per_s"])
     assert 0 < result["profile"]["ours"]["matmul_share"] < 1 and "peak_memory_mib" not in result
+    prof = result["profile"]["official"]
+    for op in prof["top_ops"]:  # absolute self-CPU ms per op, consistent with its share of the step
+        assert op["ms"] == pytest.approx(op["share"] * prof["step_ms"], rel=1e-6)
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="no CUDA device"):
             main([*args, "--device", "cuda", "--out", str(tmp_path / "gpu.json")])

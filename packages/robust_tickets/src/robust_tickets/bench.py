@@ -62,7 +62,11 @@ def _profile(step: SearchStep, batch: tuple[torch.Tensor, ...]) -> dict[str, Any
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]
     return {
         "matmul_share": matmul / total if total else 0.0,
-        "top_ops": [{"op": e.key, "share": e.self_cpu_time_total / total} for e in top],
+        "step_ms": total / 1000,  # self CPU time of the profiled step, all threads
+        "top_ops": [
+            {"op": e.key, "share": e.self_cpu_time_total / total, "ms": e.self_cpu_time_total / 1000}
+            for e in top
+        ],
     }
 
 
