@@ -117,3 +117,10 @@ def test_masked_model_reuses_one_noise_workspace(tiny_backbone):
     assert b.data_ptr() == ptr and "_noise" not in net.state_dict()
     net.double()
     assert net.compute_gates().dtype == torch.float64  # rebuilt after a cast
+
+
+def test_kernel_blocks_on_cpu_only():
+    from robust_tickets.hard_concrete import CHUNK, _block_size
+
+    assert _block_size(torch.empty(3 * CHUNK)) == CHUNK and _block_size(torch.empty(7)) == 7
+    assert _block_size(torch.empty(3 * CHUNK, device="meta")) == 3 * CHUNK  # accelerators: one block

@@ -69,6 +69,12 @@ def prob_zero(log_alpha: float) -> float:
 CHUNK = 1 << 17  # elements per block of the fused kernel: 512 KiB of float32, stays in a core's cache
 
 
+def _block_size(flat: torch.Tensor) -> int:
+    """:data:`CHUNK` on CPU; one block on accelerators (their caching allocator reuses memory, and a Python loop of
+    small kernels would be launch-bound there)."""
+    return max(1, min(CHUNK if flat.device.type == "cpu" else flat.numel(), flat.numel()))
+
+
 class FusedHardConcrete(torch.autograd.Function):
     """The training sample (paper eq. 2-3) as one blocked, in-place kernel that saves only the output gate.
 
@@ -86,13 +92,14 @@ class FusedHardConcrete(torch.autograd.Function):
     def forward(ctx, log_alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         with torch.no_grad():
             flat_u, flat_la = u.view(-1), log_alpha.detach().reshape(-1)
-            scratch = torch.empty(min(CHUNK, flat_u.numel()), dtype=u.dtype, device=u.device)
-            for start in range(0, flat_u.numel(), CHUNK):
-                block = flat_u[start : start + CHUNK]
+            size = _block_size(flat_u)
+            scratch = torch.empty(size, dtype=u.dtype, device=u.device)
+            for start in range(0, flat_u.numel(), size):
+                block = flat_u[start : start + size]
                 tmp = scratch[: block.numel()]
                 block.clamp_(U_EPS, 1.0 - U_EPS)
                 torch.neg(block, out=tmp).log1p_()  # log(1 - u)
-                block.log_().sub_(tmp).add_(flat_la[start : start + CHUNK])
+                block.log_().sub_(tmp).add_(flat_la[start : start + size])
                 block.div_(BETA).sigmoid_().mul_(ZETA - GAMMA).add_(GAMMA).clamp_(0.0, 1.0)
         ctx.mark_dirty(u)
         ctx.save_for_backward(u)
@@ -103,15 +110,16 @@ class FusedHardConcrete(torch.autograd.Function):
         (m,) = ctx.saved_tensors
         flat_m, flat_g = m.view(-1), grad_out.reshape(-1)
         grad = torch.empty_like(flat_m)
-        scratch = torch.empty(min(CHUNK, flat_m.numel()), dtype=m.dtype, device=m.device)
-        for start in range(0, flat_m.numel(), CHUNK):
-            mb, out = flat_m[start : start + CHUNK], grad[start : start + CHUNK]
+        size = _block_size(flat_m)
+        scratch = torch.empty(size, dtype=m.dtype, device=m.device)
+        for start in range(0, flat_m.numel(), size):
+            mb, out = flat_m[start : start + size], grad[start : start + size]
             s = scratch[: mb.numel()]
             torch.sub(mb, GAMMA, out=s).div_(ZETA - GAMMA)  # s
             torch.mul(s, s, out=out)  # s^2
             s.sub_(out).mul_((ZETA - GAMMA) / BETA)  # s (1 - s) (zeta - gamma) / beta
             s.mul_(mb.gt(0.0).logical_and_(mb.lt(1.0)))  # 0 where the gate is clamped
-            torch.mul(flat_g[start : start + CHUNK], s, out=out)
+            torch.mul(flat_g[start : start + size], s, out=out)
         return grad.view_as(m), None
 
 
