@@ -8,7 +8,9 @@ matmuls, ~14 % of a 6-layer MiniLM forward and backward. Logits and every gradie
 embeddings) are those of the full layer up to float rounding; the test compares them in float64.
 
 The layer's output is ``(batch, 1, hidden)``, so ``last_hidden_state`` / ``hidden_states[-1]`` hold the [CLS]
-row only; never apply it to an encoder whose token outputs are used (the sentence-similarity model).
+row only; never apply it to an encoder whose token outputs are used (the sentence-similarity model). The layer
+computes its attention with ``scaled_dot_product_attention`` directly, so ``output_attentions`` has no entry for it
+(nothing in this package asks for attention maps).
 """
 
 from __future__ import annotations
