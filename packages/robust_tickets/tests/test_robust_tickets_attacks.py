@@ -206,3 +206,49 @@ def test_gemm_gflops_counts_two_flops_per_multiply_add():
 
     ticks = itertools.count(0.0, 0.5)
     assert gemm_gflops(8, 4, 2, reps=3, timer=lambda: next(ticks)) == pytest.approx(2 * 8 * 4 * 2 / 0.5 / 1e9)
+
+
+# ------------------------------------------------------------------------ sentence-similarity constraint
+def test_wordswap_similarity_constraint_filters_before_scoring():
+    table = {"good": ["fine", "bad"], "movie": ["film"]}
+    seen = []
+
+    def similarity(original, texts):
+        seen.append((original, list(texts)))
+        return np.array([0.2 if "bad" in t else 0.9 for t in texts])
+
+    attack = wordswap_attack(table, frozenset(), similarity=similarity, sim_threshold=0.8)
+    [res] = run_attack(attack, [("good movie", 1)], StubVictim())
+    # 1 initial + 2 deletions + "fine movie" (the rejected "bad movie" is never scored) + "fine film";
+    # p_y(fine film) = p_y(fine movie), so "movie" is kept and the attack fails
+    assert (res.status, res.queries, res.perturbed) == ("failed", 5, "fine movie")
+    assert all(orig == "good movie" for orig, _ in seen)  # similarity to the ORIGINAL text
+    # threshold 0 (off): the constraint is not consulted and the attack is the unconstrained one
+    seen.clear()
+    off = wordswap_attack(table, frozenset(), similarity=similarity, sim_threshold=0.0)
+    [res] = run_attack(off, [("good movie", 1)], StubVictim())
+    assert (res.status, res.queries, res.perturbed) == ("success", 5, "bad movie") and not seen
+
+
+def test_sentence_similarity_mean_pooling_matches_reference(tiny_backbone, tokenizer):
+    from robust_tickets.attacks import SentenceSimilarity
+
+    encoder = tiny_backbone.double().base_model.eval()
+    sim = SentenceSimilarity(encoder, tokenizer, max_len=24, batch_size=2)
+    texts = ["a good movie", "the plot was dull and far too long for its own good", "fine"]
+    emb = sim.embed(texts)
+    for text, row in zip(texts, emb, strict=True):  # reference: one unpadded text at a time
+        ids = tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            ref = encoder(**ids).last_hidden_state[0].mean(0)
+        np.testing.assert_allclose(row, (ref / ref.norm()).numpy(), atol=1e-10)
+    np.testing.assert_allclose(sim("a good movie", texts), emb @ emb[0], atol=1e-12)
+    assert sim("a good movie", ["a good movie"])[0] == pytest.approx(1.0)
+
+
+def test_pretrained_minilm_similarity_ranks_paraphrase_above_unrelated():
+    from robust_tickets.attacks import pretrained_sentence_similarity
+
+    sim = pretrained_sentence_similarity("minilm", max_len=32)
+    s = sim("the movie was great", ["the film was great", "stock prices fell sharply on monday"])
+    assert s[0] > 0.8 > s[1]
