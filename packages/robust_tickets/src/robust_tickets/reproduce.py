@@ -37,8 +37,8 @@ TABLE6: dict[str, dict[str, float]] = {
     "mnli": {"adv_lr": 0.2, "mask_lr": 0.1, "lambda_amp": 0.1, "adv_init_mag": 0.05, "adv_steps": 2},
 }  # fmt: skip
 # The paper's per-dataset choices: sparsity (Tables 1-2), max_len (official scripts), attack set (App. B.2),
-# wordswap query budget (about 2.5x the largest mean #Query of Table 1, so that it rarely binds; GLUE: Table 2
-# gives none), and the size of 10 % of the train split (the GPU smoke `--quick`, spec 5.3).
+# wordswap query budget (2.5-3.5x the largest mean TextFooler #Query of Table 1, so that it rarely binds; GLUE:
+# Table 2 gives none), and the size of 10 % of the train split (the GPU smoke `--quick`, spec 5.3).
 PAPER_DATA: dict[str, dict[str, Any]] = {
     "sst2": {"sparsity": 0.3, "max_len": 128, "n_attack": 872, "max_queries": 500, "train_10pct": 6735},
     "imdb": {"sparsity": 0.2, "max_len": 256, "n_attack": 500, "max_queries": 5000, "train_10pct": 2250},
