@@ -7,14 +7,14 @@ PKGS := $(notdir $(patsubst %/,%,$(dir $(wildcard packages/*/pyproject.toml))))
 PKG_TESTS := $(wildcard packages/*/tests)
 XDIST := -n $(JOBS) --dist load
 
-.PHONY: setup test test-all test-slow lint format demo gpu-smoke help $(addprefix test-,$(PKGS)) $(addprefix reproduce-,$(PKGS))
+.PHONY: setup test test-all test-slow lint format demo wheels gpu-smoke help $(addprefix test-,$(PKGS)) $(addprefix reproduce-,$(PKGS))
 
 help:
-	@echo "setup | test | test-all | test-slow | test-<pkg> | lint | format | demo | reproduce-<pkg> | gpu-smoke"
+	@echo "setup | test | test-all | test-slow | test-<pkg> | lint | format | demo | wheels | reproduce-<pkg> | gpu-smoke"
 	@echo "packages: $(PKGS)"
 
 setup:
-	$(UV) sync --frozen
+	$(UV) sync --locked
 
 # fast: paperlab + every package's unit tests (no subprocess contract checks, no DDP, no slow tests)
 test:
@@ -28,7 +28,7 @@ test-slow:
 	$(RUN) pytest -m slow shared/tests tests $(PKG_TESTS)
 
 $(addprefix test-,$(PKGS)): test-%:
-	$(RUN) pytest $(XDIST) -m "not slow" packages/$*/tests tests/test_contract.py -k "$* or not test_contract"
+	$(RUN) pytest $(XDIST) -m "not slow" packages/$*/tests tests/test_contract.py -k "$* or workspace"
 
 lint:
 	$(RUN) ruff check .
@@ -43,6 +43,11 @@ demo:
 	@set -e; for p in $(PKGS); do \
 		echo "== $$p"; $(RUN) $$(echo $$p | tr _ -) train --trainer.max_epochs=1 --run_name=demo; \
 	done
+
+# every package's wheel and paperlab-core's, offline (hatchling from the dev group); the contract suite installs
+# them into fresh venvs outside the repo (tests/test_contract.py::test_wheel_installs_and_runs_outside_the_repo)
+wheels:
+	$(UV) build --all-packages --wheel --no-build-isolation --offline -o dist
 
 $(addprefix reproduce-,$(PKGS)): reproduce-%:
 	$(RUN) $(subst _,-,$*) reproduce $(ARGS)

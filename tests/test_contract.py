@@ -1,12 +1,18 @@
-"""Cross-package contract: every folder in packages/ (and the example fixture) honours the same CLI promises."""
+"""Cross-package contract: every folder in packages/ (and the example fixture) keeps the same promises.
+
+Discovered by itself: a new package folder is checked as soon as it has a ``pyproject.toml``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
-import shutil
+import statistics
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +25,21 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from paperlab.offline import load_entry_point
+from paperlab_core.cli import LightningVerb, PackageSpec
+from paperlab_core.results import check_readme, load_results
+from paperlab_core.verbs import Verb
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CORE_RANGE = "paperlab-core>=0.2,<0.3"
+HELP_LIMIT_S = 1.5  # `<cli> --help` / `--version`, median of 5
+VERB_HELP_LIMIT_S = 3.0  # `<cli> VERB --help` of a package (non-Lightning) verb
+STAGE_STEP = {
+    "fit": "training_step",
+    "test": "test_step",
+    "validate": "validation_step",
+    "predict": "predict_step",
+}
 
 pytestmark = pytest.mark.contract
 
@@ -35,6 +52,7 @@ class Package:
     script: str  # console script name
     entry: str  # module:function
     import_name: str
+    dependencies: tuple[str, ...]
     is_fixture: bool
 
     @property
@@ -44,13 +62,24 @@ class Package:
         src = str(self.folder / "src")
         return {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
 
+    def spec(self) -> PackageSpec:
+        main = importlib.import_module(f"{self.import_name}.cli").main
+        return main.spec
+
+    def command(self, *args: str) -> list[str]:
+        """The CLI as a user runs it: the console script (the fixture has none: ``python -m``)."""
+        if self.is_fixture:
+            return [sys.executable, "-m", f"{self.import_name}.cli", *args]
+        return [str(Path(sys.executable).parent / self.script), *args]
+
 
 def _load(folder: Path, is_fixture: bool) -> Package:
     project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
     ((script, entry),) = project["scripts"].items()
     return Package(
-        folder, project["name"], project["version"], script, entry, entry.split(".")[0], is_fixture
-    )
+        folder, project["name"], project["version"], script, entry, entry.split(".")[0],
+        tuple(project.get("dependencies", [])), is_fixture,
+    )  # fmt: skip
 
 
 def discover() -> list[Package]:
@@ -59,10 +88,10 @@ def discover() -> list[Package]:
 
 
 PACKAGES = discover()
-IDS = [p.folder.name for p in PACKAGES]
+REAL = [p for p in PACKAGES if not p.is_fixture]
 
 
-@pytest.fixture(params=PACKAGES, ids=IDS)
+@pytest.fixture(params=PACKAGES, ids=[p.folder.name for p in PACKAGES])
 def package(request: pytest.FixtureRequest) -> Package:
     pkg: Package = request.param
     if pkg.is_fixture and str(pkg.folder / "src") not in sys.path:
@@ -70,48 +99,254 @@ def package(request: pytest.FixtureRequest) -> Package:
     return pkg
 
 
+@pytest.fixture(params=REAL, ids=[p.folder.name for p in REAL])
+def real_package(request: pytest.FixtureRequest) -> Package:
+    return request.param
+
+
+def _run(package: Package, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600):
+    full_env = {**os.environ, "PAPERLAB_THREADS": "1", **package.env, **(env or {})}
+    return subprocess.run(package.command(*args), cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def _verbs(spec: PackageSpec) -> list[tuple[str, Verb]]:
+    """Every package verb, command groups expanded (``bench search``)."""
+    out = []
+    for verb in spec.verbs:
+        if isinstance(verb, Verb):
+            out.append((verb.name, verb))
+            out += [(f"{verb.name} {sub.name}", sub) for sub in verb.subverbs]
+    return out
+
+
+# --------------------------------------------------------------------------------------------- metadata
 def test_pyproject_metadata(package: Package) -> None:
     assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", package.name)
     assert re.fullmatch(r"\d+\.\d+\.\d+([ab]\d+|rc\d+)?", package.version)
-    assert package.script == package.name
     assert package.entry == f"{package.import_name}.cli:main"
-    assert package.import_name == package.name.replace("-", "_")
-    if not package.is_fixture:
-        assert package.folder.name == package.import_name
-        assert (package.folder / "README.md").is_file()
-        assert (package.folder / "src" / package.import_name / "configs" / "default.yaml").is_file()
-        assert shutil.which(package.script, path=str(Path(sys.executable).parent)), (
-            "console script not installed"
+    assert package.import_name == package.name.replace("-", "_") or package.name.endswith("-ssl")
+    assert CORE_RANGE in package.dependencies, f"{package.name} must require {CORE_RANGE}"
+    if package.is_fixture:
+        return
+    assert package.folder.name == package.import_name
+    assert (package.folder / "src" / package.import_name / "configs" / "default.yaml").is_file()
+    init = (package.folder / "src" / package.import_name / "__init__.py").read_text()
+    assert not re.search(r"__version__\s*=\s*['\"]\d", init), (
+        "__version__ must come from the package metadata"
+    )
+    module = importlib.import_module(package.import_name)
+    assert module.__version__ == package.version
+    assert (Path(sys.executable).parent / package.script).is_file(), "console script not installed"
+    lines = len((package.folder / "README.md").read_text().splitlines())
+    assert lines <= 300, f"README has {lines} lines (limit 300; the lab notebook goes to docs/)"
+
+
+def test_workspace_dependencies_have_version_ranges() -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    members = {p.name for p in REAL} | {"paperlab-core"}
+    for dep in root["project"]["dependencies"]:
+        name = re.split(r"[\[<>=!~ ]", dep, maxsplit=1)[0]
+        assert name in members
+        assert re.search(r">=\d+\.\d+.*,<\d+\.\d+", dep), f"root dependency {dep!r} needs a semver range"
+    for package in REAL:
+        for dep in package.dependencies:
+            name = re.split(r"[\[<>=!~ ;]", dep, maxsplit=1)[0]
+            assert name not in members or name == "paperlab-core", f"{package.name} depends on package {name}"
+
+
+# --------------------------------------------------------------------------------------------- start-up
+def test_version_and_help_are_instant_and_do_not_import_torch(package: Package, tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        f"from {package.import_name}.cli import main\n"
+        "assert main(['--version']) == 0\n"
+        "assert main(['--help']) == 0\n"
+        "heavy = sorted(m for m in ('torch', 'pytorch_lightning', 'numpy') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, **package.env}, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"{package.script} {package.version} ")
+    for flag in ("--version", "--help"):
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            done = _run(package, flag, cwd=tmp_path, timeout=60)
+            times.append(time.perf_counter() - start)
+            assert done.returncode == 0, done.stderr[-2000:]
+        assert statistics.median(times) < HELP_LIMIT_S, (
+            f"{package.script} {flag}: median {statistics.median(times):.2f} s"
         )
 
 
-def test_help_and_version(package: Package, capsys: pytest.CaptureFixture[str]) -> None:
-    main = load_entry_point(package.entry)
-    assert main(["--help"]) == 0
-    out = capsys.readouterr().out
-    for verb in ("train", "evaluate"):
-        assert f"  {verb} " in out, f"{package.script} --help does not list {verb}"
-    assert main(["--version"]) == 0
-    module = __import__(package.import_name)
-    assert capsys.readouterr().out.startswith(f"{package.script} {module.__version__} ")
-    assert module.__version__ == package.version
+def test_every_verb_answers_help(package: Package, tmp_path: Path) -> None:
+    spec = package.spec()
+    assert {"train", "evaluate"} <= {v.name for v in spec.verbs}
+    for name, _verb in _verbs(spec):
+        probe = (
+            "import sys\n"
+            f"from {package.import_name}.cli import main\n"
+            f"assert main({name.split()!r} + ['--help']) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
+        )
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, **package.env}, timeout=120)  # fmt: skip
+        elapsed = time.perf_counter() - start
+        assert proc.returncode == 0, f"{package.script} {name} --help: {proc.stderr[-2000:]}"
+        assert "usage:" in proc.stdout
+        assert elapsed < VERB_HELP_LIMIT_S, f"{package.script} {name} --help took {elapsed:.2f} s"
+    lightning = [v.name for v in spec.verbs if isinstance(v, LightningVerb)]
+    probe = (
+        f"from {package.import_name}.cli import main\n"
+        f"for verb in {lightning!r}:\n"
+        "    try:\n"
+        "        main([verb, '--help'])\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, None), (verb, exc.code)\n"
+        "    print('@@', verb)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, **package.env}, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for verb in lightning:
+        assert f"@@ {verb}" in proc.stdout
+        assert f"usage: {package.script} {verb}" in proc.stdout
 
 
-def test_train_fast_dev_run_offline(package: Package, cli_runner: Any, tmp_path: Path) -> None:
+def test_advertised_lightning_verbs_have_their_steps(package: Package) -> None:
+    from pytorch_lightning import LightningModule
+
+    from paperlab_core.verbs import resolve_target
+
+    spec = package.spec()
+    for verb in spec.verbs:
+        if not isinstance(verb, LightningVerb):
+            continue
+        model = resolve_target(verb.model or spec.model)
+        for stage in verb.stages:
+            step = STAGE_STEP[stage]
+            assert getattr(model, step) is not getattr(LightningModule, step), (
+                f"{package.script} {verb.name} advertises {stage} but {model.__name__} has no {step}"
+            )
+
+
+def test_reproduce_verb_shards_and_merges(package: Package) -> None:
+    spec = package.spec()
+    verbs = {v.name: v for v in spec.verbs}
+    assert "reproduce" in verbs and isinstance(verbs["reproduce"], Verb)
+    flags = {f for option in verbs["reproduce"].options for f in option.flags}
+    assert {"--quick", "--seeds", "--shard", "--merge", "--out"} <= flags
+
+
+# --------------------------------------------------------------------------------------------- runs
+def test_train_then_evaluate_its_checkpoint_without_shared_data(package: Package, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    cli_runner(package.entry, "train", "--trainer.fast_dev_run=true",
-               env={**package.env, "PAPERLAB_RUNS": str(runs)}, timeout=300)  # fmt: skip
-    metrics = list((runs / package.import_name).glob("*/metrics.json"))
-    assert metrics, f"{package.script} train wrote no metrics.json under {runs}"
-    assert json.loads(metrics[0].read_text())["package"] == package.import_name
+    env = {"PAPERLAB_RUNS": str(runs), "PAPERLAB_SHARED_DATA": "none", "HF_HUB_OFFLINE": "1"}
+    trained = _run(package, "train", "--trainer.fast_dev_run=true", cwd=tmp_path, env=env, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-4000:]
+    (run,) = sorted((runs / package.import_name).iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["package"] == package.import_name and metrics["env"]["accelerator"] == "cpu"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    evaluated = _run(package, "evaluate", "--ckpt", str(ckpt), cwd=tmp_path, env=env, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-4000:]
+    (evaluation,) = [p for p in (runs / package.import_name).iterdir() if p != run]
+    assert "test" in json.loads((evaluation / "metrics.json").read_text())
 
 
-def test_print_config_round_trip(package: Package, cli_runner: Any, tmp_path: Path) -> None:
-    first = cli_runner(package.entry, "train", "--print_config", env=package.env).stdout
-    (tmp_path / "printed.yaml").write_text(first)
-    second = cli_runner(
-        package.entry, "train", "--config", "printed.yaml", "--print_config", env=package.env
-    ).stdout
-    config: dict[str, Any] = yaml.safe_load(first)
+BAD_INPUTS = {
+    "missing-data-root": ("train", "--data.root", "{tmp}/no/such/folder"),
+    "unknown-preset": ("train", "--config", "no-such-preset"),
+    "malformed-config-value": ("train", "--trainer.max_epochs=many"),
+    "missing-checkpoint": ("evaluate", "--ckpt", "{tmp}/missing.ckpt"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line(package: Package, case: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    args = [a.format(tmp=tmp_path) for a in BAD_INPUTS[case]]
+    done = _run(package, *args, cwd=tmp_path, env={"PAPERLAB_RUNS": str(runs)}, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert len(lines) <= 2, done.stderr
+    assert lines[-1].startswith(f"{package.script}: error: "), done.stderr
+    assert not any(runs.rglob("*")) if runs.exists() else True, "a failed run left a run folder"
+
+
+def test_print_config_round_trip(package: Package, tmp_path: Path) -> None:
+    first = _run(package, "train", "--print_config", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (tmp_path / "printed.yaml").write_text(first.stdout)
+    second = _run(package, "train", "--config", "printed.yaml", "--print_config", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    config: dict[str, Any] = yaml.safe_load(first.stdout)
     assert {"trainer", "model"} <= set(config)
-    assert yaml.safe_load(second) == config
+    assert yaml.safe_load(second.stdout) == config
+
+
+# --------------------------------------------------------------------------------------------- results
+def test_readme_tables_equal_their_records(real_package: Package) -> None:
+    readme = real_package.folder / "README.md"
+    assert "<!-- results: " in readme.read_text(), "the README shows no table rendered from results/"
+    assert check_readme(readme) == []
+    for path in sorted((real_package.folder / "results").glob("*.json")):
+        data = load_results(path)
+        assert data["command"].startswith(real_package.script), f"{path}: command {data['command']!r}"
+
+
+# --------------------------------------------------------------------------------------------- wheels
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every workspace wheel, built offline without build isolation (hatchling comes from the dev group)."""
+    dist = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run(
+        ["uv", "build", "--all-packages", "--wheel", "--no-build-isolation", "--offline", "-o", str(dist)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dist
+
+
+def test_wheel_installs_and_runs_outside_the_repo(
+    real_package: Package, wheels: Path, tmp_path: Path
+) -> None:
+    """`pip install <pkg>; <pkg> train` from the built wheels only, in a fresh venv, offline, from an empty
+    folder with ../shared/data hidden."""
+    pkg = real_package
+    venv, work = tmp_path / "venv", tmp_path / "work"
+    work.mkdir()
+    lock = tmp_path / "pylock.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PAPERLAB_RUNS"))}
+    env.update({"PAPERLAB_SHARED_DATA": "none", "HF_HUB_OFFLINE": "1", "PAPERLAB_THREADS": "1",
+                "UV_OFFLINE": "1", "PYTHONPATH": ""})  # fmt: skip
+    steps = [
+        ["uv", "export", "--frozen", "--package", pkg.name, "--no-emit-workspace", "--no-dev",
+         "--format", "pylock.toml", "-o", str(lock)],
+        ["uv", "venv", "-q", "--python", sys.executable, str(venv)],
+        ["uv", "pip", "install", "-q", "--offline", "-p", str(venv / "bin" / "python"), "-r", str(lock)],
+        ["uv", "pip", "install", "-q", "--offline", "--no-deps", "-p", str(venv / "bin" / "python"),
+         *map(str, wheels.glob("paperlab_core-*.whl")), *map(str, wheels.glob(f"{pkg.import_name}-*.whl"))],
+        ["uv", "pip", "check", "-p", str(venv / "bin" / "python")],
+    ]  # fmt: skip
+    for step in steps:
+        proc = subprocess.run(step, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{' '.join(step)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    cli = venv / "bin" / pkg.script
+    for args in (["--version"], ["--help"]):
+        proc = subprocess.run(
+            [str(cli), *args], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "paperlab_core.offline", pkg.entry, "--", "train",
+         "--trainer.fast_dev_run=true"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert list((work / "runs" / pkg.import_name).glob("*/metrics.json")), "train wrote nothing under ./runs/"

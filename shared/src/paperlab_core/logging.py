@@ -1,4 +1,4 @@
-"""Run directories, loggers, atomic result files and progress bars."""
+"""Run folders (SLURM-aware), loggers, atomic result files (mode 0644) and progress bars."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 RUNS_ENV = "PAPERLAB_RUNS"
+RUN_DIR_ENV = "PAPERLAB_RUN_DIR"
+#: files the CLIs write when a run starts; a folder holding nothing else is removed when the run fails
+BOOKKEEPING_FILES = frozenset({"config.yaml", "hparams.yaml", "metrics.csv"})
+
+
+def _file_mode() -> int:
+    """0666 minus the process umask (0644 with the usual umask 022), as ``open()`` would create files."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def runs_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -30,12 +40,33 @@ def _slug(name: str) -> str:
     return slug or "run"
 
 
-def make_run_dir(package: str, name: str = "run", root: str | os.PathLike[str] | None = None) -> Path:
-    """Create ``<root>/<package>/<YYYYmmdd-HHMMSS>-<name>/`` (a numeric suffix avoids collisions)."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = runs_root(root) / package
-    base.mkdir(parents=True, exist_ok=True)
-    candidate = base / f"{stamp}-{_slug(name)}"
+def slurm_run_name(verb: str, name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """``slurm-<job>[_<task>]-<step>-<verb>-<name>`` inside a SLURM job, else ``None``.
+
+    The job, array task and step identify one launch; the ranks of a multi-task step (one DDP run) compute the
+    same name and so share the folder, while two steps, two array tasks or two jobs never do.
+    """
+    env = os.environ if environ is None else environ
+    job = env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    task = env.get("SLURM_ARRAY_TASK_ID")
+    step = env.get("SLURM_STEP_ID", "batch")
+    job_part = f"{job}_{task}" if task else job
+    return _slug(f"slurm-{job_part}-{step}-{verb}-{name}")
+
+
+def slurm_shared_step(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is one of several tasks of one SLURM step (the ranks of one run)."""
+    env = os.environ if environ is None else environ
+    try:
+        return int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1) > 1
+    except ValueError:
+        return False
+
+
+def _make_unique(base: Path, stem: str) -> Path:
+    candidate = base / stem
     suffix = 1
     while True:
         try:
@@ -43,7 +74,53 @@ def make_run_dir(package: str, name: str = "run", root: str | os.PathLike[str] |
             return candidate
         except FileExistsError:
             suffix += 1
-            candidate = base / f"{stamp}-{_slug(name)}-{suffix}"
+            candidate = base / f"{stem}-{suffix}"
+
+
+def make_run_dir(
+    package: str, name: str = "run", root: str | os.PathLike[str] | None = None, verb: str | None = None
+) -> Path:
+    """Create a new run folder under ``<root>/<package>/`` and return it.
+
+    Outside SLURM: ``<YYYYmmdd-HHMMSS>-<name>`` (a numeric suffix avoids collisions). Inside a SLURM job:
+    :func:`slurm_run_name`; the tasks of one multi-task step share it (DDP ranks), a single-task step gets a
+    suffix when the name is taken, so two runs never share a folder.
+    """
+    base = runs_root(root) / package
+    base.mkdir(parents=True, exist_ok=True)
+    slurm = slurm_run_name(verb or "run", name)
+    if slurm is not None:
+        if slurm_shared_step():
+            path = base / slurm
+            path.mkdir(exist_ok=True)
+            return path
+        return _make_unique(base, slurm)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return _make_unique(base, f"{stamp}-{_slug(name)}")
+
+
+def current_run_dir() -> Path | None:
+    """The folder of the run in progress (set by the CLI and inherited by DDP workers), or ``None``."""
+    value = os.environ.get(RUN_DIR_ENV)
+    return Path(value) if value else None
+
+
+def holds_results(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds any file besides the start-of-run bookkeeping (config, empty logs)."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and path.name not in BOOKKEEPING_FILES and path.stat().st_size > 0:
+            return True
+    return False
+
+
+def discard_if_unused(folder: str | os.PathLike[str] | None) -> bool:
+    """Remove a run folder that a failed run left without results. Returns whether it was removed."""
+    if folder is None or not Path(folder).is_dir() or holds_results(folder):
+        return False
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
 
 
 @contextlib.contextmanager
@@ -63,6 +140,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

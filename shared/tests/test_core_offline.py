@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from paperlab import offline
+from paperlab_core import offline
 
 pytest_plugins = ["pytester"]
 
@@ -40,7 +40,7 @@ def test_a_test_that_opens_a_socket_fails_with_a_clear_message(pytester: pytest.
             socket.create_connection(("192.0.2.1", 80), timeout=0.1)
         """
     )
-    result = pytester.runpytest_subprocess("-p", "paperlab.testing", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "paperlab_core.testing", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*NetworkBlockedError*paperlab network guard: blocked a connection*"])
 
@@ -70,7 +70,9 @@ def test_slow_tests_are_opt_in(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    default = pytester.runpytest_subprocess("-p", "paperlab.testing", "-p", "no:cacheprovider")
+    default = pytester.runpytest_subprocess("-p", "paperlab_core.testing", "-p", "no:cacheprovider")
     default.assert_outcomes(passed=1, skipped=1)
-    opted_in = pytester.runpytest_subprocess("-p", "paperlab.testing", "-p", "no:cacheprovider", "-m", "slow")
+    opted_in = pytester.runpytest_subprocess(
+        "-p", "paperlab_core.testing", "-p", "no:cacheprovider", "-m", "slow"
+    )
     opted_in.assert_outcomes(passed=1, deselected=1)

@@ -1,8 +1,9 @@
-"""pytest plugin for every paperlab package (enabled with ``-p paperlab.testing``).
+"""pytest plugin for every paperlab package (enabled with ``-p paperlab_core.testing``).
 
 * blocks non-loopback network connections (a test that tries to download fails loudly),
 * sets ``HF_HUB_OFFLINE=1`` and friends,
 * pins torch/OpenMP to one thread per test process (parallel xdist workers otherwise oversubscribe),
+* exports ``$PAPERLAB_SHARED_DATA`` (``none`` when ``../shared/data`` is absent),
 * sends run directories (``$PAPERLAB_RUNS``) into a temporary folder,
 * skips tests marked ``slow`` unless they are selected with ``-m slow``,
 * offers fixtures: ``tiny_trainer_kwargs``, ``tiny_trainer``, ``shared_data`` and ``cli_runner``.
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from paperlab.offline import install_network_guard, remove_network_guard, set_offline_env
+from paperlab_core.offline import install_network_guard, remove_network_guard, set_offline_env
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -31,6 +32,13 @@ set_offline_env()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_network: lift the paperlab network guard for this test")
     os.environ.setdefault("PAPERLAB_THREADS", "1")
+    # found once from the rootdir and exported, so subprocesses started from a temporary folder see it too;
+    # tests that must run without it set PAPERLAB_SHARED_DATA=none
+    from paperlab_core.data import SHARED_DATA_ENV, find_shared_data
+
+    if SHARED_DATA_ENV not in os.environ:
+        found = find_shared_data(config.rootpath)
+        os.environ[SHARED_DATA_ENV] = str(found) if found else "none"
     try:
         import torch
 
@@ -100,7 +108,7 @@ def tiny_trainer(tiny_trainer_kwargs: dict[str, Any]) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The project's ``../shared/data`` folder; the test is skipped when it is absent."""
-    from paperlab.data import find_shared_data
+    from paperlab_core.data import find_shared_data
 
     path = find_shared_data()
     if path is None:
@@ -117,7 +125,7 @@ def cli_runner(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]
     ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "PAPERLAB_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}
         proc = subprocess.run(
-            [sys.executable, "-m", "paperlab.offline", entry, "--", *args],
+            [sys.executable, "-m", "paperlab_core.offline", entry, "--", *args],
             cwd=tmp_path,
             env=full_env,
             capture_output=True,

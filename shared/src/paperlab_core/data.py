@@ -9,11 +9,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from paperlab_core.errors import MissingFileError, UserError
+
 DATA_ENV = "PAPERLAB_DATA"
 SHARED_DATA_ENV = "PAPERLAB_SHARED_DATA"
 
 
-class OfflineError(RuntimeError):
+class OfflineError(UserError, RuntimeError):
     """A file is needed that is not on disk and cannot be downloaded."""
 
     def __init__(self, missing: str | os.PathLike[str], url: str | None = None, reason: str | None = None):
@@ -28,7 +30,7 @@ class OfflineError(RuntimeError):
         )
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(UserError, RuntimeError):
     """A file's sha256 does not match the expected value."""
 
 
@@ -55,20 +57,31 @@ def resolve_data_root(root: str | os.PathLike[str] | None = None, package: str |
 def find_shared_data(start: str | os.PathLike[str] | None = None) -> Path | None:
     """Locate the project's ``../shared/data`` folder of small real datasets, or ``None``.
 
-    ``$PAPERLAB_SHARED_DATA`` wins; otherwise every ancestor of ``start`` (default: cwd) and of this file is
-    searched for a sibling ``shared/data`` that holds a ``README.md``.
+    ``$PAPERLAB_SHARED_DATA`` wins (an empty value or ``none`` hides the folder); otherwise the ancestors of
+    ``start`` (default: the working folder) are searched for a sibling ``shared/data`` holding a ``README.md``.
+    The installed package's own location is deliberately not searched: an installed wheel must behave the same
+    wherever it was built.
     """
-    env = os.environ.get(SHARED_DATA_ENV)
-    if env:
+    if SHARED_DATA_ENV in os.environ:
+        env = os.environ[SHARED_DATA_ENV].strip()
+        if env.lower() in {"", "none", "0"}:
+            return None
         path = Path(env)
         return path if path.is_dir() else None
-    starts = [Path(start or Path.cwd()).resolve(), Path(__file__).resolve()]
-    for origin in starts:
-        for parent in [origin, *origin.parents]:
-            candidate = parent.parent / "shared" / "data"
-            if candidate.is_dir() and (candidate / "README.md").exists():
-                return candidate
+    origin = Path(start or Path.cwd()).resolve()
+    for parent in [origin, *origin.parents]:
+        candidate = parent.parent / "shared" / "data"
+        if candidate.is_dir() and (candidate / "README.md").exists():
+            return candidate
     return None
+
+
+def require_dir(path: str | os.PathLike[str], what: str = "data root", expected: str = "") -> Path:
+    """Return ``path`` if it is an existing folder, else raise a one-line :class:`MissingFileError`."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise MissingFileError(what, folder, expected or "expected an existing folder")
+    return folder
 
 
 def sha256sum(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperlab import logging as plog
+from paperlab_core import logging as plog
 
 
 def test_run_dir_layout_and_collisions(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_killed_writer_leaves_previous_file_intact(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os
-        from paperlab.logging import atomic_open
+        from paperlab_core.logging import atomic_open
         with atomic_open({str(path)!r}, "w") as handle:
             handle.write('{{"epoch": 2, "acc": 0.')
             handle.flush()
@@ -96,3 +96,50 @@ def test_log_only_on_rank_zero(capsys: pytest.CaptureFixture[str], monkeypatch: 
     monkeypatch.setitem(os.environ, "RANK", "1")
     plog.log("hidden")
     assert capsys.readouterr().err == "hello\n"
+
+
+def test_atomic_files_are_world_readable(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    try:
+        path = plog.write_json_atomic(tmp_path / "metrics.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+SLURM = {"SLURM_JOB_ID": "901", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "1"}
+
+
+def test_slurm_names_are_keyed_by_job_task_step_and_verb() -> None:
+    assert plog.slurm_run_name("train", "x", {}) is None
+    assert plog.slurm_run_name("train", "x", SLURM) == "slurm-901-0-train-x"
+    array = {**SLURM, "SLURM_ARRAY_JOB_ID": "900", "SLURM_ARRAY_TASK_ID": "3"}
+    assert plog.slurm_run_name("reproduce", "r", array) == "slurm-900_3-0-reproduce-r"
+    assert plog.slurm_run_name("train", "x", {"SLURM_JOB_ID": "901"}) == "slurm-901-batch-train-x"
+
+
+def test_slurm_runs_never_share_a_folder_unless_they_are_ranks_of_one_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in SLURM.items():
+        monkeypatch.setenv(key, value)
+    first = plog.make_run_dir("demo", "x", root=tmp_path, verb="train")
+    second = plog.make_run_dir("demo", "x", root=tmp_path, verb="train")
+    assert first.name == "slurm-901-0-train-x" and second.name == "slurm-901-0-train-x-2"
+    monkeypatch.setenv("SLURM_NTASKS", "4")  # four ranks of one DDP run: one folder
+    rank_a = plog.make_run_dir("demo", "ddp", root=tmp_path, verb="train")
+    rank_b = plog.make_run_dir("demo", "ddp", root=tmp_path, verb="train")
+    assert rank_a == rank_b
+
+
+def test_discard_if_unused_keeps_folders_with_results(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    (empty / "checkpoints").mkdir(parents=True)
+    (empty / "config.yaml").write_text("a: 1\n")
+    (empty / "metrics.csv").write_text("")
+    assert plog.discard_if_unused(empty) and not empty.exists()
+    kept = tmp_path / "kept"
+    (kept / "checkpoints").mkdir(parents=True)
+    (kept / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert not plog.discard_if_unused(kept) and kept.exists()
+    assert not plog.discard_if_unused(None)

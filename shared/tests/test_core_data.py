@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from paperlab import data
+from paperlab_core import data
 
 PAYLOAD = bytes(range(256)) * 64
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -111,3 +111,18 @@ def test_find_shared_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert data.find_shared_data(repo) == root
     monkeypatch.setenv("PAPERLAB_SHARED_DATA", str(tmp_path / "absent"))
     assert data.find_shared_data(repo) is None
+    monkeypatch.setenv("PAPERLAB_SHARED_DATA", "none")
+    assert data.find_shared_data(repo) is None
+    monkeypatch.delenv("PAPERLAB_SHARED_DATA")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    assert data.find_shared_data(outside) is None  # the installed file's location is not searched
+
+
+def test_require_dir_is_a_one_line_user_error(tmp_path: Path) -> None:
+    from paperlab_core.errors import MissingFileError, UserError
+
+    assert data.require_dir(tmp_path) == tmp_path
+    with pytest.raises(MissingFileError, match=r"data root .*/nope does not exist \(expected an existing folder\)"):
+        data.require_dir(tmp_path / "nope")
+    assert issubclass(data.OfflineError, UserError) and issubclass(data.ChecksumError, UserError)

@@ -1,8 +1,8 @@
 """Network guard: refuse non-loopback connections so offline code paths are proven offline.
 
-Used by the pytest plugin (:mod:`paperlab.testing`) and as a runner for CLI checks::
+Used by the pytest plugin (:mod:`paperlab_core.testing`) and as a runner for CLI checks::
 
-    python -m paperlab.offline tinymim.cli:main -- train --trainer.fast_dev_run=true
+    python -m paperlab_core.offline tinymim.cli:main -- train --trainer.fast_dev_run=true
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``module:function`` with the remaining arguments, offline and with the network guard on."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: python -m paperlab.offline module:function [--] [args ...]")
+        print("usage: python -m paperlab_core.offline module:function [--] [args ...]")
         return 0 if argv else 2
     spec, rest = argv[0], argv[1:]
     if rest and rest[0] == "--":
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     set_offline_env()
     install_network_guard()
     entry = load_entry_point(spec)
-    # sys.argv is left as it is: Lightning's DDP launcher re-runs it (``python -m paperlab.offline ...``)
+    # sys.argv is left as it is: Lightning's DDP launcher re-runs it (``python -m paperlab_core.offline ...``)
     result = entry(rest)
     return int(result or 0)
 

@@ -1,0 +1,178 @@
+"""A package's key experiment as a grid of cells, run whole, in shards, or merged from shard records.
+
+``reproduce`` verbs describe their experiment as a list of :class:`Cell` (one dataset × method × seed, say), a
+function that runs one cell and returns its numbers, and a function that turns the records into tables::
+
+    def reproduce(args, run):
+        cells = [Cell(f"{d}/{m}/seed{s}", {"dataset": d, "method": m, "seed": s}) for ...]
+        return run_experiment(run, args, cells, run_cell, summarize)
+
+``--shard K/N`` runs every N-th cell starting at the K-th and writes one record per cell under
+``<out>/records/``; ``--merge DIR...`` reads the records of any set of folders and builds the tables; with
+neither, every cell runs and the tables are built at the end. Records already present in ``--out`` are reused,
+so an interrupted run continues where it stopped. ``summarize(records)`` returns ``{name: Table}`` (optionally
+with a ``"text"`` entry: markdown printed and written to ``results.md`` after the tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paperlab_core.errors import ConfigError, UserError
+from paperlab_core.results import Table, results_record
+from paperlab_core.runtime import environment_line
+from paperlab_core.verbs import Run
+
+RECORDS = "records"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the experiment grid: a unique key and the parameters its run needs (JSON-serialisable)."""
+
+    key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._=-]+", "_", self.key).strip("_") + ".json"
+
+
+Record = dict[str, Any]
+RunCell = Callable[[Cell], Mapping[str, Any]]
+Summarize = Callable[[list[Record]], Mapping[str, Any]]
+
+
+def shard_cells(cells: Sequence[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """The K-th of N interleaved slices (cells K-1, K-1+N, ...): balanced when cost varies along the grid."""
+    keys = [c.key for c in cells]
+    if len(set(keys)) != len(keys):
+        raise ValueError("experiment cells must have unique keys")
+    if shard is None:
+        return list(cells)
+    k, n = shard
+    return list(cells)[k - 1 :: n]
+
+
+def load_records(folders: Sequence[str | Path]) -> list[Record]:
+    """Every record under ``<folder>/records/`` (or ``<folder>`` itself); a key seen twice must agree."""
+    found: dict[str, Record] = {}
+    for folder in folders:
+        base = Path(folder)
+        directory = base / RECORDS if (base / RECORDS).is_dir() else base
+        files = sorted(directory.glob("*.json"))
+        if not files:
+            raise UserError(
+                f"no records in {directory} (expected the records/ folder of a reproduce --shard run)"
+            )
+        for path in files:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise UserError(f"record {path} is not valid JSON ({err.msg})") from None
+            if not isinstance(record, dict) or "key" not in record or "result" not in record:
+                continue  # results.json or other files sitting next to the records
+            key = record["key"]
+            if key in found and found[key]["result"] != record["result"]:
+                raise UserError(f"record {key!r} appears twice with different results ({path})")
+            found[key] = record
+    return list(found.values())
+
+
+def _write_record(folder: Path, cell: Cell, result: Mapping[str, Any], run: Run, wall_s: float) -> Record:
+    from paperlab_core.logging import write_json_atomic
+
+    record: Record = {
+        "key": cell.key,
+        "params": dict(cell.params),
+        "result": dict(result),
+        "wall_s": round(wall_s, 3),
+        "command": run.command,
+        "machine": environment_line(run.env),
+    }
+    write_json_atomic(folder / RECORDS / cell.filename, record)
+    return record
+
+
+def _existing(folder: Path, cell: Cell) -> Record | None:
+    path = folder / RECORDS / cell.filename
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return record if record.get("key") == cell.key else None
+
+
+def _seeds(records: Sequence[Record], args: argparse.Namespace) -> list[int] | None:
+    seeds = {
+        r["params"]["seed"] for r in records if isinstance(r.get("params"), dict) and "seed" in r["params"]
+    }
+    if seeds:
+        return sorted(seeds)
+    return getattr(args, "seeds", None)
+
+
+def write_summary(run: Run, args: argparse.Namespace, records: list[Record], summarize: Summarize) -> dict:
+    """Build the tables from ``records`` and write ``results.json`` and ``results.md`` in the run folder."""
+    summary = dict(summarize(records))
+    text = summary.pop("text", "")
+    tables = {name: table for name, table in summary.items() if isinstance(table, Table)}
+    extra = {k: v for k, v in summary.items() if not isinstance(v, Table)}
+    document = results_record(
+        run.command, environment_line(run.env), _seeds(records, args), tables, records, **extra
+    )
+    markdown = [f"# {run.prog} {run.verb}", "", f"`{run.command}`", ""]
+    for name, table in tables.items():
+        markdown += [f"## {table.title or name}", "", table.to_markdown(), ""]
+    if text:
+        markdown += [text, ""]
+    run.write_json("results.json", document)
+    run.write_text("results.md", "\n".join(markdown))
+    print("\n".join(markdown))
+    return {"results": str(run.path("results.json")), "cells": len(records)}
+
+
+def run_experiment(
+    run: Run,
+    args: argparse.Namespace,
+    cells: Sequence[Cell],
+    run_cell: RunCell,
+    summarize: Summarize,
+) -> dict[str, Any]:
+    """Run (a shard of) the grid or merge records, as the ``--shard``/``--merge`` options ask."""
+    if run.dir is None:
+        raise RuntimeError("run_experiment needs a verb declared with a run folder")
+    merge = getattr(args, "merge", None)
+    shard = getattr(args, "shard", None)
+    if merge and shard:
+        raise ConfigError("--merge and --shard exclude each other (merge the folders the shards wrote)")
+    if merge:
+        records = load_records(merge)
+        run.log(f"{run.prog} {run.verb}: merging {len(records)} records from {len(merge)} folder(s)")
+        return write_summary(run, args, records, summarize)
+    todo = shard_cells(cells, shard)
+    records: list[Record] = []
+    for index, cell in enumerate(todo, 1):
+        existing = _existing(run.dir, cell)
+        if existing is not None:
+            run.log(f"[{index}/{len(todo)}] {cell.key}: record found, skipped")
+            records.append(existing)
+            continue
+        run.log(f"[{index}/{len(todo)}] {cell.key}")
+        start = time.perf_counter()
+        result = run_cell(cell)
+        records.append(_write_record(run.dir, cell, result, run, time.perf_counter() - start))
+    if shard is not None:
+        k, n = shard
+        run.log(
+            f"{run.prog} {run.verb}: shard {k}/{n} wrote {len(records)} record(s) to {run.dir / RECORDS}; "
+            f"build the tables with `{run.prog} {run.verb} --merge DIR...`"
+        )
+        return {"shard": f"{k}/{n}", "cells": len(records)}
+    return write_summary(run, args, records, summarize)

@@ -1,0 +1,154 @@
+"""The verb helper: option types, parsing errors as one line, run folders, and the reproduce grid."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from paperlab_core import errors, experiment, verbs
+from paperlab_core.results import Table
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0,1,2", [0, 1, 2]), ("0-4", [0, 1, 2, 3, 4]), ("7", [7]), ("3,0-1,3", [3, 0, 1])],
+)
+def test_seed_list(text: str, expected: list[int]) -> None:
+    assert verbs.seed_list(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "a", "4-2", "-1", "1,,x"])
+def test_seed_list_rejects(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="seed"):
+        verbs.seed_list(text)
+
+
+def test_shard_spec_and_lists() -> None:
+    assert verbs.shard_spec("2/8") == (2, 8)
+    for bad in ("0/3", "4/3", "x", "1/2/3"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            verbs.shard_spec(bad)
+    parse = verbs.comma_list(("a", "b"))
+    assert parse("a, b") == ["a", "b"]
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown 'c'"):
+        parse("a,c")
+
+
+def test_option_dest_and_overrides() -> None:
+    assert verbs.DATA_ROOT.dest == "data_root"
+    assert verbs.option("--max-queries", type=int).dest == "max_queries"
+    seeds = verbs.SEEDS.but(default=[0, 1, 2])
+    assert seeds.default == [0, 1, 2] and verbs.SEEDS.default is None
+
+
+def test_parser_errors_are_usage_errors(tmp_path: Path) -> None:
+    verb = verbs.Verb("demo", "x:y", "a demo", (verbs.SEEDS, verbs.CKPT, verbs.THREADS))
+    parser = verbs.build_parser("pkg demo", verb)
+    with pytest.raises(errors.UsageError, match=r"the following arguments are required: --ckpt .*pkg demo --help"):
+        parser.parse_args([])
+    with pytest.raises(errors.UsageError, match=r"argument --ckpt: file .*missing.ckpt does not exist"):
+        parser.parse_args(["--ckpt", str(tmp_path / "missing.ckpt")])
+    ckpt = tmp_path / "a.ckpt"
+    ckpt.write_bytes(b"")
+    with pytest.raises(errors.UsageError, match="argument --threads: expected a positive integer"):
+        parser.parse_args(["--ckpt", str(ckpt), "--threads", "0"])
+    args = parser.parse_args(["--ckpt", str(ckpt), "--seeds", "0-2"])
+    assert args.seeds == [0, 1, 2] and args.ckpt == ckpt and args.threads is None
+
+
+def test_guarded_turns_exceptions_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def fail(error: BaseException) -> None:
+        raise error
+
+    assert errors.guarded("pkg", lambda: fail(errors.UsageError("bad\nvalue"))) == 2
+    assert capsys.readouterr().err == "pkg: error: bad value\n"
+    assert errors.guarded("pkg", lambda: fail(errors.MissingFileError("data root", "/x", "expected a folder"))) == 1
+    assert capsys.readouterr().err == "pkg: error: data root /x does not exist (expected a folder)\n"
+    assert errors.guarded("pkg", lambda: fail(KeyError("k"))) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: KeyError" in err and "--debug" in err
+    assert errors.guarded("pkg", lambda: fail(RuntimeError("x")), ["--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def _grid_run(tmp_path: Path, out: str, argv: list[str]) -> verbs.Run:
+    return verbs.Run("demo", "0.1", "demo", "reproduce", argv, tmp_path / out, {"python": "3"})
+
+
+def _cells() -> list[experiment.Cell]:
+    return [experiment.Cell(f"n{n}/seed{s}", {"n": n, "seed": s}) for n in (1, 2, 3) for s in (0, 1)]
+
+
+def _summarize(records: list[dict]) -> dict:
+    table = Table(["n", "total"], formats={"total": ".1f"})
+    for n in sorted({r["params"]["n"] for r in records}):
+        table.add(n, sum(r["result"]["value"] for r in records if r["params"]["n"] == n))
+    return {"main": table, "text": "done"}
+
+
+def test_shards_merge_to_the_full_table(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def run_cell(cell: experiment.Cell) -> dict:
+        calls.append(cell.key)
+        return {"value": cell.params["n"] * 10 + cell.params["seed"]}
+
+    ns = argparse.Namespace(shard=None, merge=None, seeds=None)
+    for k in (1, 2, 3):
+        run = _grid_run(tmp_path, f"s{k}", ["--shard", f"{k}/3"])
+        run.dir.mkdir()
+        out = experiment.run_experiment(run, argparse.Namespace(shard=(k, 3), merge=None), _cells(), run_cell, _summarize)
+        assert out == {"shard": f"{k}/3", "cells": 2}
+    assert sorted(calls) == sorted(c.key for c in _cells())  # every cell ran exactly once
+    merged = _grid_run(tmp_path, "merged", ["--merge"])
+    merged.dir.mkdir()
+    experiment.run_experiment(
+        merged, argparse.Namespace(shard=None, merge=[tmp_path / f"s{k}" for k in (1, 2, 3)]), [], run_cell,
+        _summarize,
+    )  # fmt: skip
+    full = _grid_run(tmp_path, "full", [])
+    full.dir.mkdir()
+    experiment.run_experiment(full, ns, _cells(), run_cell, _summarize)
+    tables = [json.loads((tmp_path / f / "results.json").read_text())["tables"] for f in ("merged", "full")]
+    assert tables[0] == tables[1]
+    assert tables[0]["main"]["rows"] == [[1, 21], [2, 41], [3, 61]]
+    document = json.loads((tmp_path / "full" / "results.json").read_text())
+    assert document["seeds"] == [0, 1] and len(document["records"]) == 6
+    assert "done" in (tmp_path / "full" / "results.md").read_text()
+
+
+def test_existing_records_are_reused(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def run_cell(cell: experiment.Cell) -> dict:
+        calls.append(cell.key)
+        if cell.key == "n3/seed1" and len(calls) < 7:
+            raise RuntimeError("interrupted")
+        return {"value": 1}
+
+    run = _grid_run(tmp_path, "r", [])
+    run.dir.mkdir()
+    ns = argparse.Namespace(shard=None, merge=None)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        experiment.run_experiment(run, ns, _cells(), run_cell, _summarize)
+    assert len(calls) == 6
+    experiment.run_experiment(run, ns, _cells(), run_cell, _summarize)
+    assert calls[6:] == ["n3/seed1"]  # the five finished cells were not run again
+
+
+def test_merge_refuses_conflicting_records_and_empty_folders(tmp_path: Path) -> None:
+    run = _grid_run(tmp_path, "a", [])
+    for name, value in (("a", 1), ("b", 2)):
+        folder = tmp_path / name / "records"
+        folder.mkdir(parents=True)
+        (folder / "k.json").write_text(json.dumps({"key": "k", "params": {}, "result": {"v": value}}))
+    with pytest.raises(errors.UserError, match="appears twice with different results"):
+        experiment.load_records([tmp_path / "a", tmp_path / "b"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(errors.UserError, match="no records in"):
+        experiment.load_records([tmp_path / "empty"])
+    with pytest.raises(errors.ConfigError, match="exclude each other"):
+        experiment.run_experiment(run, argparse.Namespace(shard=(1, 2), merge=[tmp_path]), [], dict, _summarize)
