@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     import torch
 
-    from paperlab.runtime import enable_tf32, environment_report
+    from paperlab_core.runtime import enable_tf32, environment_report
 
     print(environment_report(), flush=True)
     if not torch.cuda.is_available():

@@ -35,7 +35,9 @@ QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 
 
 def test_presets_resolve_and_default_comes_first(example_src: Path, tmp_path: Path) -> None:
-    args = pcli.expand_config_args(["--config", "fast", "--model.lr", "0.1", "--ckpt", "x.ckpt"], "example_pkg")
+    args = pcli.expand_config_args(
+        ["--config", "fast", "--model.lr", "0.1", "--ckpt", "x.ckpt"], "example_pkg"
+    )
     folder = pcli.preset_dir("example_pkg")
     assert folder is not None
     assert args == [
@@ -47,7 +49,9 @@ def test_presets_resolve_and_default_comes_first(example_src: Path, tmp_path: Pa
     assert pcli.expand_config_args([f"--config={own}"], "example_pkg")[-1] == f"--config={own}"
     with pytest.raises(UsageError, match="neither a file nor a preset.*default, fast"):
         pcli.expand_config_args(["--config", "nope"], "example_pkg")
-    renamed = pcli.expand_config_args(["--finetuned=a.ckpt"], "example_pkg", renames={"--finetuned": "--model.x"})
+    renamed = pcli.expand_config_args(
+        ["--finetuned=a.ckpt"], "example_pkg", renames={"--finetuned": "--model.x"}
+    )
     assert renamed[-1] == "--model.x=a.ckpt"
     assert pcli.list_presets("example_pkg") == ["default", "fast"]
 
@@ -71,7 +75,9 @@ def test_help_version_and_unknown_command(example: Any, capsys: pytest.CaptureFi
     assert err.count("\n") == 1 and "unknown command 'frobnicate'" in err
 
 
-def test_train_writes_run_dir_then_evaluate_and_predict_restore_the_config(example: Any, tmp_path: Path) -> None:
+def test_train_writes_run_dir_then_evaluate_and_predict_restore_the_config(
+    example: Any, tmp_path: Path
+) -> None:
     args = ["train", "--run_name", "first", "--model.dim", "3", "--data.dim", "3", *QUIET]
     assert example(args) == 0
     (run,) = _runs(tmp_path)
@@ -99,7 +105,9 @@ def test_train_writes_run_dir_then_evaluate_and_predict_restore_the_config(examp
     assert torch.cat(predictions).shape == (256,)
 
 
-def test_evaluate_warns_when_the_data_differs(example: Any, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_evaluate_warns_when_the_data_differs(
+    example: Any, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert example(["train", "--trainer.fast_dev_run=true", *QUIET]) == 0
     ckpt = _runs(tmp_path)[0] / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()  # fast_dev_run still leaves a checkpoint to evaluate
@@ -175,7 +183,9 @@ def test_reproduce_shards_and_merge_through_the_cli(example: Any, tmp_path: Path
     assert full["command"] == "example-pkg reproduce --out full" and full["seeds"] == [0, 1, 2]
 
 
-def test_atomic_checkpoint_io_keeps_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_checkpoint_io_keeps_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from paperlab_core.lightning import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()

@@ -123,6 +123,8 @@ def test_require_dir_is_a_one_line_user_error(tmp_path: Path) -> None:
     from paperlab_core.errors import MissingFileError, UserError
 
     assert data.require_dir(tmp_path) == tmp_path
-    with pytest.raises(MissingFileError, match=r"data root .*/nope does not exist \(expected an existing folder\)"):
+    with pytest.raises(
+        MissingFileError, match=r"data root .*/nope does not exist \(expected an existing folder\)"
+    ):
         data.require_dir(tmp_path / "nope")
     assert issubclass(data.OfflineError, UserError) and issubclass(data.ChecksumError, UserError)

@@ -85,9 +85,9 @@ def test_seed_everything_is_reproducible() -> None:
     import numpy as np
 
     runtime.seed_everything(123)
-    first = (torch.randn(4), np.random.rand(3)  # noqa: NPY002, random.random())
+    first = (torch.randn(4), np.random.rand(3), random.random())  # noqa: NPY002
     runtime.seed_everything(123)
-    second = (torch.randn(4), np.random.rand(3)  # noqa: NPY002, random.random())
+    second = (torch.randn(4), np.random.rand(3), random.random())  # noqa: NPY002
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
 
 

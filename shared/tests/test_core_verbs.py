@@ -47,7 +47,9 @@ def test_option_dest_and_overrides() -> None:
 def test_parser_errors_are_usage_errors(tmp_path: Path) -> None:
     verb = verbs.Verb("demo", "x:y", "a demo", (verbs.SEEDS, verbs.CKPT, verbs.THREADS))
     parser = verbs.build_parser("pkg demo", verb)
-    with pytest.raises(errors.UsageError, match=r"the following arguments are required: --ckpt .*pkg demo --help"):
+    with pytest.raises(
+        errors.UsageError, match=r"the following arguments are required: --ckpt .*pkg demo --help"
+    ):
         parser.parse_args([])
     with pytest.raises(errors.UsageError, match=r"argument --ckpt: file .*missing.ckpt does not exist"):
         parser.parse_args(["--ckpt", str(tmp_path / "missing.ckpt")])
@@ -65,7 +67,10 @@ def test_guarded_turns_exceptions_into_one_line(capsys: pytest.CaptureFixture[st
 
     assert errors.guarded("pkg", lambda: fail(errors.UsageError("bad\nvalue"))) == 2
     assert capsys.readouterr().err == "pkg: error: bad value\n"
-    assert errors.guarded("pkg", lambda: fail(errors.MissingFileError("data root", "/x", "expected a folder"))) == 1
+    assert (
+        errors.guarded("pkg", lambda: fail(errors.MissingFileError("data root", "/x", "expected a folder")))
+        == 1
+    )
     assert capsys.readouterr().err == "pkg: error: data root /x does not exist (expected a folder)\n"
     assert errors.guarded("pkg", lambda: fail(KeyError("k"))) == 1
     err = capsys.readouterr().err
@@ -100,7 +105,9 @@ def test_shards_merge_to_the_full_table(tmp_path: Path) -> None:
     for k in (1, 2, 3):
         run = _grid_run(tmp_path, f"s{k}", ["--shard", f"{k}/3"])
         run.dir.mkdir()
-        out = experiment.run_experiment(run, argparse.Namespace(shard=(k, 3), merge=None), _cells(), run_cell, _summarize)
+        out = experiment.run_experiment(
+            run, argparse.Namespace(shard=(k, 3), merge=None), _cells(), run_cell, _summarize
+        )
         assert out == {"shard": f"{k}/3", "cells": 2}
     assert sorted(calls) == sorted(c.key for c in _cells())  # every cell ran exactly once
     merged = _grid_run(tmp_path, "merged", ["--merge"])
@@ -151,4 +158,6 @@ def test_merge_refuses_conflicting_records_and_empty_folders(tmp_path: Path) -> 
     with pytest.raises(errors.UserError, match="no records in"):
         experiment.load_records([tmp_path / "empty"])
     with pytest.raises(errors.ConfigError, match="exclude each other"):
-        experiment.run_experiment(run, argparse.Namespace(shard=(1, 2), merge=[tmp_path]), [], dict, _summarize)
+        experiment.run_experiment(
+            run, argparse.Namespace(shard=(1, 2), merge=[tmp_path]), [], dict, _summarize
+        )

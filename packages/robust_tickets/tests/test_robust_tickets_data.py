@@ -13,7 +13,7 @@ from robust_tickets.data import (
     read_sst2_tsv,
 )
 
-from paperlab.data import OfflineError
+from paperlab_core.data import OfflineError
 
 
 def test_sst2_tsv_keeps_quotes(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from robust_tickets import download as dl
 from robust_tickets.data import load_task
 
-from paperlab.data import OfflineError
+from paperlab_core.data import OfflineError
 
 
 def _tar(path: Path, files: dict[str, bytes]) -> None:

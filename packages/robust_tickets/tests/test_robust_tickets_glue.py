@@ -13,7 +13,7 @@ from robust_tickets.attacks import Victim, charswap_attack, pgd_attack, run_atta
 from robust_tickets.data import TextDataModule, TextSplit, load_task, read_glue_pair_tsv
 from robust_tickets.evaluate import run_named_attack, write_attack_outputs
 
-from paperlab.data import OfflineError
+from paperlab_core.data import OfflineError
 
 QNLI_HEADER = "index\tquestion\tsentence\tlabel"
 MNLI_TRAIN_HEADER = (

@@ -156,7 +156,7 @@ def _five_step_losses(tmp_path):
     from tinymim.module import TinyMIMDistill
     from tinymim.teacher import TeacherConfig
 
-    from paperlab.runtime import seed_everything
+    from paperlab_core.runtime import seed_everything
 
     seed_everything(0)
     model = TinyMIMDistill(teacher=TeacherConfig(source="random"))

@@ -12,7 +12,7 @@ from PIL import Image
 from tinymim import augment, datasets
 from tinymim.data import TinyMIMDataModule, low_label_indices
 
-from paperlab.data import OfflineError
+from paperlab_core.data import OfflineError
 
 
 def test_generators_are_deterministic_per_seed_and_index():

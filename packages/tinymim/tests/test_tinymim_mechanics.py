@@ -29,7 +29,7 @@ from tinymim.teacher import (
     save_tinymim_checkpoint,
 )
 
-from paperlab.data import OfflineError
+from paperlab_core.data import OfflineError
 
 
 def test_adaptive_last_block_has_standard_parameters(student_config):

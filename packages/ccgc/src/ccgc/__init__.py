@@ -1,3 +1,8 @@
 """CCGC: cluster-guided contrastive graph clustering (AAAI 2023)"""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ccgc")
+except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"

@@ -96,8 +96,8 @@ def epoch_time_main(argv: list[str]) -> int:
     """Cora per-epoch time: this package vs the official dense pattern, same CPU, same threads."""
     from ccgc.data import load_graph
     from ccgc.smoothing import smooth
-    from paperlab.logging import make_run_dir, write_json_atomic
-    from paperlab.runtime import environment_report, set_threads
+    from paperlab_core.logging import make_run_dir, write_json_atomic
+    from paperlab_core.runtime import environment_report, set_threads
 
     parser = argparse.ArgumentParser(prog="ccgc benchmark epoch-time", description=epoch_time_main.__doc__)
     parser.add_argument("--dataset", default="cora")
@@ -151,8 +151,8 @@ def scale_main(argv: list[str]) -> int:
     """100k-node sparse SBM run on CPU: wall time and peak RSS (no N×N anywhere)."""
     from ccgc.graphs import sparse_sbm
     from ccgc.smoothing import smooth
-    from paperlab.logging import make_run_dir, write_json_atomic
-    from paperlab.runtime import environment_report, set_threads
+    from paperlab_core.logging import make_run_dir, write_json_atomic
+    from paperlab_core.runtime import environment_report, set_threads
 
     parser = argparse.ArgumentParser(prog="ccgc benchmark scale", description=scale_main.__doc__)
     parser.add_argument("--nodes", type=int, default=100_000)

@@ -8,7 +8,7 @@ from ccgc.data import CCGCDataModule
 from ccgc.module import CCGCModule
 from ccgc.reproduce import reproduce_main
 from ccgc.trace import trace_main
-from paperlab.cli import build_cli
+from paperlab_core.cli import build_cli
 
 main = build_cli(
     "ccgc",

@@ -31,7 +31,7 @@ DATASETS = (*GENERATED, *PLANETOID, *ADGC, "pyg")
 
 def default_root(dataset: str) -> Path | None:
     """``../shared/data/{planetoid,adgc}`` when present, else the paperlab cache (Planetoid: ``None`` = download)."""
-    from paperlab.data import find_shared_data, resolve_data_root
+    from paperlab_core.data import find_shared_data, resolve_data_root
 
     shared = find_shared_data()
     if shared is not None:
@@ -94,7 +94,7 @@ def smoothed_features(graph: Graph, t: int, cache_dir: str | os.PathLike[str] | 
     """X̃ = H^t X, cached on disk under ``cache_dir/<graph hash>-t<t>.pt`` when a folder is given."""
     if cache_dir is None:
         return smooth(graph.edge_index, graph.x, t)
-    from paperlab.logging import save_torch_atomic
+    from paperlab_core.logging import save_torch_atomic
 
     path = Path(cache_dir) / f"{graph.name}-{graph_hash(graph)}-t{t}.pt"
     if path.is_file():
@@ -188,7 +188,7 @@ class CCGCDataModule(LightningDataModule):
             self.graph.num_clusters = self.num_clusters
         cache = None
         if self.cache_smoothed:
-            from paperlab.data import resolve_data_root
+            from paperlab_core.data import resolve_data_root
 
             cache = resolve_data_root(None, "ccgc") / "smoothed"
         self.x_smooth = smoothed_features(self.graph, self.t, cache)

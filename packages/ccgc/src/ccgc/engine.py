@@ -201,7 +201,7 @@ def train_ccgc(
     history: list[dict[str, Any]] = []
     epochs = range(cfg.epochs)
     if progress:
-        from paperlab.logging import track
+        from paperlab_core.logging import track
 
         epochs = track(epochs, f"{cfg.method} seed {seed}")
     model.train()

@@ -150,7 +150,7 @@ def load_planetoid(name: str, root: str | os.PathLike[str] | None = None) -> Gra
     if root is None:
         from torch_geometric.datasets import Planetoid
 
-        from paperlab.data import OfflineError, resolve_data_root
+        from paperlab_core.data import OfflineError, resolve_data_root
 
         root = resolve_data_root(None, "ccgc") / "planetoid"
         if not (Path(root) / pretty / "raw" / f"ind.{key}.graph").is_file():

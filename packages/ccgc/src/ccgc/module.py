@@ -155,8 +155,8 @@ class CCGCModule(LightningModule):
         return x, y
 
     def on_train_end(self) -> None:
-        from paperlab.cli import current_run_dir
-        from paperlab.logging import write_metrics
+        from paperlab_core.cli import current_run_dir
+        from paperlab_core.logging import write_metrics
 
         x, y = self._full_batch()
         assert self.encoder is not None

@@ -24,7 +24,7 @@ def save_embedding_pca(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from paperlab.logging import atomic_open
+    from paperlab_core.logging import atomic_open
 
     points = pca_2d(embedding).numpy()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=110)

@@ -135,8 +135,8 @@ def reproduce_main(argv: list[str]) -> int:
     """Reproduce Table 1: baselines + CCGC (legacy / fixed) over seeds; writes results.md/json."""
     from ccgc.data import load_graph
     from ccgc.smoothing import smooth
-    from paperlab.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-    from paperlab.runtime import set_threads
+    from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
+    from paperlab_core.runtime import set_threads
 
     parser = argparse.ArgumentParser(prog="ccgc reproduce", description=reproduce_main.__doc__)
     parser.add_argument("--datasets", default="cora,citeseer,bat,eat,uat", help="comma list (also rpg, amap)")

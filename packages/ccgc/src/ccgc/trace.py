@@ -46,7 +46,7 @@ def trace_main(argv: list[str]) -> int:
     """Per-re-clustering collapse diagnostics of one CCGC run (variants legacy / fixed / fixed_sum)."""
     from ccgc.data import load_graph
     from ccgc.smoothing import smooth
-    from paperlab.runtime import set_threads
+    from paperlab_core.runtime import set_threads
 
     parser = argparse.ArgumentParser(prog="ccgc trace", description=trace_main.__doc__)
     parser.add_argument("--dataset", default="cora")

@@ -1,3 +1,8 @@
 """GEC: optimistic posterior sampling for interactive decision making, with an exact regret harness"""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("gec-rl")
+except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"

@@ -98,7 +98,7 @@ def bench_plan(
 
 def bench_plan_main(argv: list[str]) -> int:
     """Planning benchmark of spec §7.1 (writes bench.json)."""
-    from paperlab.logging import make_run_dir, write_json_atomic
+    from paperlab_core.logging import make_run_dir, write_json_atomic
 
     parser = argparse.ArgumentParser(prog="gec-rl bench plan", description=__doc__)
     parser.add_argument("--env", default="taxi")

@@ -8,7 +8,7 @@ from gec_rl.data import EpisodeDataModule
 from gec_rl.module import RegretModule
 from gec_rl.posterior_check import posterior_check_main
 from gec_rl.study import regret_main
-from paperlab.cli import build_cli
+from paperlab_core.cli import build_cli
 
 main = build_cli(
     "gec_rl",

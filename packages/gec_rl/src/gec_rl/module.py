@@ -19,7 +19,7 @@ from gec_rl.agents import make_agent
 from gec_rl.agents.base import Agent
 from gec_rl.envs import Simulator
 from gec_rl.regret import ExactEvaluator, job_seed, summarise, task_for
-from paperlab.cli import current_run_dir
+from paperlab_core.cli import current_run_dir
 
 
 class RegretModule(pl.LightningModule):

@@ -77,7 +77,7 @@ def checks_markdown(checks: list[dict[str, Any]]) -> str:
 
 
 def reproduce(quick: bool = False, workers: int = 2, out: Path | None = None) -> int:
-    from paperlab.logging import log, make_run_dir, write_json_atomic, write_text_atomic
+    from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
 
     T, seeds = (500, [0, 1]) if quick else (2000, [0, 1, 2])
     agents = [*DEFAULT_AGENTS, ETA_HALF]

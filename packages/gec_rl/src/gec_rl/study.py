@@ -178,7 +178,7 @@ def plot_env(results: dict[tuple[str, str, int], RunResult], env: str, path: Pat
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    from paperlab.logging import atomic_open
+    from paperlab_core.logging import atomic_open
 
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
@@ -187,7 +187,7 @@ def plot_env(results: dict[tuple[str, str, int], RunResult], env: str, path: Pat
 def write_study(
     results: dict[tuple[str, str, int], RunResult], out: Path, elapsed_s: float, note: str
 ) -> list[dict]:
-    from paperlab.logging import write_json_atomic, write_text_atomic
+    from paperlab_core.logging import write_json_atomic, write_text_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(results)
@@ -205,7 +205,7 @@ def write_run_outputs(
     run_dir: str | Path, history: list[tuple[int, float, float, float]], metrics: dict
 ) -> None:
     """``regret.csv`` and metrics.json of a single ``gec-rl train`` run."""
-    from paperlab.logging import write_metrics, write_text_atomic
+    from paperlab_core.logging import write_metrics, write_text_atomic
 
     lines = ["episode,inst_regret,cum_regret,v_pi"]
     lines += [f"{t},{inst!r},{cum!r},{v!r}" for t, inst, cum, v in history]
@@ -235,7 +235,7 @@ def _split(text: str) -> list[str]:
 
 def regret_main(argv: list[str]) -> int:
     """Regret study: envs × agents × seeds; writes regret.csv, summary.csv/md and one PNG per env."""
-    from paperlab.logging import log, make_run_dir
+    from paperlab_core.logging import log, make_run_dir
 
     parser = argparse.ArgumentParser(prog="gec-rl regret", description=regret_main.__doc__)
     add_study_arguments(parser)

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from scipy import stats
 
-from paperlab.logging import log, make_run_dir, write_json_atomic
-from paperlab.runtime import set_threads
+from paperlab_core.logging import log, make_run_dir, write_json_atomic
+from paperlab_core.runtime import set_threads
 from r2rise.demos import make_demos
 from r2rise.envs import env_spaces
 from r2rise.estimators import all_maps

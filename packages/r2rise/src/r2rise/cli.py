@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytorch_lightning.cli import LightningArgumentParser
 
-from paperlab.cli import PaperCLI, build_cli
+from paperlab_core.cli import PaperCLI, build_cli
 from r2rise import __version__
 from r2rise.benchmark import benchmark_main
 from r2rise.commands import compare_main, delete_main, demos_main

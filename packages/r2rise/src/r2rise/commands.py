@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from paperlab.logging import log, make_run_dir, write_json_atomic
-from paperlab.runtime import set_threads
+from paperlab_core.logging import log, make_run_dir, write_json_atomic
+from paperlab_core.runtime import set_threads
 
 
 def demos_main(argv: list[str]) -> int:

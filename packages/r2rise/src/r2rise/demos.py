@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from paperlab.logging import atomic_open
+from paperlab_core.logging import atomic_open
 from r2rise.envs import Expert, env_spaces, expert_for, make_env
 
 REQUIRED_FIELDS = ("obs", "actions", "valid", "returns", "env_id")

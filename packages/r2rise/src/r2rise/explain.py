@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from paperlab.logging import atomic_open, log, write_json_atomic, write_text_atomic
+from paperlab_core.logging import atomic_open, log, write_json_atomic, write_text_atomic
 from r2rise import plots
 from r2rise.demos import Demonstrations
 from r2rise.envs import env_spaces
@@ -352,7 +352,7 @@ def explain_main(argv: list[str]) -> int:
     """The R2RISE loop on a demonstrations file: masks, returns, maps (raw/rise/centred/linear), heatmaps."""
     import argparse
 
-    from paperlab.logging import make_run_dir
+    from paperlab_core.logging import make_run_dir
     from r2rise.demos import load_demos, save_demos
 
     defaults = ExplainConfig()
@@ -387,7 +387,7 @@ def explain_main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", help="output folder (default: runs/r2rise/<timestamp>-explain)")
     args = parser.parse_args(argv)
-    from paperlab.runtime import set_threads
+    from paperlab_core.runtime import set_threads
 
     set_threads(args.threads)
     cfg = ExplainConfig(

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from paperlab.logging import atomic_open
+from paperlab_core.logging import atomic_open
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from paperlab.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-from paperlab.runtime import set_threads
+from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
+from paperlab_core.runtime import set_threads
 from r2rise import plots
 from r2rise.demos import make_demos, save_demos
 from r2rise.estimators import minmax, rank_agreement

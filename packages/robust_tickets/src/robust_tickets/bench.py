@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from paperlab.logging import make_run_dir, write_json_atomic
-from paperlab.runtime import set_threads
+from paperlab_core.logging import make_run_dir, write_json_atomic
+from paperlab_core.runtime import set_threads
 from robust_tickets.cls_layer import cls_only_last_layer
 from robust_tickets.losses import freelb_objective, l0_penalty
 from robust_tickets.models import MaskedModel, load_pretrained
@@ -83,7 +83,7 @@ def bench_search(
     On CUDA (spec 7.1 GPU protocol: ``--model bert-base-random --batch 32 --length 128 --adv-steps 5``) both run in
     fp32 with the same TF32 setting, the peak memory of each is recorded, and ours is also timed under bf16
     autocast (reported separately; not part of the ratio). The op profile is taken on CPU only."""
-    from paperlab.runtime import enable_tf32
+    from paperlab_core.runtime import enable_tf32
 
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from paperlab.cli import build_cli
+from paperlab_core.cli import build_cli
 from robust_tickets import __version__
 from robust_tickets.data import TextDataModule
 from robust_tickets.module import TicketModule
@@ -68,8 +68,8 @@ def _load_for_attack(ckpt: str, data_overrides: dict) -> tuple[TicketModule, Tex
 
 def attack_main(argv: list[str]) -> int:
     """one offline attack on a checkpoint: per-example CSV, summary and perturbed texts"""
-    from paperlab.logging import log, make_run_dir, write_metrics
-    from paperlab.runtime import set_threads
+    from paperlab_core.logging import log, make_run_dir, write_metrics
+    from paperlab_core.runtime import set_threads
     from robust_tickets.evaluate import (
         candidate_table,
         load_candidate_table,
@@ -132,7 +132,7 @@ def attack_main(argv: list[str]) -> int:
 
 def synonyms_main(argv: list[str]) -> int:
     """build and cache the shared word-swap candidate table from the PRE-TRAINED embeddings or the lexicons"""
-    from paperlab.logging import write_json_atomic
+    from paperlab_core.logging import write_json_atomic
     from robust_tickets.attacks import table_hash
     from robust_tickets.data import load_task
     from robust_tickets.evaluate import candidate_table

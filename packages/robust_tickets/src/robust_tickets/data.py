@@ -15,7 +15,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
-from paperlab.data import OfflineError, find_shared_data
+from paperlab_core.data import OfflineError, find_shared_data
 
 DATASETS = ("synthetic", "mr", "sst2", "agnews", "imdb", "qnli", "mnli", "qqp")
 

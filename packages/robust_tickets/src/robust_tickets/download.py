@@ -2,7 +2,7 @@
 
 Each dataset is fetched from the archive its authors (or GLUE) publish and unpacked into the layout the native
 loaders of :mod:`robust_tickets.data` read, so a downloaded copy and a hand-placed copy go through the same
-parsing code. Archives go through :func:`paperlab.data.download` (``.part`` file, resume, rename); files are
+parsing code. Archives go through :func:`paperlab_core.data.download` (``.part`` file, resume, rename); files are
 unpacked into a temporary folder and moved into place only once complete, so an interrupted run never leaves a
 half-written dataset behind.
 """
@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from paperlab import data as pdata
+from paperlab_core import data as pdata
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def fetch_dataset(dataset: str, root: str | os.PathLike[str] | None = None) -> P
     """Make ``dataset`` available in its loader layout under ``root`` (default :func:`default_download_root`).
 
     Returns ``root`` unchanged if the files are already there; else downloads and unpacks. Offline, raises
-    :class:`paperlab.data.OfflineError` naming the URL and where to put a manual copy."""
+    :class:`paperlab_core.data.OfflineError` naming the URL and where to put a manual copy."""
     if dataset not in SOURCES:
         raise ValueError(f"no download source for dataset {dataset!r}; choose one of {', '.join(SOURCES)}")
     source = SOURCES[dataset]

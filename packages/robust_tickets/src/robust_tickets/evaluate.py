@@ -150,7 +150,7 @@ def write_attack_outputs(
     import csv
     import io
 
-    from paperlab.logging import write_json_atomic, write_text_atomic
+    from paperlab_core.logging import write_json_atomic, write_text_atomic
 
     buf = io.StringIO()
     writer = csv.writer(buf)

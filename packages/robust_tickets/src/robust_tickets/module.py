@@ -626,8 +626,8 @@ class TicketModule(LightningModule):
         return self._table
 
     def _write_metrics(self, extra: dict[str, Any]) -> None:
-        from paperlab.cli import current_run_dir
-        from paperlab.logging import write_metrics
+        from paperlab_core.cli import current_run_dir
+        from paperlab_core.logging import write_metrics
 
         run_dir = current_run_dir()
         if run_dir is None or not self.trainer.is_global_zero:

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from paperlab.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-from paperlab.runtime import seed_everything, set_threads
+from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
+from paperlab_core.runtime import seed_everything, set_threads
 
 PRESETS: dict[str, dict[str, Any]] = {
     "synthetic": {
@@ -85,7 +85,7 @@ QUICK = {
 def _trainer(limit_val: float | int) -> Any:
     from pytorch_lightning import Trainer
 
-    from paperlab.cli import AtomicCheckpointIO
+    from paperlab_core.cli import AtomicCheckpointIO
 
     return Trainer(
         accelerator="auto", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,

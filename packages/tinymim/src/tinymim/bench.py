@@ -199,7 +199,7 @@ def run_benchmark(
 
 
 def bench_cli(argv: list[str]) -> int:
-    from paperlab.logging import make_run_dir, write_json_atomic
+    from paperlab_core.logging import make_run_dir, write_json_atomic
 
     parser = argparse.ArgumentParser(prog="tinymim bench", description="performance measurements")
     parser.add_argument("what", choices=["distill"])

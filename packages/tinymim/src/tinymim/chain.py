@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paperlab.cli import RUN_DIR_ENV
-from paperlab.logging import log, make_run_dir, write_json_atomic
+from paperlab_core.cli import RUN_DIR_ENV
+from paperlab_core.logging import log, make_run_dir, write_json_atomic
 
 NAMED_CHAINS: dict[str, tuple[str, ...]] = {
     # MAE-ViT-L → TinyMIM-ViT-B (block 18) → TinyMIM-ViT-S (Table 3's ViT-S)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from paperlab.cli import build_cli
+from paperlab_core.cli import build_cli
 from tinymim import __version__
 from tinymim.chain import run_chain, split_chain_args
 from tinymim.commands import bench_main, evaluate_main, export_main, finetune_main

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from paperlab.cli import RUN_DIR_ENV, PaperCLI, resolve_config
-from paperlab.logging import log, save_torch_atomic, write_metrics
-from paperlab.runtime import select_precision
+from paperlab_core.cli import RUN_DIR_ENV, PaperCLI, resolve_config
+from paperlab_core.logging import log, save_torch_atomic, write_metrics
+from paperlab_core.runtime import select_precision
 from tinymim import __version__
 from tinymim.data import TinyMIMDataModule
 from tinymim.module import TinyMIMFinetune, load_student_state
@@ -90,7 +90,7 @@ def evaluate_main(argv: list[str]) -> int:
     """Top-1/top-5 of a fine-tuned checkpoint (--ckpt PATH.ckpt) on the test split, or k-NN of a distilled one."""
     from pytorch_lightning import Trainer
 
-    from paperlab.logging import make_run_dir
+    from paperlab_core.logging import make_run_dir
 
     parser = argparse.ArgumentParser(prog="tinymim evaluate", description=evaluate_main.__doc__)
     parser.add_argument(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paperlab.data import OfflineError, find_shared_data
+from paperlab_core.data import OfflineError, find_shared_data
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SHAPES10_CLASSES = (

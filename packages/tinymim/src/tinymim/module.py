@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torch import nn
 
-from paperlab.cli import current_run_dir
-from paperlab.logging import log, write_metrics
+from paperlab_core.cli import current_run_dir
+from paperlab_core.logging import log, write_metrics
 from tinymim.distill import (
     TARGETS,
     DistillHeads,

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from paperlab.data import cache_root
-from paperlab.logging import log, track, write_json_atomic
-from paperlab.runtime import seed_everything
+from paperlab_core.data import cache_root
+from paperlab_core.logging import log, track, write_json_atomic
+from paperlab_core.runtime import seed_everything
 from tinymim.data import TinyMIMDataModule, dataset_geometry
 from tinymim.models import ARCHS, MaskedAutoencoder, ViTConfig
 from tinymim.optim import cosine_lr, effective_lr, param_groups
@@ -90,7 +90,7 @@ def load_preset(name: str) -> PretrainConfig:
     """A ``PretrainConfig`` from a shipped preset (``configs/<name>.yaml``) or a YAML file."""
     import yaml
 
-    from paperlab.cli import resolve_config
+    from paperlab_core.cli import resolve_config
 
     path = resolve_config(name, "tinymim")
     data = yaml.safe_load(Path(path).read_text()) or {}

@@ -16,8 +16,8 @@ from typing import Any
 
 from pytorch_lightning import Trainer
 
-from paperlab.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-from paperlab.runtime import seed_everything, set_threads
+from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
+from paperlab_core.runtime import seed_everything, set_threads
 from tinymim.data import TinyMIMDataModule, dataset_geometry
 from tinymim.models import ViTConfig
 from tinymim.module import TinyMIMDistill, TinyMIMFinetune

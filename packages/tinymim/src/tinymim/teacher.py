@@ -12,8 +12,8 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from paperlab.data import OfflineError, cache_root, download
-from paperlab.logging import log
+from paperlab_core.data import OfflineError, cache_root, download
+from paperlab_core.logging import log
 from tinymim.models import (
     ARCHS,
     QKV,
@@ -121,7 +121,7 @@ def save_tinymim_checkpoint(
     path: str | Path, model: VisionTransformer, config: ViTConfig, extra_meta: dict[str, Any] | None = None
 ) -> Path:
     """Write ``{"model": encoder state, "meta": {arch, block_heads, ...}}`` atomically."""
-    from paperlab.logging import save_torch_atomic
+    from paperlab_core.logging import save_torch_atomic
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("head")}
     meta = {
