@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from gec_rl.cli import main
 from gec_rl.regret import run_job, summarise
-from gec_rl.reproduce import behaviour_checks, reproduce
+from gec_rl.reproduce import behaviour_checks
 from gec_rl.study import DEFAULT_AGENTS, DEFAULT_ENVS, run_study, summary_rows
 
 pytestmark = pytest.mark.slow
@@ -15,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 def test_default_study_meets_behavioural_criteria() -> None:
     results = run_study(list(DEFAULT_ENVS), list(DEFAULT_AGENTS), [0, 1, 2], 2000, 20, workers=2)
-    failed = [c for c in behaviour_checks(summary_rows(results)) if not c["pass"]]
+    checks = behaviour_checks(summary_rows(results))
+    assert len(checks) == 14
+    failed = [c for c in checks if not c["pass"]]
     assert not failed, failed
 
 
@@ -25,8 +28,9 @@ def test_model_free_and_linear_ops_sublinear_on_riverswim(agent: str) -> None:
     assert summarise(cum)["slope"] <= 0.7
 
 
-def test_reproduce_quick(tmp_path) -> None:
-    assert reproduce(quick=True, workers=2, out=tmp_path) == 0
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert (tmp_path / "results.md").is_file() and (tmp_path / "regret_frozenlake.png").is_file()
-    assert len(results["checks"]) >= 14
+def test_reproduce_quick(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
+    assert main(["reproduce", "--quick", "--out", str(tmp_path / "q")]) == 0
+    results = json.loads((tmp_path / "q" / "results.json").read_text())
+    assert (tmp_path / "q" / "results.md").is_file() and (tmp_path / "q" / "regret_frozenlake.png").is_file()
+    assert len(results["tables"]["checks"]["rows"]) == 18

@@ -1,8 +1,9 @@
 """``gec-rl bench plan`` (spec §7.1): sampling + planning of M posterior models on Taxi, dense vs sparse.
 
-The posterior is Dir(α₀ + N) with α₀ = 1/S and N a fixed count table from ``--episodes`` uniformly random
+The posterior is Dir(α₀ + N) with α₀ = 1/S and N a fixed count table from ``--count-episodes`` uniformly random
 episodes of length H on the true model (a synthetic table; spec §7.1 allows either). Timed (2 warm-ups, median of
-``--repeats``): dense Dirichlet sampling, sparse sampling (including the models' expected rewards), ``plan_reference`` (per-model loop), dense batched
+``--repeats``): dense Dirichlet sampling, sparse sampling (including the models' expected rewards),
+``plan_reference`` (per-model loop), dense batched
 ``plan`` and ``plan_sparse``. Accuracy: the sparse sample is densified and planned by the reference; max |ΔV| and
 greedy-action agreement (outside ties) are reported.
 """
@@ -13,7 +14,6 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,24 +96,12 @@ def bench_plan(
     }
 
 
-def bench_plan_main(argv: list[str]) -> int:
-    """Planning benchmark of spec §7.1 (writes bench.json)."""
-    from paperlab_core.logging import make_run_dir, write_json_atomic
-
-    parser = argparse.ArgumentParser(prog="gec-rl bench plan", description=__doc__)
-    parser.add_argument("--env", default="taxi")
-    parser.add_argument("--M", type=int, default=8)
-    parser.add_argument("--H", type=int, default=20)
-    parser.add_argument(
-        "--episodes", type=int, default=200, help="random-policy episodes for the count table"
+def plan_verb(args: argparse.Namespace, run: Any) -> dict[str, Any]:
+    """``gec-rl bench plan``: the planning benchmark of spec §7.1 (writes bench.json and metrics.json)."""
+    result = bench_plan(
+        args.data_env, args.M, args.data_horizon, args.count_episodes, args.repeats, args.seed
     )
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    result = bench_plan(args.env, args.M, args.H, args.episodes, args.repeats)
-    out = Path(args.out) if args.out else make_run_dir("gec_rl", "bench-plan")
-    write_json_atomic(out / "bench.json", result)
+    run.write_json("bench.json", result)
     for key, value in result.items():
         print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
-    print(f"wrote {out / 'bench.json'}")
-    return 0
+    return {"bench_plan": result}

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from gec_rl.envs import TabularMDP, make_env
+from paperlab_core.errors import ConfigError
 
 
 class EpisodeDataModule(pl.LightningDataModule):
@@ -24,7 +25,7 @@ class EpisodeDataModule(pl.LightningDataModule):
     def __init__(self, env: str = "frozenlake", horizon: int = 20, episodes: int = 2000) -> None:
         super().__init__()
         if episodes < 1:
-            raise ValueError(f"data.episodes must be >= 1 (got {episodes})")
+            raise ConfigError(f"data.episodes must be >= 1 (got {episodes})")
         self.env = env
         self.horizon = horizon
         self.episodes = episodes

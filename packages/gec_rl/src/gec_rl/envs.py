@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from paperlab_core.errors import ConfigError
+
 
 @dataclass
 class TabularMDP:
@@ -90,7 +92,7 @@ def make_gym(env_id: str, **kwargs: Any) -> Any:
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as err:
-        raise ValueError(f"unknown gymnasium env id {env_id!r}: {err}") from err
+        raise ConfigError(f"unknown gymnasium env id {env_id!r}: {err}") from err
 
 
 def resolve_gym_id(candidates: tuple[str, ...]) -> str:
@@ -100,7 +102,7 @@ def resolve_gym_id(candidates: tuple[str, ...]) -> str:
     for candidate in candidates:
         if candidate in gym.registry:
             return candidate
-    raise ValueError(f"none of {candidates} is registered in this gymnasium ({gym.__version__})")
+    raise ConfigError(f"none of {candidates} is registered in this gymnasium ({gym.__version__})")
 
 
 def from_gymnasium(env_id: str, horizon: int = 20, name: str | None = None, **kwargs: Any) -> TabularMDP:
@@ -113,7 +115,7 @@ def from_gymnasium(env_id: str, horizon: int = 20, name: str | None = None, **kw
     unwrapped = env.unwrapped
     table = getattr(unwrapped, "P", None)
     if not isinstance(table, dict):
-        raise ValueError(
+        raise ConfigError(
             f"{env_id} does not expose a transition model env.unwrapped.P; exact regret needs the exact model P "
             "(supported: FrozenLake, CliffWalking, Taxi and the custom envs)"
         )
@@ -141,7 +143,7 @@ def from_gymnasium(env_id: str, horizon: int = 20, name: str | None = None, **kw
     mu = np.zeros(S)
     isd = getattr(unwrapped, "initial_state_distrib", None)
     if isd is None:
-        raise ValueError(f"{env_id}: no initial_state_distrib; cannot compute V*(mu) exactly")
+        raise ConfigError(f"{env_id}: no initial_state_distrib; cannot compute V*(mu) exactly")
     mu[:S0] = np.asarray(isd, dtype=np.float64)
     mu /= mu.sum()
     spec = env.spec
@@ -169,7 +171,7 @@ def from_gymnasium(env_id: str, horizon: int = 20, name: str | None = None, **kw
 def riverswim(n_states: int = 6, horizon: int = 20) -> TabularMDP:
     """TabulaRL ``make_riverSwim``: action 0 = left, 1 = right, start state 0 (spec §2.8)."""
     if n_states < 3:
-        raise ValueError("riverswim needs n_states >= 3")
+        raise ConfigError("riverswim needs n_states >= 3")
     S, A = n_states, 2
     P = np.zeros((S, A, S))
     R = np.zeros((S, A))
@@ -299,8 +301,8 @@ ENV_NAMES = ("frozenlake", "frozenlake8x8", "cliffwalking", "taxi", *CUSTOM)
 def make_env(name: str, horizon: int | None = None, **kwargs: Any) -> TabularMDP:
     """Build an env by short name (``riverswim``, ``frozenlake``, ``taxi``, ...) or by gymnasium id.
 
-    Raises ``ValueError`` naming the supported envs for unknown names, and a clear message for gymnasium envs
-    that do not expose ``P``.
+    Raises :class:`~paperlab_core.errors.ConfigError` (a ``ValueError``) naming the supported envs for unknown
+    names, and a clear message for gymnasium envs that do not expose ``P``.
     """
     key = name.lower()
     if key in CUSTOM:
@@ -315,7 +317,7 @@ def make_env(name: str, horizon: int | None = None, **kwargs: Any) -> TabularMDP
         )
     if "-v" in name:
         return from_gymnasium(name, horizon=horizon or 20, **kwargs)
-    raise ValueError(f"unknown env {name!r}; supported: {', '.join(ENV_NAMES)} or a toy-text gymnasium id")
+    raise ConfigError(f"unknown env {name!r}; supported: {', '.join(ENV_NAMES)} or a toy-text gymnasium id")
 
 
 # ----------------------------------------------------------------------------------------------- interaction

@@ -19,7 +19,8 @@ from gec_rl.agents import make_agent
 from gec_rl.agents.base import Agent
 from gec_rl.envs import Simulator
 from gec_rl.regret import ExactEvaluator, job_seed, summarise, task_for
-from paperlab_core.cli import current_run_dir
+from paperlab_core.errors import ConfigError
+from paperlab_core.logging import current_run_dir
 
 
 class RegretModule(pl.LightningModule):
@@ -93,8 +94,8 @@ class RegretModule(pl.LightningModule):
             },
         }
         if agent not in self.options:
-            raise ValueError(
-                f"model.agent {agent!r} is not supported by train; choose one of {list(self.options)}"
+            raise ConfigError(
+                f"model.agent {agent!r} is not supported by train (choose one of {', '.join(self.options)})"
             )
         self.seed = seed
         self.agent: Agent | None = None

@@ -142,11 +142,8 @@ def check_lmc(chains: int = 5000, steps: int = 300, step: float = 0.05, seed: in
     }
 
 
-def posterior_check_main(argv: list[str]) -> int:
-    """Compare the approximate samplers with exact references on tiny problems (TV distance, moments)."""
-    parser = argparse.ArgumentParser(prog="gec-rl posterior-check", description=__doc__)
-    parser.add_argument("--agent", default="all", choices=["all", "ops_mf", "ops_linear_lmc"])
-    args = parser.parse_args(argv)
+def posterior_check(args: argparse.Namespace, run: Any) -> dict[str, Any]:
+    """``gec-rl posterior-check``: the approximate samplers against exact references on tiny problems."""
     results = []
     if args.agent in ("all", "ops_mf"):
         results += [
@@ -157,4 +154,4 @@ def posterior_check_main(argv: list[str]) -> int:
     if args.agent in ("all", "ops_linear_lmc"):
         results.append(check_lmc())
     print(json.dumps(results, indent=2))
-    return 0
+    return {"posterior_check": results}

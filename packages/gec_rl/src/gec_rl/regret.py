@@ -6,6 +6,7 @@ import math
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,6 +15,7 @@ from gec_rl.agents import Task, make_agent
 from gec_rl.agents.base import Agent
 from gec_rl.envs import Simulator, TabularMDP, make_env
 from gec_rl.planning import backward_induction
+from paperlab_core.errors import ConfigError
 
 
 class ExactEvaluator:
@@ -91,24 +93,32 @@ def run_agent(
 def check_horizon(H: int) -> None:
     """H must be a positive integer (the exact harness pads terminated episodes up to H)."""
     if not isinstance(H, int) or H < 1:
-        raise ValueError(f"horizon H must be a positive integer (got {H!r})")
+        raise ConfigError(f"horizon H must be a positive integer (got {H!r})")
 
 
-def run_job(env: str, agent_spec: str, seed: int, T: int, H: int) -> RunResult:
-    """One (env, agent, seed) job of the regret study; the RNG comes from :func:`job_seed`."""
+def run_job(env: str, agent_spec: str, seed: int, T: int, H: int, **overrides: Any) -> RunResult:
+    """One (env, agent, seed) job of the regret study; the RNG comes from :func:`job_seed`.
+
+    ``overrides`` are agent keyword arguments that do not change the spec string (``device`` of
+    ``ops_linear_lmc``); options in the spec string win.
+    """
     mdp = make_env(env, horizon=H)
     base = job_seed(seed, env, agent_spec)
-    agent = make_agent(agent_spec, task_for(mdp, H, T), np.random.default_rng(base))
+    agent = make_agent(agent_spec, task_for(mdp, H, T), np.random.default_rng(base), **overrides)
     return run_agent(mdp, agent, T, H, seed=base + 1)
 
 
-def two_point_slope(cum_regret: np.ndarray) -> float:
-    """log(R(T)/R(T/4))/log 4 (spec §2.9); NaN if R(T/4) = 0."""
-    T = len(cum_regret)
-    quarter = cum_regret[T // 4 - 1]
-    if quarter <= 0:
+def slope_between(r_quarter: float, r_end: float) -> float:
+    """log(R(T)/R(T/4))/log 4 from the two values; NaN if R(T/4) ≤ 0."""
+    if r_quarter <= 0:
         return math.nan
-    return math.log(cum_regret[-1] / quarter) / math.log(4.0)
+    return math.log(r_end / r_quarter) / math.log(4.0)
+
+
+def two_point_slope(cum_regret: np.ndarray) -> float:
+    """log(R(T)/R(T/4))/log 4 of a cumulative-regret curve (spec §2.9); NaN if R(T/4) = 0."""
+    T = len(cum_regret)
+    return slope_between(float(cum_regret[T // 4 - 1]), float(cum_regret[-1]))
 
 
 def summarise(cum_regret: np.ndarray) -> dict[str, float]:

@@ -1,34 +1,108 @@
-"""``gec-rl reproduce``: the regret study of spec §5 plus the behavioural acceptance checks (criteria 8–10)."""
+"""``gec-rl reproduce``: the regret study of spec §5 plus the behavioural acceptance checks (criteria 8–11, 13, 14).
+
+The experiment is a grid of cells (:mod:`paperlab_core.experiment`), one per job:
+
+* ``regret``: RiverSwim and FrozenLake × the default agents and ``ops_mb:eta=0.5`` × seeds (T = 2000, H = 20);
+* ``model_free``: RiverSwim × ``ops_mf``, ``ops_mf`` (Gibbs, constant γ) and ``ops_linear_lmc`` × seeds;
+* ``tiger``: ``ops_pomdp`` on the Tiger POMDP (H = 3, T = 200) × seeds.
+
+Each cell's RNG comes from (seed, env, agent), so ``--shard K/N`` runs and ``--merge`` give the same tables as one
+whole run. The tables (and the checks) are built from the cell records alone. ``--quick``: T = 500, 100 Tiger
+episodes, seeds 0,1. ``ops_linear_lmc`` (torch) runs on ``--device``; every other agent is numpy.
+"""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import argparse
 from typing import Any
 
 import numpy as np
 
-from gec_rl.study import DEFAULT_AGENTS, DEFAULT_ENVS, run_study, summary_markdown, write_study
+from gec_rl.study import DEFAULT_AGENTS, DEFAULT_ENVS, aggregate_rows, plot_curves, run_summary, summary_table
 
 ETA_HALF = "ops_mb:eta=0.5"
+REGRET_AGENTS = (*DEFAULT_AGENTS, ETA_HALF)
+MODEL_FREE_ENV = "riverswim"
 MODEL_FREE_AGENTS = ("ops_mf", "ops_mf:sampler=gibbs:gamma_schedule=constant", "ops_linear_lmc")
+TORCH_AGENTS = ("ops_linear_lmc",)
+H = 20
+TIGER_H = 3
+#: episodes of the regret/model-free cells and of the Tiger cells, and the default seeds, per budget
+BUDGETS: dict[str, dict[str, Any]] = {
+    "full": {"T": 2000, "tiger_T": 200, "seeds": [0, 1, 2]},
+    "quick": {"T": 500, "tiger_T": 100, "seeds": [0, 1]},
+}
+
+
+def experiment_cells(quick: bool, seeds: list[int] | None) -> list[Any]:
+    """The grid: regret cells, model-free cells, Tiger cells (see the module docstring)."""
+    from paperlab_core.experiment import Cell
+
+    budget = BUDGETS["quick" if quick else "full"]
+    seeds = list(seeds or budget["seeds"])
+    T, tiger_T = budget["T"], budget["tiger_T"]
+    cells = [
+        Cell(f"regret/{env}/{agent}/seed{s}", {"part": "regret", "env": env, "agent": agent, "seed": s, "T": T, "H": H})
+        for env in DEFAULT_ENVS
+        for agent in REGRET_AGENTS
+        for s in seeds
+    ]  # fmt: skip
+    cells += [
+        Cell(
+            f"model_free/{MODEL_FREE_ENV}/{agent}/seed{s}",
+            {"part": "model_free", "env": MODEL_FREE_ENV, "agent": agent, "seed": s, "T": T, "H": H},
+        )
+        for agent in MODEL_FREE_AGENTS
+        for s in seeds
+    ]
+    cells += [Cell(f"tiger/seed{s}", {"part": "tiger", "seed": s, "T": tiger_T, "H": TIGER_H}) for s in seeds]
+    return cells
+
+
+def run_cell(params: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """One cell: a regret job (summary numbers and a 20-point curve) or one seed of ``ops_pomdp`` on Tiger."""
+    if params["part"] == "tiger":
+        from gec_rl.pomdp import run_pomdp
+
+        regrets = run_pomdp(T=params["T"], H=params["H"], seed=params["seed"])
+        quarter = params["T"] // 4
+        return {
+            "first_quarter": float(regrets[:quarter].mean()),
+            "last_quarter": float(regrets[-quarter:].mean()),
+            "cumulative": float(regrets.sum()),
+        }
+    from gec_rl.agents import parse_agent_spec
+    from gec_rl.regret import run_job
+
+    name, _ = parse_agent_spec(params["agent"])
+    overrides = {"device": device} if name in TORCH_AGENTS else {}
+    res = run_job(params["env"], params["agent"], params["seed"], params["T"], params["H"], **overrides)
+    return run_summary(res)
+
+
+# --------------------------------------------------------------------------------------------- checks
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
 
 
 def behaviour_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Criteria 8–10 of the spec / the issue's behaviour list, evaluated on the summary rows."""
+    """Criteria 8–10 of the spec / the issue's behaviour list, evaluated on the summary rows of each env that
+    has all four agents the checks compare (a partial merge skips the env)."""
     checks = []
     by_key = {(r["env"], r["agent"]): r for r in rows}
     for env in dict.fromkeys(r["env"] for r in rows):
-        ops, eps = by_key[(env, "ops_mb")], by_key[(env, "eps_greedy_q")]
-        psrl, moj = by_key[(env, "psrl")], by_key[(env, "max_of_j")]
-        rate_ratio = ops["R_T"] / (4 * ops["R_T4"])  # (R(T)/T) / (R(T/4)/(T/4))
+        needed = [(env, agent) for agent in ("ops_mb", "eps_greedy_q", "psrl", "max_of_j")]
+        if not all(key in by_key for key in needed):
+            continue
+        ops, eps, psrl, moj = (by_key[key] for key in needed)
+        rate_ratio = _ratio(ops["R_T"], 4 * ops["R_T4"])  # (R(T)/T) / (R(T/4)/(T/4))
         items = [
             ("ops_mb slope T/4→T ≤ 0.6", ops["slope"], ops["slope"] <= 0.6),
             ("ops_mb R(T)/T ≤ 0.05", ops["R_T_over_T"], ops["R_T_over_T"] <= 0.05),
             ("ops_mb (R(T)/T)/(R(T/4)/(T/4)) ≤ 0.5", rate_ratio, rate_ratio <= 0.5),
-            ("R_OPS(T) ≤ 0.2·R_εgreedy(T)", ops["R_T"] / eps["R_T"], ops["R_T"] <= 0.2 * eps["R_T"]),
-            ("R_OPS(T) ≤ 2.5·R_PSRL(T)", ops["R_T"] / psrl["R_T"], ops["R_T"] <= 2.5 * psrl["R_T"]),
-            ("R_OPS(T) ≤ 2.5·R_max_of_j(T)", ops["R_T"] / moj["R_T"], ops["R_T"] <= 2.5 * moj["R_T"]),
+            ("R_OPS(T) ≤ 0.2·R_εgreedy(T)", _ratio(ops["R_T"], eps["R_T"]), ops["R_T"] <= 0.2 * eps["R_T"]),
+            ("R_OPS(T) ≤ 2.5·R_PSRL(T)", _ratio(ops["R_T"], psrl["R_T"]), ops["R_T"] <= 2.5 * psrl["R_T"]),
+            ("R_OPS(T) ≤ 2.5·R_max_of_j(T)", _ratio(ops["R_T"], moj["R_T"]), ops["R_T"] <= 2.5 * moj["R_T"]),
             ("ε-greedy slope ≥ 0.9 (harness sanity)", eps["slope"], eps["slope"] >= 0.9),
         ]
         checks += [{"env": env, "check": name, "value": float(v), "pass": bool(ok)} for name, v, ok in items]
@@ -48,72 +122,107 @@ def model_free_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def tiger_check(T: int, seeds: list[int], H: int = 3) -> tuple[dict[str, Any], str]:
-    """Criterion 14: ops_pomdp on Tiger, mean regret of the last quarter < 50% of the first quarter."""
-    from gec_rl.pomdp import run_pomdp
+def tiger_summary(results: list[dict[str, Any]]) -> dict[str, float]:
+    """Seed means of the per-seed first/last-quarter mean regret and of the cumulative regret."""
+    return {
+        key: float(np.mean([r[key] for r in results]))
+        for key in ("first_quarter", "last_quarter", "cumulative")
+    }
 
-    regrets = np.stack([run_pomdp(T=T, H=H, seed=seed) for seed in seeds])
-    quarter = T // 4
-    first, last = float(regrets[:, :quarter].mean()), float(regrets[:, -quarter:].mean())
-    check = {
-        "env": f"tiger (H={H})",
+
+def tiger_check(summary: dict[str, float]) -> dict[str, Any]:
+    """Criterion 14: ops_pomdp on Tiger, mean regret of the last quarter < 50% of the first quarter."""
+    first, last = summary["first_quarter"], summary["last_quarter"]
+    return {
+        "env": f"tiger (H={TIGER_H})",
         "check": "ops_pomdp last-quarter regret < 0.5 × first quarter",
-        "value": last / first,
+        "value": _ratio(last, first),
         "pass": bool(last < 0.5 * first),
     }
-    text = (
-        f"ops_pomdp on Tiger (H = {H}, T = {T}, seeds {seeds}): mean per-episode regret first quarter "
-        f"{first:.4f}, last quarter {last:.4f}, cumulative {float(regrets.sum(1).mean()):.2f}.\n"
+
+
+# --------------------------------------------------------------------------------------------- summary
+def _records(records: list[dict[str, Any]], part: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["params"].get("part") == part]
+
+
+def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return aggregate_rows((r["params"]["env"], r["params"]["agent"], r["result"]) for r in records)
+
+
+def _plot(records: list[dict[str, Any]], out: Any, prefix: str) -> None:
+    for env in dict.fromkeys(r["params"]["env"] for r in records):
+        curves = {}
+        for agent in dict.fromkeys(r["params"]["agent"] for r in records if r["params"]["env"] == env):
+            chosen = [
+                r["result"] for r in records if r["params"]["env"] == env and r["params"]["agent"] == agent
+            ]
+            curves[agent] = (np.asarray(chosen[0]["curve_t"]), np.array([c["curve"] for c in chosen]))
+        plot_curves(curves, env, out / f"{prefix}regret_{env}.png")
+
+
+def summarize(records: list[dict[str, Any]], run: Any = None) -> dict[str, Any]:
+    """Tables ``regret``, ``model_free``, ``tiger`` and ``checks`` (plus plots in the run folder) from records."""
+    from paperlab_core.results import Table
+
+    order = {
+        cell.key: i
+        for i, cell in enumerate(experiment_cells(False, sorted({r["params"]["seed"] for r in records})))
+    }
+    records = sorted(records, key=lambda r: (order.get(r["key"], len(order)), r["key"]))
+    tables: dict[str, Any] = {}
+    checks: list[dict[str, Any]] = []
+    regret_records, mf_records = _records(records, "regret"), _records(records, "model_free")
+    tiger_records = _records(records, "tiger")
+    T_values = sorted({r["params"]["T"] for r in regret_records + mf_records})
+    text = []
+    if regret_records:
+        rows = _rows(regret_records)
+        tables["regret"] = summary_table(rows, f"Regret (T = {'/'.join(map(str, T_values))}, H = {H})")
+        checks += behaviour_checks(rows)
+    if mf_records:
+        rows = _rows(mf_records)
+        tables["model_free"] = summary_table(rows, "Model-free and linear OPS (RiverSwim)")
+        checks += model_free_checks(rows)
+    if tiger_records:
+        summary = tiger_summary([r["result"] for r in tiger_records])
+        table = Table(
+            ["H", "T", "seeds", "regret, first quarter", "regret, last quarter", "cumulative regret"],
+            formats={"regret, first quarter": ".4f", "regret, last quarter": ".4f", "cumulative regret": ".2f"},
+            title="ops_pomdp on Tiger (mean per-episode regret)",
+        )  # fmt: skip
+        table.add(TIGER_H, tiger_records[0]["params"]["T"], len(tiger_records), summary["first_quarter"],
+                  summary["last_quarter"], summary["cumulative"])  # fmt: skip
+        tables["tiger"] = table
+        checks.append(tiger_check(summary))
+    if checks:
+        table = Table(["env", "check", "measured", "pass"], formats={"measured": ".3f"},
+                      title="Behavioural checks (spec criteria 8–11, 13, 14)")  # fmt: skip
+        for check in checks:
+            table.add(check["env"], check["check"], check["value"], "yes" if check["pass"] else "NO")
+        tables["checks"] = table
+    if T_values and T_values[0] < 2000:
+        text.append("The thresholds of the checks are stated for T = 2000; a shorter run is a smoke run.")
+    if run is not None and run.dir is not None:
+        if regret_records:
+            _plot(regret_records, run.dir, "")
+        if mf_records:
+            _plot(mf_records, run.dir, "model_free_")
+    if text:
+        tables["text"] = "\n".join(text)
+    return tables
+
+
+def reproduce(args: argparse.Namespace, run: Any) -> dict[str, Any]:
+    """``gec-rl reproduce [--quick] [--seeds] [--shard K/N] [--merge DIR...]``."""
+    from paperlab_core.experiment import run_experiment
+
+    device = str(run.device)
+    cells = experiment_cells(args.quick, args.seeds)
+    return run_experiment(
+        run,
+        args,
+        cells,
+        lambda cell: run_cell(dict(cell.params), device),
+        lambda records: summarize(records, run),
     )
-    return check, text
-
-
-def checks_markdown(checks: list[dict[str, Any]]) -> str:
-    lines = ["| env | check | measured | pass |", "|---|---|---|---|"]
-    lines += [
-        f"| {c['env']} | {c['check']} | {c['value']:.3f} | {'yes' if c['pass'] else 'NO'} |" for c in checks
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def reproduce(quick: bool = False, workers: int = 2, out: Path | None = None) -> int:
-    from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-
-    T, seeds = (500, [0, 1]) if quick else (2000, [0, 1, 2])
-    agents = [*DEFAULT_AGENTS, ETA_HALF]
-    out = out or make_run_dir("gec_rl", "reproduce-quick" if quick else "reproduce")
-    start = time.perf_counter()
-    results = run_study(list(DEFAULT_ENVS), agents, seeds, T, 20, workers)
-    elapsed = time.perf_counter() - start
-    command = f"gec-rl reproduce{' --quick' if quick else ''} --workers {workers}"
-    rows = write_study(results, out, elapsed, command)
-    checks = behaviour_checks(rows)
-    start_mf = time.perf_counter()
-    mf_results = run_study(["riverswim"], list(MODEL_FREE_AGENTS), seeds, T, 20, workers)
-    mf_rows = write_study(
-        mf_results, out / "model_free", time.perf_counter() - start_mf, command + " (model-free)"
-    )
-    checks += model_free_checks(mf_rows)
-    tiger, tiger_text = tiger_check(100 if quick else 200, seeds)
-    checks.append(tiger)
-    elapsed = time.perf_counter() - start
-    text = (
-        f"# gec-rl reproduce\n\nCommand: `{command}` (T = {T}, H = 20, seeds {seeds}); wall time {elapsed:.1f} s.\n\n"
-        "## Regret\n\n"
-        + summary_markdown(rows)
-        + "\n## Model-free and linear OPS (RiverSwim)\n\n"
-        + summary_markdown(mf_rows)
-        + "\n## POMDP\n\n"
-        + tiger_text
-        + "\n## Behavioural checks (spec criteria 8–11, 13, 14)\n\n"
-        + ("The thresholds are stated for T = 2000; `--quick` (T = 500) is a smoke run.\n\n" if quick else "")
-        + checks_markdown(checks)
-    )
-    write_text_atomic(out / "results.md", text)
-    write_json_atomic(
-        out / "results.json",
-        {"rows": rows, "model_free_rows": mf_rows, "checks": checks, "wall_s": elapsed, "command": command},
-    )
-    print(text)
-    log(f"gec-rl reproduce: wrote {out}")
-    return 0

@@ -1,0 +1,72 @@
+"""``gec-rl reproduce`` on a tiny grid: two shards + merge give the tables of one whole run; --quick's grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gec_rl import reproduce as reproduce_module
+from gec_rl.cli import main
+
+TINY = {"T": 8, "tiger_T": 8, "seeds": [0]}
+
+
+def _tables(folder: Path) -> dict:
+    """The tables of a results.json without the CPU-time column (process time differs between runs)."""
+    tables = json.loads((folder / "results.json").read_text())["tables"]
+    for table in tables.values():
+        if "CPU s" in table["columns"]:
+            drop = table["columns"].index("CPU s")
+            table["columns"].pop(drop)
+            for row in table["rows"]:
+                row.pop(drop)
+    return tables
+
+
+def test_shards_and_merge_equal_a_whole_run(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(reproduce_module.BUDGETS, "quick", TINY)
+    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
+    base = ["reproduce", "--quick", "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*base, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
+    assert main([*base, "--shard", "2/2", "--out", str(tmp_path / "s2")]) == 0
+    assert not (tmp_path / "s1" / "results.json").exists()
+    assert (
+        main([*base, "--merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m")])
+        == 0
+    )
+    whole, merged = _tables(tmp_path / "whole"), _tables(tmp_path / "m")
+    assert set(whole) == {"regret", "model_free", "tiger", "checks"}
+    assert merged == whole
+    cells = len(reproduce_module.experiment_cells(True, None))
+    assert cells == 2 * 6 + 3 + 1  # (2 envs × 6 agents + 3 model-free agents + Tiger) × 1 seed
+    assert json.loads((tmp_path / "m" / "results.json").read_text())["seeds"] == [0]
+    assert len(list((tmp_path / "s1" / "records").glob("*.json"))) == (cells + 1) // 2
+    for name in ("regret_riverswim.png", "regret_frozenlake.png", "model_free_regret_riverswim.png"):
+        assert (tmp_path / "m" / name).is_file(), name
+    assert "smoke run" in (tmp_path / "whole" / "results.md").read_text()
+
+
+def test_summary_rows_from_records_match_the_study(tmp_path: Path) -> None:
+    """The reproduce tables (built from per-seed records) equal the `regret` verb's rows (built from curves)."""
+    from gec_rl.study import aggregate_rows, run_study, run_summary, summary_rows
+
+    results = run_study(["riverswim"], ["psrl", "ucbvi"], [0, 1], 40, 10)
+    from_curves = summary_rows(results)
+    from_records = aggregate_rows(
+        (env, agent, json.loads(json.dumps(run_summary(res)))) for (env, agent, _), res in results.items()
+    )
+    for a, b in zip(from_curves, from_records, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == (pytest.approx(b[key], rel=1e-12) if isinstance(a[key], float) else b[key]), key
+
+
+def test_quick_grid_and_default_seeds() -> None:
+    quick = reproduce_module.experiment_cells(True, None)
+    full = reproduce_module.experiment_cells(False, None)
+    assert {c.params["seed"] for c in quick} == {0, 1} and {c.params["seed"] for c in full} == {0, 1, 2}
+    assert {c.params["T"] for c in quick if c.params["part"] != "tiger"} == {500}
+    assert {c.params["T"] for c in full if c.params["part"] != "tiger"} == {2000}
+    assert len({c.key for c in full}) == len(full) == 3 * (12 + 3 + 1)
