@@ -5,10 +5,22 @@ import json
 import numpy as np
 import pytest
 from matplotlib import image
+from r2rise import cli, reproduce
 from r2rise.cli import main
 from r2rise.data import DemosDataModule
 from r2rise.explain import ExplainConfig, run_r2rise, save_run
 from r2rise.masks import frame_weights, generate_masks
+
+
+def test_cli_choice_tuples_equal_the_registries():
+    """cli.py spells the choices out (it must not import torch); they must stay equal to the real registries."""
+    from r2rise.explain import DTYPES, ESTIMATORS, EXPLAIN_LEARNERS
+    from r2rise.learners import OBS_SCALINGS
+
+    assert cli.LEARNER_CHOICES == EXPLAIN_LEARNERS
+    assert cli.ESTIMATOR_CHOICES == ESTIMATORS
+    assert cli.DTYPE_CHOICES == tuple(sorted(DTYPES))
+    assert cli.OBS_SCALING_CHOICES == OBS_SCALINGS
 
 
 def test_explain_outputs_equal_in_memory_maps(planted_demos, tmp_path):
@@ -33,32 +45,72 @@ def test_chunked_run_equals_single_chunk(planted_demos):
     np.testing.assert_array_equal(a.episode_returns, b.episode_returns)
 
 
-def test_demos_and_explain_commands(tmp_path):
-    demos_file = tmp_path / "demos.npz"
-    assert (
-        main(
-            ["demos", "--env", "CartPole-v1", "--num-demos", "2", "--length", "40", "--out", str(demos_file)]
-        )
-        == 0
-    )
+def test_demos_explain_delete_compare_commands(tmp_path):
+    made = tmp_path / "demos"
+    assert main(["demos", "--num-demos", "2", "--length", "40", "--out", str(made)]) == 0
+    assert json.loads((made / "metrics.json").read_text())["num_demos"] == 2
     out = tmp_path / "explain"
-    argv = ["explain", "--demos", str(demos_file), "--n-masks", "8", "--steps", "5", "--out", str(out)]
+    argv = ["explain", "--demos", str(made), "--n-masks", "8", "--steps", "5", "--out", str(out)]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["n_masks"] == 8 and "planted_auc" in summary
-    argv = ["delete", "--run", str(out), "--fractions", "0.2", "--seeds", "2", "--paper-percentile", "0.6"]
-    assert main(argv) == 0
-    table = json.loads((out / "deletion.json").read_text())
+    assert json.loads((out / "metrics.json").read_text())["planted_auc"] == summary["planted_auc"]
+    deleted = tmp_path / "delete"
+    argv = ["delete", "--run", str(out), "--fractions", "0.2", "--seeds", "0,1", "--paper-percentile", "0.6"]
+    assert main([*argv, "--out", str(deleted)]) == 0
+    table = json.loads((deleted / "deletion.json").read_text())
     assert [row["fraction"] for row in table["top"]] == [0.2]
-    assert table["paper_percentile"]["seeds"] == 2
-    assert (out / "deletion_curves.png").stat().st_size > 0
+    assert len(table["top"][0]["returns"]) == 2 and table["paper_percentile"]["seeds"] == [0, 1]
+    assert (deleted / "deletion_curves.png").stat().st_size > 0
     assert main(["compare", "--run-a", str(out), "--run-b", str(out), "--out", str(tmp_path / "cmp")]) == 0
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["spearman"] == pytest.approx(1.0)
 
 
-def test_demos_command_unknown_env(tmp_path):
-    with pytest.raises(ValueError, match="unknown env 'Nope-v0'"):
-        main(["demos", "--env", "Nope-v0", "--out", str(tmp_path / "x.npz")])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demos", "--env", "Nope-v0"], "unknown env 'Nope-v0'"),
+        (["demos", "--corrupt-frac", "1.5"], "corrupt_frac must be in [0, 1]"),
+        (["explain", "--demos", "{tmp}/none.npz"], "demonstrations file {tmp}/none.npz does not exist"),
+        (["explain", "--keep-p", "1.0"], "keep_p (probability of keeping a block) must be in (0, 1)"),
+        (["delete", "--run", "{tmp}"], "maps.npz does not exist"),
+        (["delete", "--run", "{tmp}/nope"], "folder {tmp}/nope does not exist"),
+        (["reproduce", "--seeds", "x"], "expected seeds as a comma list"),
+    ],
+)
+def test_user_errors_are_one_line_and_leave_no_run_folder(argv, message, tmp_path, capsys, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("PAPERLAB_RUNS", str(runs))
+    assert main([a.format(tmp=tmp_path) for a in argv]) != 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines[-1].startswith("r2rise: error: ") and message.format(tmp=tmp_path) in lines[-1], lines
+    assert not any(line.startswith("Traceback") for line in lines)
+    assert not list(runs.glob("r2rise/*")), "a failed verb left a run folder"
+
+
+def test_reproduce_shards_and_merge_equal_a_whole_run(tmp_path, monkeypatch):
+    """Two shards + --merge build exactly the tables of one whole run (a tiny grid: 2 seeds, N = 12, 2 retrainings
+    per Q2/Q3 arm; figures are skipped, they are most of the cost), and the tables are made from the records
+    alone."""
+    from r2rise import plots
+
+    monkeypatch.setattr(reproduce, "RETRAIN_SEEDS", 2)
+    for name in ("heatmap", "compressed_bar", "returns_histogram", "deletion_curves", "scatter"):
+        monkeypatch.setattr(plots, name, lambda *args, **kwargs: None)
+    common = ["reproduce", "--quick", "--seeds", "0,1", "--n-masks", "12"]
+    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*common, "--shard", "1/2", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--shard", "2/2", "--out", str(tmp_path / "b")]) == 0
+    assert not (tmp_path / "a" / "results.json").exists()
+    merged = ["reproduce", "--merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m")]
+    assert main(merged) == 0
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    merge = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert set(whole["tables"]) == {"main", "q2", "q3", "checks"}
+    assert merge["tables"] == whole["tables"]
+    assert merge["seeds"] == whole["seeds"] == [0, 1]
+    assert [row[0] for row in whole["tables"]["main"]["rows"]] == [0, 1, "mean"]
+    assert (tmp_path / "whole" / "seed1" / "maps.npz").is_file()
 
 
 def test_datamodule_mask_matches_explain_mask():
@@ -71,8 +123,28 @@ def test_datamodule_mask_matches_explain_mask():
     np.testing.assert_array_equal(data.train_set.batch[2].numpy(), expected)
 
 
-def test_train_fast_dev_run_writes_metrics(tmp_path, monkeypatch):
+def test_datamodule_reads_demos_under_its_root(tmp_path):
+    from r2rise.demos import make_demos, save_demos
+
+    from paperlab_core.errors import MissingFileError
+
+    save_demos(make_demos("CartPole-v1", 2, 30, 0.1, 0.0, 10, 0), tmp_path / "run" / "demos.npz")
+    data = DemosDataModule(demos="run", root=str(tmp_path))
+    data.setup("fit")
+    assert data.demonstrations.num_demos == 2
+    with pytest.raises(MissingFileError, match="data root"):
+        DemosDataModule(root=str(tmp_path / "missing"))
+
+
+def test_train_then_evaluate_restores_the_env(tmp_path, monkeypatch):
+    """`evaluate --ckpt` with no other flag evaluates on the env the checkpoint was trained on (Acrobot here)."""
     monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path))
-    assert main(["train", "--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false"]) == 0
-    metrics = json.loads(next(tmp_path.glob("r2rise/*/metrics.json")).read_text())
+    args = ["--trainer.fast_dev_run=true", "--trainer.enable_progress_bar=false"]
+    assert main(["train", "--config", "acrobot", *args]) == 0
+    (run,) = (tmp_path / "r2rise").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
     assert "val/return_mean" in metrics["fit"]
+    assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt")]) == 0
+    (evaluation,) = [p for p in (tmp_path / "r2rise").iterdir() if p != run]
+    test = json.loads((evaluation / "metrics.json").read_text())["test"]
+    assert test["test/return_mean"] < 0  # Acrobot's rewards are −1 per step; CartPole's would be positive

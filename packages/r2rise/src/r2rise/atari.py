@@ -1,7 +1,7 @@
 """The paper's Atari setup (spec §2.12): Nature-DQN CNN behaviour cloning on 4×84×84 uint8 stacks.
 
 ``make_atari_env`` needs ``pip install 'r2rise[atari]'`` (ale-py, whose wheels ship the ROMs, and opencv) and
-raises a one-line ``ImportError`` otherwise; ``envs.make_env`` routes Atari ids here for recording, training and
+raises a one-line ``ConfigError`` otherwise; ``envs.make_env`` routes Atari ids here for recording, training and
 evaluation.
 """
 
@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional as F
+
+from paperlab_core.errors import ConfigError
 
 # rows blanked by T-REX's ``mask_score``: (top rows, bottom rows)
 SCORE_ROWS = {"breakout": (10, 0), "spaceinvaders": (10, 0), "pong": (10, 0), "beamrider": (16, 11)}
@@ -81,8 +83,8 @@ def make_atari_env(
     resize)."""
     try:
         import ale_py
-    except ImportError as err:
-        raise ImportError("Atari needs ale-py: pip install 'r2rise[atari]'") from err
+    except ImportError:
+        raise ConfigError("Atari needs ale-py: pip install 'r2rise[atari]'") from None
     import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
@@ -152,7 +154,7 @@ def fit_cnn_ensemble(
     if weights.ndim != 2 or weights.shape[1] != len(obs):
         raise ValueError(f"weights must have shape (M, F={len(obs)}), got {weights.shape}")
     if (weights.sum(axis=1) < 2).any():
-        raise ValueError("every model needs at least 2 kept frames (one for training, one for validation)")
+        raise ConfigError("every model needs at least 2 kept frames (one for training, one for validation)")
     device = torch.device(device)
     frames = torch.as_tensor(np.asarray(obs), device=device)
     labels = torch.as_tensor(np.asarray(actions), dtype=torch.long, device=device)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats
 
-from paperlab_core.logging import log, make_run_dir, write_json_atomic
-from paperlab_core.runtime import set_threads
+from paperlab_core.results import Table, results_record
+from paperlab_core.runtime import environment_line
+from paperlab_core.verbs import Run
 from r2rise.demos import make_demos
 from r2rise.envs import env_spaces
 from r2rise.estimators import all_maps
@@ -29,8 +29,10 @@ def run_benchmark(
     seed: int = 0,
     compare_sequential: bool = True,
     naive: bool = True,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Time the batched path end to end and (optionally) the sequential reference on the same masks."""
+    """Time the batched path end to end (ensemble on ``device``) and (optionally) the sequential reference on the
+    same masks (one ``nn.Module`` at a time, on CPU)."""
     cfg = ExplainConfig(n_masks=n_masks, dtype=dtype, seed=seed, chunk=n_masks)
     start = time.perf_counter()
     demos = make_demos("CartPole-v1", 5, 200, 0.1, 0.45, cfg.block, seed)
@@ -59,7 +61,9 @@ def run_benchmark(
         None,
         normaliser,
         torch_dtype,
+        device=device,
     )
+    _synchronize(device)
     fit_s = time.perf_counter() - fit_start
     eval_start = time.perf_counter()
     batched_returns = evaluator.evaluate(ensemble.act, n_masks)
@@ -71,6 +75,7 @@ def run_benchmark(
         "n_masks": n_masks,
         "dtype": dtype,
         "threads": torch.get_num_threads(),
+        "device": str(device),
         "demo_generation_s": demo_s,
         "batched": {"total_s": batched_s, "cpu_s": batched_cpu, "fit_s": fit_s, "evaluate_s": eval_s},
         "load_average_at_start": os.getloadavg()[0],
@@ -96,7 +101,7 @@ def run_benchmark(
             )
             seq_returns[m] = evaluator.evaluate(single.act, 1)[0]
             for key, value in single.params.items():
-                max_delta = max(max_delta, float((value[0] - ensemble.params[key][m]).abs().max()))
+                max_delta = max(max_delta, float((value[0] - ensemble.params[key][m].cpu()).abs().max()))
         seq_maps = all_maps(grids, masks, seq_returns.mean(axis=1), cfg.keep_p, cfg.ridge, cfg.block)
         seq_s = time.perf_counter() - start
         seq_cpu = time.process_time() - cpu_start
@@ -128,21 +133,44 @@ def run_benchmark(
     return out
 
 
-def benchmark_main(argv: list[str]) -> int:
-    """Timings of the batched R2RISE loop vs a sequential one-model loop (benchmark.json)."""
-    parser = argparse.ArgumentParser(prog="r2rise benchmark", description=benchmark_main.__doc__)
-    parser.add_argument("--n-masks", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dtype", default="float64", choices=sorted(DTYPES))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compare-sequential", action="store_true")
-    parser.add_argument("--no-naive", action="store_true", help="skip the naive single-env evaluation loop")
-    parser.add_argument("--out", help="output folder (default: runs/r2rise/<timestamp>-benchmark)")
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    result = run_benchmark(args.n_masks, args.dtype, args.seed, args.compare_sequential, not args.no_naive)
-    out = Path(args.out) if args.out else make_run_dir("r2rise", "benchmark")
-    write_json_atomic(out / "benchmark.json", result)
-    log(f"r2rise benchmark: {result}")
-    print(out / "benchmark.json")
-    return 0
+def _synchronize(device: str | torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def summary_table(result: dict[str, Any]) -> Table:
+    """One row: the spec §7 numbers of a benchmark run."""
+    columns = ["N", "dtype", "threads", "batched s", "fit s", "evaluate s"]
+    formats = {"batched s": ".2f", "fit s": ".2f", "evaluate s": ".2f"}
+    row = [result["n_masks"], result["dtype"], result["threads"], result["batched"]["total_s"],
+           result["batched"]["fit_s"], result["batched"]["evaluate_s"]]  # fmt: skip
+    if "sequential" in result:
+        same = result["same_results"]
+        columns += ["sequential s", "speed-up (wall)", "speed-up (CPU)", "identical returns", "max |Δparam|",
+                    "Spearman (centred)"]  # fmt: skip
+        formats.update({"sequential s": ".1f", "speed-up (wall)": ".1f", "speed-up (CPU)": ".1f",
+                        "identical returns": ".0%", "max |Δparam|": ".1e", "Spearman (centred)": ".4f"})  # fmt: skip
+        row += [result["sequential"]["total_s"], result["speedup"], result["speedup_cpu_time"],
+                same["fraction_models_identical_returns"], same["max_abs_param_diff"],
+                same["spearman_centred_maps"]]  # fmt: skip
+    columns += ["load avg (start)"]
+    formats["load avg (start)"] = ".1f"
+    row += [result["load_average_at_start"]]
+    table = Table(columns, formats=formats, title="Batched R2RISE vs the sequential one-model loop (spec §7)")
+    table.add(*row)
+    return table
+
+
+def benchmark(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """``r2rise benchmark``: timings of the batched loop vs a sequential one-model loop (benchmark.json and
+    results.json with a one-row table)."""
+    result = run_benchmark(
+        args.n_masks, args.dtype, args.seed, args.compare_sequential, not args.no_naive, run.device
+    )
+    run.write_json("benchmark.json", result)
+    record = results_record(
+        run.command, environment_line(run.env), [args.seed], {"main": summary_table(result)}, benchmark=result
+    )
+    run.write_json("results.json", record)
+    print(summary_table(result).to_markdown())
+    return {"benchmark": result}

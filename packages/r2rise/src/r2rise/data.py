@@ -7,8 +7,10 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from r2rise.demos import Demonstrations, load_demos, make_demos
-from r2rise.learners import Normaliser
+from paperlab_core.data import require_dir
+from paperlab_core.errors import ConfigError
+from r2rise.demos import Demonstrations, load_demos, make_demos, resolve_demos_path
+from r2rise.learners import OBS_SCALINGS, Normaliser
 from r2rise.masks import frame_weights, generate_grids, grids_to_masks, num_blocks
 
 
@@ -34,7 +36,9 @@ class DemosDataModule(LightningDataModule):
 
     Args:
         env_id: gymnasium env id (classic control has hand-written experts).
-        demos: path to a demonstrations ``.npz`` (package format); ``None`` generates them with the expert.
+        demos: a demonstrations ``.npz`` (package format) or a folder holding ``demos.npz``, relative to ``root``
+            when that is given; ``None`` generates them with the expert.
+        root: folder holding demonstration files (must exist when given).
         demonstrator: ``module:callable`` expert for envs without a hand-written one.
         num_demos: number of generated demonstrations D.
         length: frames per generated demonstration T (``None``: one full episode each).
@@ -52,6 +56,7 @@ class DemosDataModule(LightningDataModule):
         self,
         env_id: str = "CartPole-v1",
         demos: str | None = None,
+        root: str | None = None,
         demonstrator: str | None = None,
         num_demos: int = 5,
         length: int | None = 200,
@@ -65,10 +70,13 @@ class DemosDataModule(LightningDataModule):
         obs_scaling: str = "env",
     ) -> None:
         super().__init__()
-        if obs_scaling not in ("env", "demos"):
-            raise ValueError(f"data.obs_scaling must be 'env' or 'demos', got {obs_scaling!r}")
+        if obs_scaling not in OBS_SCALINGS:
+            raise ConfigError(f"data.obs_scaling must be 'env' or 'demos', got {obs_scaling!r}")
+        if root is not None:
+            require_dir(root, "data root", "data.root must be an existing folder holding demonstration files")
         self.env_id = env_id
-        self.demos_path = demos
+        self.root = root
+        self.demos_path = resolve_demos_path(demos, root) if demos else None
         self.demonstrator = demonstrator
         self.num_demos = num_demos
         self.length = length
@@ -100,6 +108,14 @@ class DemosDataModule(LightningDataModule):
                 )
         return self.demonstrations
 
+    def data_fingerprint(self) -> str:
+        """sha256 of the demonstrations file (generated demonstrations are fixed by the configuration)."""
+        if self.demos_path is None:
+            return "generated"
+        from paperlab_core.data import sha256sum
+
+        return sha256sum(self.demos_path)
+
     def setup(self, stage: str | None = None) -> None:
         demos = self.prepare_demos()
         obs, actions, _ = demos.frames()
@@ -124,7 +140,7 @@ class DemosDataModule(LightningDataModule):
             )[self.mask_index : self.mask_index + 1]
             weights = frame_weights(grids_to_masks(grids, demos.length, self.block), demos.valid)
             if weights.sum() == 0:
-                raise ValueError(f"mask {self.mask_index} (keep_p={self.mask_keep_p}) keeps no frame")
+                raise ConfigError(f"mask {self.mask_index} (keep_p={self.mask_keep_p}) keeps no frame")
         inputs = torch.as_tensor(obs) if images else torch.as_tensor(obs, dtype=torch.float32)
         self.train_set = FullBatch(
             inputs,

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from paperlab_core.errors import ConfigError, MissingFileError
 from paperlab_core.logging import atomic_open
 from r2rise.envs import Expert, env_spaces, expert_for, make_env
 
 REQUIRED_FIELDS = ("obs", "actions", "valid", "returns", "env_id")
 
 
-class DemoFormatError(ValueError):
+class DemoFormatError(ConfigError):
     """A demonstrations file or object does not match the package format."""
 
 
@@ -165,13 +166,23 @@ def save_demos(demos: Demonstrations, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def resolve_demos_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
+    """A demonstrations file from a user's value: relative paths are taken under ``root`` when given, and a folder
+    (an ``r2rise demos`` or ``explain`` run) stands for its ``demos.npz``."""
+    resolved = Path(path).expanduser()
+    if root is not None and not resolved.is_absolute():
+        resolved = Path(root).expanduser() / resolved
+    return resolved / "demos.npz" if resolved.is_dir() else resolved
+
+
 def load_demos(
     path: str | os.PathLike[str], env_id: str | None = None, check_env: bool = True
 ) -> Demonstrations:
-    """Load and validate a demonstrations ``.npz``; errors name the file and the field."""
-    path = Path(path)
+    """Load and validate a demonstrations ``.npz`` (or a folder's ``demos.npz``); errors name the file and the
+    field."""
+    path = resolve_demos_path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"demonstrations file {path} does not exist (make one with `r2rise demos`)")
+        raise MissingFileError("demonstrations file", path, "make one with `r2rise demos`")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -261,7 +272,7 @@ def plant_corruption(
     object with ``corrupted`` (D, B) as ground truth; only valid frames are changed.
     """
     if not 0.0 <= corrupt_frac <= 1.0:
-        raise ValueError(f"corrupt_frac must be in [0, 1], got {corrupt_frac}")
+        raise ConfigError(f"corrupt_frac must be in [0, 1], got {corrupt_frac}")
     if num_actions is None:
         num_actions = env_spaces(demos.env_id)[1]
     rng = np.random.default_rng([seed, 7919])
@@ -287,6 +298,12 @@ def make_demos(
     demonstrator: str | None = None,
 ) -> Demonstrations:
     """Record demonstrations and (if ``corrupt_frac`` > 0) plant corrupted blocks: the embedded default data."""
+    if not 0.0 <= exec_noise <= 1.0:
+        raise ConfigError(f"exec_noise must be in [0, 1], got {exec_noise}")
+    if not 0.0 <= corrupt_frac <= 1.0:
+        raise ConfigError(f"corrupt_frac must be in [0, 1], got {corrupt_frac}")
+    if num_demos < 1 or (length is not None and length < 1) or block < 1:
+        raise ConfigError(f"need num_demos ≥ 1, length ≥ 1 and block ≥ 1, got {num_demos}, {length}, {block}")
     expert = expert_for(env_id, demonstrator)
     demos = record_demonstrations(env_id, num_demos, length, exec_noise, seed, expert)
     if corrupt_frac > 0:

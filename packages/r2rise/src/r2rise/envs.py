@@ -12,6 +12,8 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from paperlab_core.errors import ConfigError
+
 Expert = Callable[[np.ndarray], int]
 
 CLASSIC_ENVS = ("CartPole-v1", "MountainCar-v0", "Acrobot-v1")
@@ -46,17 +48,17 @@ def is_atari(env_id: str) -> bool:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise a one-line ``ValueError`` when ``env_id`` is not a registered gymnasium env (Atari ids register
+    """Raise a one-line ``ConfigError`` (a ``ValueError``) when ``env_id`` is not a registered gymnasium env (Atari ids register
     ale-py's envs on first use; ale-py ≥ 0.9 wheels ship the ROMs)."""
     if env_id not in gym.registry and is_atari(env_id):
         try:
             import ale_py
         except ImportError as err:
-            raise ValueError(f"env {env_id!r} needs ale-py: pip install 'r2rise[atari]'") from err
+            raise ConfigError(f"env {env_id!r} needs ale-py: pip install 'r2rise[atari]'") from err
         gym.register_envs(ale_py)
     if env_id not in gym.registry:
         known = ", ".join(CLASSIC_ENVS)
-        raise ValueError(f"unknown env {env_id!r}: not registered in gymnasium (classic control: {known})")
+        raise ConfigError(f"unknown env {env_id!r}: not registered in gymnasium (classic control: {known})")
 
 
 def make_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
@@ -76,7 +78,7 @@ def env_spaces(env_id: str) -> tuple[tuple[int, ...], int]:
     env = make_env(env_id)
     try:
         if not isinstance(env.action_space, gym.spaces.Discrete):
-            raise ValueError(f"env {env_id!r}: R2RISE's learners need a Discrete action space")
+            raise ConfigError(f"env {env_id!r}: R2RISE's learners need a Discrete action space")
         return tuple(env.observation_space.shape or ()), int(env.action_space.n)
     finally:
         env.close()
@@ -87,11 +89,15 @@ def load_demonstrator(spec: str) -> Expert:
     if spec in EXPERTS:
         return EXPERTS[spec]
     if ":" not in spec:
-        raise ValueError(f"demonstrator {spec!r}: expected 'module:callable' or one of {sorted(EXPERTS)}")
+        raise ConfigError(f"demonstrator {spec!r}: expected 'module:callable' or one of {sorted(EXPERTS)}")
     module_name, attr = spec.split(":", 1)
-    func = getattr(importlib.import_module(module_name), attr, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"demonstrator {spec!r}: cannot import {module_name} ({err})") from None
+    func = getattr(module, attr, None)
     if not callable(func):
-        raise ValueError(f"demonstrator {spec!r}: {attr!r} is not a callable in {module_name}")
+        raise ConfigError(f"demonstrator {spec!r}: {attr!r} is not a callable in {module_name}")
     return func
 
 
@@ -101,7 +107,7 @@ def expert_for(env_id: str, demonstrator: str | None = None) -> Expert:
     if demonstrator:
         return load_demonstrator(demonstrator)
     if env_id not in EXPERTS:
-        raise ValueError(
+        raise ConfigError(
             f"env {env_id!r} has no hand-written expert; pass a demonstrator 'module:callable' "
             f"(built-in experts: {sorted(EXPERTS)})"
         )

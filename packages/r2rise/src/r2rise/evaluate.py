@@ -16,6 +16,7 @@ from functools import partial
 import gymnasium as gym
 import numpy as np
 
+from paperlab_core.errors import ConfigError
 from r2rise.envs import check_env_id, is_atari, make_env
 
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -39,9 +40,9 @@ class Evaluator:
     def __post_init__(self) -> None:
         check_env_id(self.env_id)
         if self.episodes < 1:
-            raise ValueError(f"episodes must be ≥ 1, got {self.episodes}")
+            raise ConfigError(f"episodes must be ≥ 1, got {self.episodes}")
         if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+            raise ConfigError(f"epsilon must be in [0, 1], got {self.epsilon}")
         spec = gym.spec(self.env_id)
         default = ATARI_HORIZON if is_atari(self.env_id) else spec.max_episode_steps
         self.horizon = int(self.max_steps or default or 1000)

@@ -10,25 +10,28 @@ maps ← estimators(masks, R)
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
-import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from paperlab_core.errors import ConfigError
 from paperlab_core.logging import atomic_open, log, write_json_atomic, write_text_atomic
+from paperlab_core.verbs import Run
 from r2rise import plots
-from r2rise.demos import Demonstrations
+from r2rise.demos import Demonstrations, load_demos, make_demos, save_demos
 from r2rise.envs import env_spaces
 from r2rise.estimators import all_maps, compressed_map, permutation_test, returns_summary, roc_auc
 from r2rise.evaluate import Evaluator
-from r2rise.learners import LEARNERS, Normaliser, fit_ensemble
+from r2rise.learners import LEARNERS, OBS_SCALINGS, Normaliser, fit_ensemble
 from r2rise.masks import (
     deletion_grid,
     frame_weights,
@@ -37,6 +40,9 @@ from r2rise.masks import (
     num_blocks,
     percentile_keep_mask,
 )
+from r2rise.runfiles import load_run
+
+__all__ = ["load_run"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 EXPLAIN_LEARNERS = (*LEARNERS, "bc_cnn")
@@ -47,7 +53,8 @@ ESTIMATORS = ("raw", "rise", "centred", "linear")
 
 @dataclass
 class ExplainConfig:
-    """Settings of one R2RISE run (every field is a CLI option of ``r2rise explain``)."""
+    """Settings of one R2RISE run (every field is a CLI option of ``r2rise explain``; ``device`` is where the
+    ensembles train: ``--device``)."""
 
     learner: str = "bc_mlp"
     n_masks: int = 200
@@ -67,16 +74,21 @@ class ExplainConfig:
     cnn_val_every: int = 500
     cnn_patience: int = 5
     max_steps: int | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.learner not in EXPLAIN_LEARNERS:
-            raise ValueError(f"unknown learner {self.learner!r} (choose from {', '.join(EXPLAIN_LEARNERS)})")
+            raise ConfigError(f"unknown learner {self.learner!r} (choose from {', '.join(EXPLAIN_LEARNERS)})")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        if self.obs_scaling not in ("env", "demos"):
-            raise ValueError(f"obs_scaling must be 'env' or 'demos', got {self.obs_scaling!r}")
+            raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.obs_scaling not in OBS_SCALINGS:
+            raise ConfigError(f"obs_scaling must be 'env' or 'demos', got {self.obs_scaling!r}")
         if self.chunk < 1:
-            raise ValueError(f"chunk must be ≥ 1, got {self.chunk}")
+            raise ConfigError(f"chunk must be ≥ 1, got {self.chunk}")
+        if not 0.0 < self.keep_p < 1.0:
+            raise ConfigError(f"keep_p (probability of keeping a block) must be in (0, 1), got {self.keep_p}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ConfigError(f"epsilon must be in [0, 1], got {self.epsilon}")
 
 
 @dataclass
@@ -142,6 +154,7 @@ def retrain_on_masks(
                 list(members[start:stop]),
                 val_every=cfg.cnn_val_every,
                 patience=cfg.cnn_patience,
+                device=cfg.device,
             )
         else:
             policies = fit_ensemble(
@@ -157,6 +170,7 @@ def retrain_on_masks(
                 members[start:stop],
                 normaliser,
                 DTYPES[cfg.dtype],
+                device=cfg.device,
             )
         out[start:stop] = evaluator.evaluate(policies.act, stop - start)
     return out
@@ -272,41 +286,27 @@ def save_run(
     return info
 
 
-def load_run(
-    run_dir: str | os.PathLike[str], prefix: str = ""
-) -> tuple[dict[str, np.ndarray], np.ndarray, dict]:
-    """Maps, grids and summary of a saved run."""
-    run = Path(run_dir)
-    for name in ("maps.npz", "masks.npz", "summary.json"):
-        if not (run / f"{prefix}{name}").is_file():
-            raise FileNotFoundError(
-                f"{run}: {prefix}{name} is missing (is this an `r2rise explain` run directory?)"
-            )
-    with np.load(run / f"{prefix}maps.npz") as data:
-        maps = {k: data[k] for k in data.files}
-    with np.load(run / f"{prefix}masks.npz") as data:
-        grids = data["grids"]
-    return maps, grids, json.loads((run / f"{prefix}summary.json").read_text())
-
-
 def deletion_experiment(
     demos: Demonstrations,
     block_scores: np.ndarray,
     cfg: ExplainConfig,
-    fractions: tuple[float, ...] = (0.2, 0.4),
-    seeds: int = 8,
+    fractions: Sequence[float] = (0.2, 0.4),
+    seeds: int | Sequence[int] = 8,
     learner: str | None = None,
 ) -> dict[str, Any]:
     """Q2: retrain after removing the top-k, a random k, or the bottom-k blocks by ``block_scores``.
 
-    Each (mode, fraction) is retrained with ``seeds`` initialisations (shared across modes: paired design); the
-    random deletion draws a new block set per seed. All retrainings run as one batched ensemble.
+    Each (mode, fraction) is retrained once per seed s (initialisation member 100,000 + s, shared across modes:
+    paired design; ``seeds`` = 8 means seeds 0..7); the random deletion draws a new block set per seed. All
+    retrainings run as one batched ensemble.
     """
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    fractions = tuple(float(f) for f in fractions)
     usable = usable_blocks(demos, cfg.block)
     grids, labels, members = [], [], []
     for fraction in fractions:
         for mode in ("top", "random", "bottom"):
-            for s in range(seeds):
+            for s in seeds:
                 grids.append(deletion_grid(block_scores, usable, fraction, mode, seed=cfg.seed * 1000 + s))
                 labels.append((mode, fraction))
                 members.append(100_000 + s)
@@ -328,16 +328,24 @@ def deletion_experiment(
 
 
 def paper_percentile_experiment(
-    demos: Demonstrations, frame_map: np.ndarray, cfg: ExplainConfig, percentile: float = 0.6, seeds: int = 10
+    demos: Demonstrations,
+    frame_map: np.ndarray,
+    cfg: ExplainConfig,
+    percentile: float = 0.6,
+    seeds: int | Sequence[int] = 10,
 ) -> dict[str, Any]:
     """Official Q2 variant (``BC.py --eval``): keep frames with importance ≤ the ``percentile`` quantile of the whole
-    (D, T) map (0.6 removes the top 40 %), retrain ``seeds`` times; compare with random block masks that keep the
-    same fraction (KEEP probability = ``percentile``)."""
+    (D, T) map (0.6 removes the top 40 %), retrain once per seed (``seeds`` = 10 means 0..9); compare with random
+    block masks that keep the same fraction (KEEP probability = ``percentile``)."""
+    if not 0.0 < percentile < 1.0:
+        raise ConfigError(f"the paper percentile must be in (0, 1), got {percentile}")
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     keep = percentile_keep_mask(frame_map, demos.valid, percentile)
-    members = 300_000 + np.arange(seeds)
-    top_removed = retrain_on_masks(demos, np.repeat(keep[None], seeds, axis=0), cfg, members).mean(axis=1)
+    members = 300_000 + np.asarray(seeds)
+    count = len(seeds)
+    top_removed = retrain_on_masks(demos, np.repeat(keep[None], count, axis=0), cfg, members).mean(axis=1)
     grids = generate_grids(
-        seeds, demos.num_demos, num_blocks(demos.length, cfg.block), percentile, cfg.seed + 1
+        count, demos.num_demos, num_blocks(demos.length, cfg.block), percentile, cfg.seed + 1
     )
     random_removed = retrain_and_evaluate(demos, grids, cfg, members).mean(axis=1)
     return {
@@ -348,83 +356,69 @@ def paper_percentile_experiment(
     }
 
 
-def explain_main(argv: list[str]) -> int:
-    """The R2RISE loop on a demonstrations file: masks, returns, maps (raw/rise/centred/linear), heatmaps."""
-    import argparse
-
-    from paperlab_core.logging import make_run_dir
-    from r2rise.demos import load_demos, save_demos
-
-    defaults = ExplainConfig()
-    parser = argparse.ArgumentParser(prog="r2rise explain", description=explain_main.__doc__)
-    parser.add_argument(
-        "--demos", help="demonstrations .npz (default: generate the embedded planted CartPole set)"
-    )
-    parser.add_argument("--learner", default=defaults.learner, choices=EXPLAIN_LEARNERS)
-    parser.add_argument("--n-masks", type=int, default=defaults.n_masks)
-    parser.add_argument(
-        "--keep-p", type=float, default=defaults.keep_p, help="probability of KEEPING a block"
-    )
-    parser.add_argument("--block", type=int, default=defaults.block)
-    parser.add_argument("--chunk", type=int, default=defaults.chunk, help="models trained at once")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--hidden", type=int, default=defaults.hidden)
-    parser.add_argument("--episodes", type=int, default=defaults.episodes)
-    parser.add_argument("--epsilon", type=float, default=defaults.epsilon)
-    parser.add_argument("--ridge", type=float, default=defaults.ridge)
-    parser.add_argument("--dtype", default=defaults.dtype, choices=sorted(DTYPES))
-    parser.add_argument("--obs-scaling", default=defaults.obs_scaling, choices=("env", "demos"))
-    parser.add_argument("--cnn-batch", type=int, default=defaults.cnn_batch, help="bc_cnn minibatch")
-    parser.add_argument(
-        "--cnn-val-every", type=int, default=defaults.cnn_val_every, help="bc_cnn validation period"
-    )
-    parser.add_argument(
-        "--cnn-patience", type=int, default=defaults.cnn_patience, help="bc_cnn early stopping"
-    )
-    parser.add_argument("--max-steps", type=int, default=None, help="evaluation episode cap (agent steps)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", help="output folder (default: runs/r2rise/<timestamp>-explain)")
-    args = parser.parse_args(argv)
-    from paperlab_core.runtime import set_threads
-
-    set_threads(args.threads)
+def explain(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """``r2rise explain``: the R2RISE loop on a demonstrations file (default: the embedded planted CartPole set);
+    writes demos.npz, masks.npz, returns.npy, maps.npz, compressed_maps.csv, heatmaps and summary.json."""
     cfg = ExplainConfig(
-        args.learner,
-        args.n_masks,
-        args.keep_p,
-        args.block,
-        args.chunk,
-        args.seed,
-        args.hidden,
-        args.lr,
-        args.steps,
-        args.episodes,
-        args.epsilon,
-        args.ridge,
-        args.dtype,
-        args.obs_scaling,
-        args.cnn_batch,
-        args.cnn_val_every,
-        args.cnn_patience,
-        args.max_steps,
+        learner=args.learner,
+        n_masks=args.n_masks,
+        keep_p=args.keep_p,
+        block=args.block,
+        chunk=args.chunk,
+        seed=args.seed,
+        hidden=args.hidden,
+        lr=args.lr,
+        steps=args.steps,
+        episodes=args.episodes,
+        epsilon=args.epsilon,
+        ridge=args.ridge,
+        dtype=args.dtype,
+        obs_scaling=args.obs_scaling,
+        cnn_batch=args.cnn_batch,
+        cnn_val_every=args.cnn_val_every,
+        cnn_patience=args.cnn_patience,
+        max_steps=args.max_steps,
+        device=str(run.device),
     )
     if args.demos:
         demos = load_demos(args.demos)
     else:
-        from r2rise.demos import make_demos
-
         demos = make_demos("CartPole-v1", 5, 200, 0.1, 0.45, cfg.block, cfg.seed)
-    out = Path(args.out) if args.out else make_run_dir("r2rise", "explain")
-    save_demos(demos, out / "demos.npz")
+    save_demos(demos, run.path("demos.npz"))
     result = run_r2rise(demos, cfg)
-    info = save_run(result, demos, out)
-    log(
-        f"r2rise explain: Q1 returns {info['q1_returns']}, permutation p = {info['q1_permutation']['p_value']:.4f}"
-    )
+    info = save_run(result, demos, run.path(""))
+    p_value = info["q1_permutation"]["p_value"]
+    log(f"r2rise explain: Q1 returns {info['q1_returns']}, permutation p = {p_value:.4f}")
     if "planted_auc" in info:
         log(f"r2rise explain: planted AUC {info['planted_auc']}")
-    log(f"r2rise explain: wrote {out}")
-    print(out)
-    return 0
+    metrics = {"q1_returns": info["q1_returns"], "q1_permutation_p": p_value, "timings": result.timings}
+    if "planted_auc" in info:
+        metrics["planted_auc"] = info["planted_auc"]
+    return metrics
+
+
+def delete(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """``r2rise delete``: Q2 deletion curves for an explain run (deletion.json, deletion_curves.png)."""
+    maps, _, summary_info = load_run(args.run)
+    demos = load_demos(args.run / "demos.npz")
+    known = {f.name for f in fields(ExplainConfig)}
+    stored = {k: v for k, v in summary_info["config"].items() if k in known}
+    cfg = replace(ExplainConfig(**stored), device=str(run.device))
+    seeds = args.seeds or list(range(8))
+    table = deletion_experiment(demos, maps[f"{args.estimator}_block"], cfg, args.fractions, seeds)
+    if args.paper_percentile is not None:
+        table["paper_percentile"] = paper_percentile_experiment(
+            demos, maps[f"{args.estimator}_frame"], cfg, args.paper_percentile, seeds
+        )
+        log(f"r2rise delete: official percentile variant {table['paper_percentile']}")
+    table["estimator"] = args.estimator
+    table["run"] = str(args.run)
+    run.write_json("deletion.json", table)
+    curves = {
+        m: [(r["fraction"], r["mean"], r["std"]) for r in table[m]] for m in ("top", "random", "bottom")
+    }
+    plots.deletion_curves(curves, run.path("deletion_curves.png"), f"Q2 deletion ({args.estimator})")
+    for m in ("top", "random", "bottom"):
+        log(f"remove {m:6s}: " + ", ".join(f"{r['fraction']:.0%} → {r['mean']:.1f}" for r in table[m]))
+    means = {m: {str(r["fraction"]): r["mean"] for r in table[m]} for m in ("top", "random", "bottom")}
+    return {"deletion_mean_return": means, "estimator": args.estimator}

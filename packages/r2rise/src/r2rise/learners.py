@@ -23,7 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from paperlab_core.errors import ConfigError
+
 LEARNERS = ("bc_mlp", "bc_linear")
+OBS_SCALINGS = ("env", "demos")
 
 
 def member_generator(seed: int, member: int) -> torch.Generator:
@@ -324,7 +327,7 @@ def fit_ensemble(
     (no autograd graph). Models never interact, so grouping does not change any result.
     """
     if learner not in LEARNERS:
-        raise ValueError(f"unknown learner {learner!r} (choose from {', '.join(LEARNERS)})")
+        raise ConfigError(f"unknown learner {learner!r} (choose from {', '.join(LEARNERS)})")
     weights = np.asarray(weights)
     if weights.ndim != 2 or weights.shape[1] != obs.shape[0]:
         raise ValueError(f"weights must have shape (M, F={obs.shape[0]}), got {weights.shape}")
@@ -335,7 +338,7 @@ def fit_ensemble(
         raise ValueError("weights must be 0/1 frame-keep indicators")
     empty = np.flatnonzero(weights.sum(axis=1) == 0)
     if empty.size:
-        raise ValueError(
+        raise ConfigError(
             f"model(s) {[members[i] for i in empty[:5]]} have no kept frame: cannot fit a policy on an "
             "empty dataset"
         )
@@ -477,7 +480,7 @@ def fit_single(
     """Sequential reference: one ``nn.Module`` trained with ``torch.optim.Adam`` on exactly the kept frames."""
     keep = np.asarray(keep, dtype=bool)
     if not keep.any():
-        raise ValueError(f"model {member} has no kept frame: cannot fit a policy on an empty dataset")
+        raise ConfigError(f"model {member} has no kept frame: cannot fit a policy on an empty dataset")
     normaliser = normaliser or Normaliser.fit(obs)
     x = torch.as_tensor(normaliser(obs.reshape(obs.shape[0], -1))[keep], dtype=dtype)
     y = torch.as_tensor(actions[keep], dtype=torch.long)

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from paperlab_core.errors import ConfigError
+
 
 def num_blocks(length: int, block: int) -> int:
     """B = ⌈T / block⌉."""
     if block < 1:
-        raise ValueError(f"block must be ≥ 1, got {block}")
+        raise ConfigError(f"block must be ≥ 1, got {block}")
     return -(-length // block)
 
 
 def generate_grids(n_masks: int, num_demos: int, blocks: int, keep_p: float, seed: int) -> np.ndarray:
     """Bernoulli(p) grids g ∈ {0,1}^{N×D×B}; ``keep_p`` is the probability of KEEPING a cell."""
     if not 0.0 < keep_p < 1.0:
-        raise ValueError(f"keep_p (probability of keeping a block) must be in (0, 1), got {keep_p}")
+        raise ConfigError(f"keep_p (probability of keeping a block) must be in (0, 1), got {keep_p}")
     if n_masks < 1:
-        raise ValueError(f"n_masks must be ≥ 1, got {n_masks}")
+        raise ConfigError(f"n_masks must be ≥ 1, got {n_masks}")
     rng = np.random.default_rng(seed)
     return (rng.random((n_masks, num_demos, blocks)) < keep_p).astype(np.uint8)
 
@@ -59,7 +61,7 @@ def deletion_grid(
     elif mode == "random":
         chosen = np.random.default_rng(seed).choice(idx, size=k, replace=False)
     else:
-        raise ValueError(f"deletion mode must be top, bottom or random, got {mode!r}")
+        raise ConfigError(f"deletion mode must be top, bottom or random, got {mode!r}")
     grid = np.ones(scores.size, dtype=np.uint8)
     grid[chosen] = 0
     return grid.reshape(scores.shape)

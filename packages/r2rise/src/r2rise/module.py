@@ -7,6 +7,7 @@ import torch
 from pytorch_lightning import LightningModule
 from torch.nn import functional as F
 
+from paperlab_core.errors import ConfigError
 from r2rise.atari import NatureCNN
 from r2rise.envs import env_spaces
 from r2rise.evaluate import Evaluator
@@ -41,7 +42,7 @@ class BCPolicyModule(LightningModule):
     ) -> None:
         super().__init__()
         if learner not in (*POLICY_MODULES, "bc_cnn"):
-            raise ValueError(f"model.learner must be bc_mlp, bc_linear or bc_cnn, got {learner!r}")
+            raise ConfigError(f"model.learner must be bc_mlp, bc_linear or bc_cnn, got {learner!r}")
         self.save_hyperparameters()
         if learner == "bc_cnn":
             obs_shape, num_actions = env_spaces(env_id)
@@ -68,12 +69,13 @@ class BCPolicyModule(LightningModule):
         obs, actions, weights = batch
         ce = F.cross_entropy(self(obs), actions, reduction="none")
         loss = (weights * ce).sum() / weights.sum().clamp_min(1.0)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
 
     def _accuracy(self, batch: tuple[torch.Tensor, ...], prefix: str) -> None:
         obs, actions, _ = batch
-        self.log(f"{prefix}/acc", (self(obs).argmax(-1) == actions).float().mean(), prog_bar=True)
+        accuracy = (self(obs).argmax(-1) == actions).float().mean()
+        self.log(f"{prefix}/acc", accuracy, prog_bar=True, sync_dist=True)
 
     def _returns(self, prefix: str) -> None:
         hp = self.hparams
@@ -86,8 +88,8 @@ class BCPolicyModule(LightningModule):
             return self(x.flatten(0, 1)).argmax(-1).view(x.shape[:2]).cpu().numpy()
 
         returns = evaluator.evaluate(act, 1)[0]
-        self.log(f"{prefix}/return_mean", float(returns.mean()), prog_bar=True)
-        self.log(f"{prefix}/return_std", float(returns.std()))
+        self.log(f"{prefix}/return_mean", float(returns.mean()), prog_bar=True, sync_dist=True)
+        self.log(f"{prefix}/return_std", float(returns.std()), sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._accuracy(batch, "val")

@@ -1,19 +1,28 @@
-"""``r2rise reproduce``: the planted CartPole experiment answering Q1, Q2 and Q3 (spec §5); results.md/json + figures."""
+"""``r2rise reproduce``: the planted CartPole experiment answering Q1, Q2 and Q3 (spec §5) as a grid of cells.
+
+One cell per planted seed runs the whole chain on that seed's demonstrations: ``bc_mlp`` R2RISE (planted AUC of
+every estimator, Q1 spread and permutation test), Q2 deletion by the ``centred`` map (top-k / random / bottom-k,
+8 retrainings each), and Q3 (``bc_linear`` on the same masks: rank agreement, AUC, cross-use retraining). The full
+mode adds cells for clean CartPole, MountainCar and Acrobot (reported, not gated). Tables and the acceptance checks
+are built from the records alone, so ``--shard K/N`` runs and ``--merge`` give the same tables as a whole run.
+Per-seed arrays and figures go to ``<out>/seed<S>/``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-from paperlab_core.runtime import set_threads
+from paperlab_core.experiment import Cell, run_experiment
+from paperlab_core.logging import write_json_atomic
+from paperlab_core.results import Table
+from paperlab_core.verbs import Run
 from r2rise import plots
-from r2rise.demos import make_demos, save_demos
+from r2rise.demos import Demonstrations, make_demos, save_demos
 from r2rise.estimators import minmax, rank_agreement
 from r2rise.explain import (
     ESTIMATORS,
@@ -26,20 +35,18 @@ from r2rise.explain import (
 )
 from r2rise.masks import deletion_grid
 
-
-def _fmt(x: float) -> str:
-    return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
-
-
-def planted_seed(seed: int, cfg: ExplainConfig, out: Path, corrupt_frac: float = 0.45) -> dict[str, Any]:
-    demos = make_demos("CartPole-v1", 5, 200, 0.1, corrupt_frac, cfg.block, seed)
-    save_demos(demos, out / f"seed{seed}" / "demos.npz")
-    result = run_r2rise(demos, replace(cfg, seed=seed))
-    info = save_run(result, demos, out / f"seed{seed}")
-    return {"demos": demos, "result": result, "info": info}
+QUICK_FRACTIONS = (0.2, 0.4)
+FULL_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5)
+RETRAIN_SEEDS = 8
+"""Retrainings per (deletion mode, fraction) in Q2 and per arm of the Q3 cross-use experiment."""
+EXTRA_SETTINGS = ("CartPole-v1 clean", "MountainCar-v0", "Acrobot-v1")
+MAX_RETURN = 500.0
+"""CartPole-v1's maximum return: the bottom-k tolerance of spec §6.10 is 5 % of it."""
 
 
-def cross_use(demos, maps_a: dict, cfg: ExplainConfig, learner_b: str, seeds: int) -> dict[str, Any]:
+def cross_use(
+    demos: Demonstrations, maps_a: dict, cfg: ExplainConfig, learner_b: str, seeds: int
+) -> dict[str, Any]:
     """Retrain learner B with learner A's top 50 % blocks removed vs a random 50 % removed (official Q3 eval)."""
     usable = usable_blocks(demos, cfg.block)
     scores = maps_a["centred_block"]
@@ -54,69 +61,36 @@ def cross_use(demos, maps_a: dict, cfg: ExplainConfig, learner_b: str, seeds: in
     }
 
 
-def reproduce(
-    out: Path, quick: bool = True, planted_seeds: int = 3, n_masks: int = 200, dtype: str = "float64"
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    cfg = ExplainConfig(n_masks=n_masks, dtype=dtype)
-    results: dict[str, Any] = {
-        "config": {
-            "quick": quick,
-            "n_masks": n_masks,
-            "dtype": dtype,
-            "keep_p": cfg.keep_p,
-            "block": cfg.block,
-            "ridge": cfg.ridge,
-            "episodes": cfg.episodes,
-        }
-    }
-    runs = []
-    for seed in range(planted_seeds):
-        log(f"r2rise reproduce: planted seed {seed} (bc_mlp, N={n_masks})")
-        runs.append(planted_seed(seed, cfg, out))
-    results["planted"] = [
-        {
-            "seed": s,
-            "auc": r["info"]["planted_auc"],
-            "corrupted_blocks": r["info"]["corrupted_blocks"],
-            "q1_returns": r["info"]["q1_returns"],
-            "q1_permutation_p": r["info"]["q1_permutation"]["p_value"],
-        }
-        for s, r in enumerate(runs)
-    ]
-    results["planted_mean_auc"] = {
-        n: float(np.mean([r["auc"][n] for r in results["planted"]])) for n in ESTIMATORS
-    }
-    main = runs[0]
-    demos, res_a = main["demos"], main["result"]
+def planted_cell(params: dict[str, Any], out: Path, device: str) -> dict[str, Any]:
+    """Planted AUC + Q1, Q2 deletion and Q3 on the planted demonstrations of one seed."""
+    seed = int(params["seed"])
+    cfg = ExplainConfig(n_masks=params["n_masks"], dtype=params["dtype"], seed=seed, device=device)
+    folder = out / f"seed{seed}"
+    demos = make_demos("CartPole-v1", 5, 200, 0.1, 0.45, cfg.block, seed)
+    save_demos(demos, folder / "demos.npz")
+    res_a = run_r2rise(demos, cfg)
+    info_a = save_run(res_a, demos, folder)
 
-    log("r2rise reproduce: Q2 deletion")
-    fractions = (0.2, 0.4) if quick else (0.1, 0.2, 0.3, 0.4, 0.5)
-    deletion = deletion_experiment(demos, res_a.maps["centred_block"], res_a.config, fractions, seeds=8)
-    results["q2_deletion"] = deletion
+    deletion = deletion_experiment(
+        demos, res_a.maps["centred_block"], cfg, params["fractions"], seeds=RETRAIN_SEEDS
+    )
+    write_json_atomic(folder / "deletion.json", deletion)
     curves = {
         m: [(r["fraction"], r["mean"], r["std"]) for r in deletion[m]] for m in ("top", "random", "bottom")
     }
-    plots.deletion_curves(curves, out / "q2_deletion_curves.png", "Q2: deletion by centred bc_mlp map")
+    plots.deletion_curves(
+        curves, folder / "q2_deletion_curves.png", f"Q2: deletion by centred map, seed {seed}"
+    )
 
-    log("r2rise reproduce: Q3 bc_linear on the same masks")
-    cfg_b = replace(res_a.config, learner="bc_linear")
+    cfg_b = replace(cfg, learner="bc_linear")
     res_b = run_r2rise(demos, cfg_b, grids=res_a.grids)
-    info_b = save_run(res_b, demos, out / "seed0", prefix="bc_linear_")
+    info_b = save_run(res_b, demos, folder, prefix="bc_linear_")
     usable = usable_blocks(demos, cfg.block)
     agreement = rank_agreement(res_a.maps["centred_block"][usable], res_b.maps["centred_block"][usable])
-    results["q3"] = {
-        **agreement,
-        "auc_bc_mlp": main["info"]["planted_auc"]["centred"],
-        "auc_bc_linear": info_b["planted_auc"]["centred"],
-        "mean_return_bc_mlp": float(res_a.returns.mean()),
-        "mean_return_bc_linear": float(res_b.returns.mean()),
-        "cross_use_bc_linear_with_bc_mlp_map": cross_use(demos, res_a.maps, cfg_b, "bc_linear", 8),
-    }
     plots.scatter(
         res_a.maps["centred_block"],
         res_b.maps["centred_block"],
-        out / "q3_scatter.png",
+        folder / "q3_scatter.png",
         ("bc_mlp centred", "bc_linear centred"),
         "Q3: block importance",
         demos.corrupted,
@@ -124,131 +98,176 @@ def reproduce(
     diff = np.abs(minmax(res_a.maps["centred_frame"]) - minmax(res_b.maps["centred_frame"]))
     plots.heatmap(
         diff,
-        out / "q3_abs_diff.png",
+        folder / "q3_abs_diff.png",
         "|norm(bc_mlp) − norm(bc_linear)| (centred)",
         demos.valid,
         demos.corrupted,
         cfg.block,
     )
-
-    if not quick:
-        log("r2rise reproduce: clean demonstrations, MountainCar, Acrobot (reported, not gated)")
-        extra = {}
-        clean = make_demos("CartPole-v1", 5, 200, 0.1, 0.0, cfg.block, 0)
-        res = run_r2rise(clean, cfg)
-        extra["CartPole-v1 clean"] = save_run(res, clean, out / "clean")
-        for env_id in ("MountainCar-v0", "Acrobot-v1"):
-            demos_env = make_demos(env_id, 5, None, 0.1, 0.0, cfg.block, 0)
-            res = run_r2rise(demos_env, cfg)
-            extra[env_id] = save_run(res, demos_env, out / env_id)
-        results["extra"] = {
-            k: {"q1_returns": v["q1_returns"], "q1_permutation_p": v["q1_permutation"]["p_value"]}
-            for k, v in extra.items()
-        }
-
-    top20 = deletion["top"][fractions.index(0.2)]["mean"]
-    rnd20 = deletion["random"][fractions.index(0.2)]["mean"]
-    bot20 = deletion["bottom"][fractions.index(0.2)]["mean"]
-    results["checks"] = {
-        "planted_centred_auc_ge_0.75": results["planted_mean_auc"]["centred"] >= 0.75,
-        "top20_drop_ge_50pct_vs_random": top20 <= 0.5 * rnd20,
-        "bottom20_no_worse_than_random": bot20 >= rnd20 - 0.05 * 500,
-        "q3_spearman_gt_0.3": results["q3"]["spearman"] > 0.3,
+    return {
+        "corrupted_blocks": info_a["corrupted_blocks"],
+        "auc": info_a["planted_auc"],
+        "q1_returns": info_a["q1_returns"],
+        "q1_permutation_p": info_a["q1_permutation"]["p_value"],
+        "q2": {m: [{k: r[k] for k in ("fraction", "mean", "std")} for r in deletion[m]] for m in curves},
+        "q2_returns": {m: [r["returns"] for r in deletion[m]] for m in curves},
+        "q3": {
+            **agreement,
+            "auc_bc_mlp": info_a["planted_auc"]["centred"],
+            "auc_bc_linear": info_b["planted_auc"]["centred"],
+            "mean_return_bc_mlp": float(res_a.returns.mean()),
+            "mean_return_bc_linear": float(res_b.returns.mean()),
+            "cross_use": cross_use(demos, res_a.maps, cfg_b, "bc_linear", RETRAIN_SEEDS),
+        },
     }
-    results["wall_s"] = time.perf_counter() - start
-    write_json_atomic(out / "results.json", results)
-    write_text_atomic(out / "results.md", render_markdown(results))
-    return results
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    cfg = results["config"]
-    lines = [
-        f"# r2rise reproduce ({'quick' if cfg['quick'] else 'full'})",
-        "",
-        f"CartPole-v1 planted: 5 demonstrations × 200 frames, ε_exec 0.1, 45 % of 10-frame blocks label-flipped; "
-        f"N = {cfg['n_masks']} masks, keep p = {cfg['keep_p']}, bc_mlp (4 → 32 tanh → 2, Adam 1e-2, 200 full-batch "
-        f"steps, {cfg['dtype']}), return = mean of {cfg['episodes']} greedy episodes; ridge λ = {cfg['ridge']}.",
-        "",
-        "## Planted AUC (clean block ranked above corrupted block) and Q1",
-        "",
-        "| seed | corrupted blocks | AUC raw | AUC rise | AUC centred | AUC linear | return mean | min | max "
-        "| Q1 permutation p |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+def extra_cell(params: dict[str, Any], out: Path, device: str) -> dict[str, Any]:
+    """Q1 on clean CartPole, MountainCar or Acrobot demonstrations (reported, not gated)."""
+    setting = params["setting"]
+    cfg = ExplainConfig(n_masks=params["n_masks"], dtype=params["dtype"], seed=params["seed"], device=device)
+    if setting == "CartPole-v1 clean":
+        demos = make_demos("CartPole-v1", 5, 200, 0.1, 0.0, cfg.block, cfg.seed)
+    else:
+        demos = make_demos(setting, 5, None, 0.1, 0.0, cfg.block, cfg.seed)
+    info = save_run(run_r2rise(demos, cfg), demos, out / setting.replace(" ", "-"))
+    return {"q1_returns": info["q1_returns"], "q1_permutation_p": info["q1_permutation"]["p_value"]}
+
+
+def cells_for(quick: bool, seeds: list[int], n_masks: int, dtype: str) -> list[Cell]:
+    mode = "quick" if quick else "full"
+    fractions = list(QUICK_FRACTIONS if quick else FULL_FRACTIONS)
+    common = {"mode": mode, "n_masks": n_masks, "dtype": dtype}
+    prefix = f"{mode}/N{n_masks}-{dtype}"
+    cells = [
+        Cell(f"{prefix}/planted/seed{s}", {**common, "kind": "planted", "seed": s, "fractions": fractions})
+        for s in seeds
     ]
-    for r in results["planted"]:
-        q = r["q1_returns"]
-        lines.append(
-            f"| {r['seed']} | {r['corrupted_blocks']} | "
-            + " | ".join(_fmt(r["auc"][n]) for n in ESTIMATORS)
-            + f" | {q['mean']:.1f} | {q['min']:.1f} | {q['max']:.1f} | {r['q1_permutation_p']:.4f} |"
-        )
-    mean = results["planted_mean_auc"]
-    lines.append("| mean | | " + " | ".join(_fmt(mean[n]) for n in ESTIMATORS) + " | | | | |")
-    deletion = results["q2_deletion"]
-    lines += [
-        "",
-        f"## Q2 deletion (centred bc_mlp map of seed 0; mean ± std return over {deletion['seeds']} retrainings)",
-        "",
-        "| removed | top-k | random | bottom-k |",
-        "| --- | --- | --- | --- |",
-    ]
-    for i, fraction in enumerate(deletion["fractions"]):
-        cells = [
-            f"{deletion[m][i]['mean']:.1f} ± {deletion[m][i]['std']:.1f}" for m in ("top", "random", "bottom")
+    if not quick:
+        cells += [
+            Cell(f"{prefix}/extra/{name}", {**common, "kind": "extra", "setting": name, "seed": 0})
+            for name in EXTRA_SETTINGS
         ]
-        lines.append(f"| {fraction:.0%} | " + " | ".join(cells) + " |")
-    q3 = results["q3"]
-    cross = q3["cross_use_bc_linear_with_bc_mlp_map"]
-    lines += [
-        "",
-        "## Q3 bc_mlp vs bc_linear on the same masks (centred block maps, seed 0)",
-        "",
-        "| Spearman ρ | Kendall τ | top-20 % Jaccard | AUC bc_mlp | AUC bc_linear | mean return bc_mlp "
-        "| mean return bc_linear |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| {q3['spearman']:.3f} | {q3['kendall']:.3f} | {q3['top_jaccard']:.3f} | {q3['auc_bc_mlp']:.3f} | "
-        f"{q3['auc_bc_linear']:.3f} | {q3['mean_return_bc_mlp']:.1f} | {q3['mean_return_bc_linear']:.1f} |",
-        "",
-        f"Cross-use: bc_linear retrained without bc_mlp's top 50 % blocks: {cross['top50_removed']:.1f}; without a "
-        f"random 50 %: {cross['random50_removed']:.1f} (mean over {cross['seeds']} retrainings).",
-    ]
-    if "extra" in results:
-        lines += [
-            "",
-            "## Other settings (reported, not gated)",
-            "",
-            "| setting | return mean | min | max | Q1 p |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for name, v in results["extra"].items():
-            q = v["q1_returns"]
-            lines.append(
-                f"| {name} | {q['mean']:.1f} | {q['min']:.1f} | {q['max']:.1f} | "
-                f"{v['q1_permutation_p']:.4f} |"
-            )
-    lines += ["", "## Acceptance checks", "", "| check | passed |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in results["checks"].items()]
-    lines += ["", f"Wall time: {results['wall_s']:.0f} s.", ""]
-    return "\n".join(lines)
+    return cells
 
 
-def reproduce_main(argv: list[str]) -> int:
-    """Run the planted CartPole experiment (Q1, Q2, Q3, planted AUC); writes results.md/json and figures."""
-    parser = argparse.ArgumentParser(prog="r2rise reproduce", description=reproduce_main.__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="Q2 at 20/40 %% only, no clean/MountainCar/Acrobot"
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tables (planted/Q1, Q2, Q3, checks, and the extra settings in full mode) from the records alone."""
+    planted = sorted(
+        (r for r in records if r["params"]["kind"] == "planted"), key=lambda r: r["params"]["seed"]
     )
-    parser.add_argument("--seeds", type=int, default=3, help="planted seeds")
-    parser.add_argument("--n-masks", type=int, default=200)
-    parser.add_argument("--dtype", default="float64", choices=("float32", "float64"))
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", help="output folder (default: runs/r2rise/<timestamp>-reproduce)")
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    out = Path(args.out) if args.out else make_run_dir("r2rise", "reproduce")
-    out.mkdir(parents=True, exist_ok=True)
-    results = reproduce(out, args.quick, args.seeds, args.n_masks, args.dtype)
-    print(render_markdown(results))
-    log(f"r2rise reproduce: wrote {out}")
-    return 0
+    extra = [r for r in records if r["params"]["kind"] == "extra"]
+    tables: dict[str, Any] = {}
+    if planted:
+        tables.update(_planted_tables(planted))
+    if extra:
+        table = Table(
+            ["setting", "return mean", "min", "max", "Q1 permutation p"],
+            formats={"return mean": ".1f", "min": ".1f", "max": ".1f", "Q1 permutation p": ".4f"},
+            title="Other settings (Q1 only; reported, not gated)",
+        )
+        order = {name: i for i, name in enumerate(EXTRA_SETTINGS)}
+        for r in sorted(extra, key=lambda r: order.get(r["params"]["setting"], 99)):
+            q = r["result"]["q1_returns"]
+            table.add(r["params"]["setting"], q["mean"], q["min"], q["max"], r["result"]["q1_permutation_p"])
+        tables["extra"] = table
+    params = (planted or extra)[0]["params"] if (planted or extra) else {}
+    tables["text"] = (
+        f"CartPole-v1 planted: 5 demonstrations × 200 frames, ε_exec 0.1, 45 % of 10-frame blocks label-flipped; "
+        f"N = {params.get('n_masks')} masks, keep p = 0.5, bc_mlp (4 → 32 tanh → 2, Adam 1e-2, 200 full-batch "
+        f"steps, {params.get('dtype')}), return = mean of 4 greedy episodes; ridge λ = 1.0. Q2/Q3 retrain "
+        f"{RETRAIN_SEEDS} times per arm."
+    )
+    return tables
+
+
+def _planted_tables(planted: list[dict[str, Any]]) -> dict[str, Table]:
+    auc_columns = [f"AUC {n}" for n in ESTIMATORS]
+    main = Table(
+        ["seed", "corrupted blocks", *auc_columns, "return mean", "min", "max", "Q1 permutation p"],
+        formats={
+            **{c: ".3f" for c in auc_columns},
+            "return mean": ".1f",
+            "min": ".1f",
+            "max": ".1f",
+            "Q1 permutation p": ".4f",
+        },
+        title="Planted AUC (clean block ranked above corrupted block) and Q1",
+    )
+    for r in planted:
+        res, q = r["result"], r["result"]["q1_returns"]
+        main.add(
+            r["params"]["seed"], res["corrupted_blocks"], *(res["auc"][n] for n in ESTIMATORS),
+            q["mean"], q["min"], q["max"], res["q1_permutation_p"],
+        )  # fmt: skip
+    mean_auc = {n: _mean([r["result"]["auc"][n] for r in planted]) for n in ESTIMATORS}
+    main.add("mean", None, *(mean_auc[n] for n in ESTIMATORS), None, None, None, None)
+
+    fractions = [row["fraction"] for row in planted[0]["result"]["q2"]["top"]]
+    q2 = Table(
+        ["removed", "top-k", "random", "bottom-k"],
+        title=f"Q2 deletion by the centred bc_mlp map: mean ± std return over {len(planted)} seed(s) × "
+        f"{RETRAIN_SEEDS} retrainings",
+    )
+    q2_mean: dict[tuple[str, float], float] = {}
+    for i, fraction in enumerate(fractions):
+        cells = []
+        for mode in ("top", "random", "bottom"):
+            values = [v for r in planted for v in r["result"]["q2_returns"][mode][i]]
+            q2_mean[(mode, fraction)] = _mean(values)
+            cells.append(f"{np.mean(values):.1f} ± {np.std(values):.1f}")
+        q2.add(f"{fraction:.0%}", *cells)
+
+    q3_columns = ["Spearman ρ", "Kendall τ", "top-20 % Jaccard", "AUC bc_mlp", "AUC bc_linear",
+                  "return bc_mlp", "return bc_linear", "bc_linear −top 50 %", "bc_linear −random 50 %"]  # fmt: skip
+    q3 = Table(
+        ["seed", *q3_columns],
+        formats={**{c: ".3f" for c in q3_columns[:5]}, **{c: ".1f" for c in q3_columns[5:]}},
+        title="Q3: bc_mlp vs bc_linear on the same masks (centred block maps); cross-use: bc_linear retrained "
+        "without bc_mlp's top 50 % blocks vs a random 50 %",
+    )
+    rows = []
+    for r in planted:
+        q = r["result"]["q3"]
+        row = [q["spearman"], q["kendall"], q["top_jaccard"], q["auc_bc_mlp"], q["auc_bc_linear"],
+               q["mean_return_bc_mlp"], q["mean_return_bc_linear"], q["cross_use"]["top50_removed"],
+               q["cross_use"]["random50_removed"]]  # fmt: skip
+        rows.append(row)
+        q3.add(r["params"]["seed"], *row)
+    q3.add("mean", *(float(np.mean(col)) for col in zip(*rows, strict=True)))
+
+    spearman = _mean([r["result"]["q3"]["spearman"] for r in planted])
+    checks = Table(
+        ["check (spec §6)", "value", "threshold", "passed"],
+        formats={"value": ".3f", "threshold": ".3f"},
+        title="Acceptance checks (means over the seeds)",
+    )
+    checks.add("9: planted AUC, centred", mean_auc["centred"], 0.75, mean_auc["centred"] >= 0.75)
+    if 0.2 in fractions:
+        top, rnd, bottom = (q2_mean[(m, 0.2)] for m in ("top", "random", "bottom"))
+        checks.add("10: return, top 20 % removed ÷ random 20 % removed", top / rnd, 0.5, top <= 0.5 * rnd)
+        tolerance = 0.05 * MAX_RETURN
+        checks.add(
+            "10: return, bottom 20 % removed − random 20 % removed", bottom - rnd, -tolerance,
+            bottom >= rnd - tolerance,
+        )  # fmt: skip
+    checks.add("11: Q3 Spearman ρ", spearman, 0.3, spearman > 0.3)
+    return {"main": main, "q2": q2, "q3": q3, "checks": checks}
+
+
+def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """``r2rise reproduce``: the planted experiment (and, in full mode, the extra settings) via
+    :func:`paperlab_core.experiment.run_experiment`."""
+    seeds = args.seeds or [0, 1, 2]
+    cells = cells_for(args.quick, seeds, args.n_masks, args.dtype)
+    device = str(run.device)
+
+    def run_cell(cell: Cell) -> dict[str, Any]:
+        kind = cell.params["kind"]
+        return (planted_cell if kind == "planted" else extra_cell)(dict(cell.params), run.path(""), device)
+
+    return run_experiment(run, args, cells, run_cell, summarize)
