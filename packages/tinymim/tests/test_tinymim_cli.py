@@ -1,4 +1,5 @@
-"""CLI verbs (in-process, offline): train smoke, presets, pretrain-teacher, finetune, export to timm, determinism."""
+"""CLI verbs (in-process, offline): train smoke + k-NN evaluate, presets, pretrain-teacher, finetune + evaluate,
+export to timm, reproduce shards, one-line errors, determinism, and the light option tuples of ``cli.py``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import timm
 import torch
 import yaml
+from tinymim import cli
 from tinymim.cli import main
 from tinymim.commands import export_state
 from tinymim.models import ViTConfig, build_vit, embed_tokens
@@ -21,23 +23,73 @@ def isolated_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _print_config(capsys, *args):
-    assert main(["train", *args, "--print_config"]) is None or True
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs" / "tinymim"
+
+
+def _printed_config(capsys, verb: str, *args: str) -> dict:
+    assert main([verb, *args, "--print_config"]) == 0
     return yaml.safe_load(capsys.readouterr().out)
 
 
-def test_train_fast_dev_run_writes_student(isolated_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
-    assert main(["train", "--trainer.fast_dev_run=true", "--data.dataset=digits32"]) == 0
-    run = next((tmp_path / "runs" / "tinymim").iterdir())
+def _only(folder, pattern: str):
+    (found,) = sorted(folder.glob(pattern))
+    return found
+
+
+def test_light_option_tuples_equal_their_registries():
+    """cli.py spells choices as literal tuples (no heavy import at --help); they must track the registries."""
+    from tinymim import bench, data, models, reproduce
+
+    assert cli.DATASETS == data.DATASETS
+    assert cli.REPRODUCE_DATASETS == reproduce.DATASETS
+    assert cli.REPRODUCE_VARIANTS == reproduce.VARIANTS
+    assert cli.ARCHS == tuple(models.ARCHS)
+    assert cli.BENCH_PRESETS == tuple(bench.PRESETS)
+
+
+def test_train_fast_dev_run_then_evaluate_is_the_knn_of_its_student(isolated_cache, runs):
+    """`evaluate --ckpt` of a distillation checkpoint (nothing else) restores its config and reports the k-NN
+    top-1 of the student, equal to the k-NN computed here from the student.pth the run wrote."""
+    from tinymim.data import TinyMIMDataModule
+    from tinymim.evaluate import knn_predict, pooled_features
+
+    assert main(["train", "--trainer.fast_dev_run=true", "--data.dataset=digits32", "--model.knn_k=7"]) == 0
+    run = _only(runs, "*-run")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["distill"]["frozen_parameters"] and (run / "student.pth").is_file()
+    assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt")]) == 0
+    measured = json.loads((_only(runs, "*-evaluate") / "metrics.json").read_text())["test"]["test/knn_acc1"]
+
+    state, config, _ = load_student_state(run / "student.pth")
+    student = build_vit(config)
+    student.load_state_dict(state)
+    student.eval()
+    dm = TinyMIMDataModule(dataset="digits32", mode="distill")
+    bank_images, bank_labels, classes = dm.knn_bank()
+    splits = dm.load()
+    queries = pooled_features(student, dm._norm(splits.test_images))
+    predicted = knn_predict(pooled_features(student, bank_images), bank_labels, queries, 7, classes)
+    expected = float((predicted == splits.test_labels).float().mean())
+    assert measured == pytest.approx(expected, abs=1e-6)
+
+
+def test_knn_predict_is_a_majority_vote_of_the_nearest_rows():
+    from tinymim.evaluate import knn_predict
+
+    rows = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.2, 0.9]]
+    bank = torch.nn.functional.normalize(torch.tensor(rows), dim=-1)
+    labels = torch.tensor([0, 0, 1, 2, 2])
+    queries = torch.nn.functional.normalize(torch.tensor([[1.0, 0.05], [0.0, 1.0]]), dim=-1)
+    assert knn_predict(bank, labels, queries, 1, 3).tolist() == [0, 1]  # the nearest row
+    assert knn_predict(bank, labels, queries, 3, 3).tolist() == [0, 2]  # rows 2, 3, 4: class 2 twice
+    assert knn_predict(bank, labels, queries, 5, 3).tolist() == [0, 0]  # all rows vote: a tie 2/2 goes to 0
 
 
 def test_paper_preset_resolves_to_recipe(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--config", "paper-b-from-l", "--print_config"])
-    cfg = yaml.safe_load(capsys.readouterr().out)
+    cfg = _printed_config(capsys, "train", "--config", "paper-b-from-l")
     model = cfg["model"]
     assert model["betas"] == [0.9, 0.95] and model["weight_decay"] == 0.05 and model["blr"] == 1.5e-4
     assert model["lr"] is None and model["warmup_epochs"] == 15 and model["min_lr"] == 0.0
@@ -54,13 +106,9 @@ def test_paper_preset_resolves_to_recipe(capsys):
 
 
 def test_ablation_and_finetune_presets(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--config", "paper-b-from-l", "--config", "ablation-cls", "--print_config"])
-    cfg = yaml.safe_load(capsys.readouterr().out)
+    cfg = _printed_config(capsys, "train", "--config", "paper-b-from-l", "--config", "ablation-cls")
     assert cfg["trainer"]["max_epochs"] == 100 and cfg["model"]["target"] == "cls"
-    with pytest.raises(SystemExit):
-        main(["finetune", "--config", "finetune-b", "--print_config"])
-    ft = yaml.safe_load(capsys.readouterr().out)
+    ft = _printed_config(capsys, "finetune", "--config", "finetune-b")
     m, d = ft["model"], ft["data"]
     assert (m["layer_decay"], m["blr"], m["drop_path"], m["mixup"], m["cutmix"]) == (
         0.65,
@@ -76,51 +124,83 @@ def test_ablation_and_finetune_presets(capsys):
         100,
     )
     assert d["rand_augment"] == "rand-m9-mstd0.5-inc1" and d["reprob"] == 0.25
+    # finetune's own base preset, and --ckpt is the init checkpoint (not a Lightning resume)
+    base = _printed_config(capsys, "finetune", "--ckpt", "none")
+    assert base["model"]["init"] == "none" and base["trainer"]["max_epochs"] == 30
 
 
-def test_pretrain_teacher_then_finetune_and_export(tmp_path, monkeypatch):
-    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
-    out = tmp_path / "teacher.pth"
-    assert (
-        main(
-            [
-                "pretrain-teacher",
-                "--dataset",
-                "digits32",
-                "--epochs",
-                "1",
-                "--max_steps",
-                "2",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    blob = torch.load(out, weights_only=False)
+def test_pretrain_teacher_then_finetune_evaluate_and_export(isolated_cache, runs, tmp_path):
+    out = tmp_path / "pretrain"
+    args = ["--data.dataset", "digits32", "--epochs", "1", "--max-steps", "2", "--out", str(out)]
+    assert main(["pretrain-teacher", *args]) == 0
+    teacher = out / "teacher.pth"
+    blob = torch.load(teacher, weights_only=False)
     assert blob["meta"]["block_heads"] == [4] * 6 and "decoder" in blob["meta"]
-    assert (
-        main(
-            [
-                "finetune",
-                "--ckpt",
-                str(out),
-                "--trainer.max_epochs=1",
-                "--trainer.limit_train_batches=2",
-                "--trainer.limit_val_batches=1",
-                "--trainer.limit_test_batches=1",
-                "--data.dataset=digits32",
-                "--model.num_classes=10",
-            ]
-        )
-        == 0
-    )
-    run = next((tmp_path / "runs" / "tinymim").glob("*-run"))
+    assert not isolated_cache.exists(), "a --max-steps smoke run must not install a builtin teacher"
+    limits = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+    assert main(["finetune", "--ckpt", str(teacher), *limits, "--data.dataset=digits32"]) == 0
+    run = _only(runs, "*-finetune")
     ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file() and (run / "finetuned.pth").is_file()
-    assert json.loads((run / "metrics.json").read_text())["finetune_test"]["test/acc1"] >= 0.0
+    tested = json.loads((run / "metrics.json").read_text())["test"]
+    # the checkpoint alone (its init file gone) rebuilds the same classifier on the same test split
+    teacher.rename(tmp_path / "moved.pth")
     assert main(["evaluate", "--ckpt", str(ckpt)]) == 0
-    assert main(["export", "--ckpt", str(out), "--out", str(tmp_path / "export.pth")]) == 0
+    evaluated = json.loads((_only(runs, "*-evaluate") / "metrics.json").read_text())["test"]
+    for key in ("test/acc1", "test/acc5", "test/loss"):
+        assert evaluated[key] == pytest.approx(tested[key], abs=1e-6), key
+    # finetuned.pth holds the trained classifier: its logits equal the Lightning checkpoint's
+    from tinymim.module import TinyMIMFinetune
+
+    finetuned = torch.load(run / "finetuned.pth", weights_only=False)
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    assert finetuned["meta"]["arch"]["embed_dim"] == 64
+    model = TinyMIMFinetune(student=ViTConfig(**finetuned["meta"]["arch"]), num_classes=10)
+    model.model.load_state_dict(finetuned["model"])
+    assert all(torch.equal(state[f"model.{k}"], v) for k, v in finetuned["model"].items())
+    (tmp_path / "moved.pth").rename(teacher)
+    assert main(["export", "--ckpt", str(teacher), "--out", str(tmp_path / "export")]) == 0
+    assert (tmp_path / "export" / "student_timm.pth").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--data.dataset=nope"], "data.dataset 'nope' is unknown"),
+        (
+            ["train", "--model.teacher.source=nope:x", "--trainer.fast_dev_run=true"],
+            "teacher.source 'nope:x'",
+        ),
+        (["finetune", "--ckpt", "/no/such/student.pth"], "checkpoint /no/such/student.pth does not exist"),
+        (["reproduce", "--variants", "relation,bogus"], "unknown 'bogus'"),
+        (["pretrain-teacher", "--arch", "vit_gigantic"], "invalid choice"),
+    ],
+)
+def test_user_errors_are_one_line_and_leave_no_run_folder(args, message, runs, isolated_cache, capsys):
+    assert main(args) != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err[-1].startswith("tinymim: error: ") and message in err[-1], err
+    assert "Traceback" not in "\n".join(err)
+    assert not runs.exists() or not any(runs.iterdir()), "a failed run left a run folder"
+
+
+def test_reproduce_shards_merge_to_the_whole_runs_tables(isolated_cache, tmp_path):
+    """A 2-cell grid run whole and as two shards + --merge gives the same tables (records carry everything)."""
+    grid = ["--datasets", "digits17", "--variants", "scratch,relation", "--seeds", "0", "--teacher-epochs", "1",
+            "--student-epochs", "1", "--finetune-epochs", "1", "--threads", "1"]  # fmt: skip
+    assert main(["reproduce", *grid, "--out", str(tmp_path / "whole")]) == 0
+    for k in (1, 2):
+        assert main(["reproduce", *grid, "--shard", f"{k}/2", "--out", str(tmp_path / f"shard{k}")]) == 0
+        assert len(list((tmp_path / f"shard{k}" / "records").glob("*.json"))) == 1
+    assert main(["reproduce", "--merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"),
+                 "--out", str(tmp_path / "merged")]) == 0  # fmt: skip
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert set(whole["tables"]) == {"main", "margins", "losses"}
+    assert merged["tables"] == whole["tables"]
+    rows = whole["tables"]["main"]["rows"]
+    assert [row[:2] for row in rows] == [["digits17", "20 labels/class"], ["digits17", "all labels"]]
+    assert whole["seeds"] == [0]
 
 
 def test_export_loads_into_timm_with_same_block_output(tmp_path):

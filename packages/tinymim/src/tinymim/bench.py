@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -143,10 +142,11 @@ def run_benchmark(
     precision: str = "32-true",
     random_weights: bool = True,
     memory: bool = True,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Alternate fast/reference steps in one process; median times, ratio, losses, memory, breakdown."""
     torch.set_num_threads(threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     batch = batch or PRESETS[preset]["batch"]
     torch.manual_seed(0)
     student, teacher, heads, config = build_pair(preset, random_weights, device)
@@ -198,22 +198,8 @@ def run_benchmark(
     return result
 
 
-def bench_cli(argv: list[str]) -> int:
-    from paperlab_core.logging import make_run_dir, write_json_atomic
-
-    parser = argparse.ArgumentParser(prog="tinymim bench", description="performance measurements")
-    parser.add_argument("what", choices=["distill"])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    parser.add_argument(
-        "--random-weights", action="store_true", help="random teacher (no cached teacher needed)"
-    )
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", choices=["32-true", "bf16-mixed"], default="32-true")
-    parser.add_argument("--out", default=None, help="bench.json path (default: a new run directory)")
-    args = parser.parse_args(argv)
+def bench_distill(args: Any, run: Any) -> dict[str, Any]:
+    """``tinymim bench distill``: ``bench.json`` in the run folder, the numbers in ``metrics.json`` too."""
     result = run_benchmark(
         args.preset,
         args.batch_size,
@@ -222,9 +208,9 @@ def bench_cli(argv: list[str]) -> int:
         args.threads,
         args.precision,
         random_weights=args.random_weights or args.preset != "default",
+        device=run.device.type,
     )
-    out = args.out or str(make_run_dir("tinymim", "bench") / "bench.json")
-    write_json_atomic(out, result)
+    path = run.write_json("bench.json", result)
     print(json.dumps(result, indent=2))
-    print(f"bench.json: {out}")
-    return 0
+    print(f"bench.json: {path}")
+    return {"bench": result}

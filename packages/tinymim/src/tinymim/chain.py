@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from paperlab_core.cli import RUN_DIR_ENV
-from paperlab_core.logging import log, make_run_dir, write_json_atomic
+from paperlab_core.errors import UsageError, UserError
+from paperlab_core.logging import RUN_DIR_ENV, log, make_run_dir, write_json_atomic
 
 NAMED_CHAINS: dict[str, tuple[str, ...]] = {
     # MAE-ViT-L → TinyMIM-ViT-B (block 18) → TinyMIM-ViT-S (Table 3's ViT-S)
@@ -29,14 +29,14 @@ def chain_steps(value: str) -> list[str]:
         return list(NAMED_CHAINS[value])
     steps = [step.strip() for step in value.split(",") if step.strip()]
     if len(steps) < 2:
-        raise ValueError(
+        raise UsageError(
             f"--chain {value!r}: expected {' or '.join(NAMED_CHAINS)} or a comma list of at least two presets/YAML "
             "files (each step's student becomes the next step's teacher)"
         )
     return steps
 
 
-def split_chain_args(args: Sequence[str]) -> tuple[str | None, list[str]]:
+def split_chain_args(args: Sequence[str]) -> tuple[str, list[str]]:
     """Take ``--chain VALUE`` / ``--chain=VALUE`` out of ``train`` arguments; the rest is passed to every step."""
     rest: list[str] = []
     chain: str | None = None
@@ -45,11 +45,13 @@ def split_chain_args(args: Sequence[str]) -> tuple[str | None, list[str]]:
         if arg == "--chain":
             chain = next(items, None)
             if chain is None:
-                raise ValueError("--chain needs a value (L-B-S, B-S-T or a comma list of presets)")
+                raise UsageError("--chain needs a value (L-B-S, B-S-T or a comma list of presets)")
         elif arg.startswith("--chain="):
             chain = arg.split("=", 1)[1]
         else:
             rest.append(arg)
+    if chain is None:
+        raise UsageError("--chain needs a value (L-B-S, B-S-T or a comma list of presets)")
     return chain, rest
 
 
@@ -58,9 +60,9 @@ def run_chain(train: Callable[[list[str]], int], value: str, rest: list[str]) ->
     given there applies to the first step only, later steps always read the previous student."""
     steps = chain_steps(value)
     if any(arg == "--config" or arg.startswith("--config=") for arg in rest):
-        raise ValueError("--chain sets --config for every step; pass the presets in the chain instead")
+        raise UsageError("--chain sets --config for every step; pass the presets in the chain instead")
     name = _option(rest, "--run_name") or "chain"
-    root = make_run_dir("tinymim", name)
+    root = make_run_dir("tinymim", name, verb="train")
     record: dict = {"chain": value, "steps": []}
     teacher: Path | None = None
     for index, config in enumerate(steps, start=1):
@@ -86,7 +88,7 @@ def run_chain(train: Callable[[list[str]], int], value: str, rest: list[str]) ->
             log(f"tinymim chain: step {index} ({config}) failed with exit code {code}")
             return code
         if not student.is_file():
-            raise FileNotFoundError(f"chain step {index} ({config}) finished without writing {student}")
+            raise UserError(f"chain step {index} ({config}) finished without writing {student}")
         record["steps"][-1]["student"] = str(student)
         teacher = student
     write_json_atomic(root / "chain.json", record)

@@ -15,6 +15,8 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
+from paperlab_core.data import require_dir
+from paperlab_core.errors import ConfigError, MissingFileError
 from tinymim import augment, datasets
 
 DatasetName = Literal[
@@ -28,6 +30,15 @@ DatasetName = Literal[
     "mnist",
     "imagefolder",
 ]
+DATASETS: tuple[str, ...] = DatasetName.__args__
+#: what ``--data.root`` must hold, per dataset (for the one-line error when it does not exist)
+ROOT_LAYOUT = {
+    "cifar10-subset": "the CIFAR-10 JPEG subset: <root>/<class>/0000.jpg ... 0199.jpg",
+    "cifar10": "the folder holding cifar-10-batches-py/ (python pickle batches)",
+    "cifar100": "the folder holding cifar-100-python/ (python pickle batches)",
+    "mnist": "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+    "imagefolder": "train/<class>/* and val/<class>/* (ImageNet layout)",
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -76,7 +87,7 @@ def load_splits(name: str, root: str | None = None, pool_size: int = 5000, seed:
         splits = Splits(train_x, train_x, train_y, test_x, test_y, mean, std, 10)
     elif name in {"cifar10", "cifar100"}:
         if root is None:
-            raise FileNotFoundError(f"--data.root is required for {name} (folder holding the pickle batches)")
+            raise ConfigError(f"--data.root is required for {name} ({ROOT_LAYOUT[name]})")
         train_x, train_y = datasets.cifar_pickle(root, name, train=True)
         test_x, test_y = datasets.cifar_pickle(root, name, train=False)
         mean, std = datasets.per_channel_stats(train_x)
@@ -100,7 +111,7 @@ def load_splits(name: str, root: str | None = None, pool_size: int = 5000, seed:
             10,
         )
     else:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {DatasetName.__args__}")
+        raise ConfigError(f"unknown dataset {name!r} (expected one of {', '.join(DATASETS)})")
     _SPLIT_CACHE[key] = splits
     return splits
 
@@ -113,15 +124,15 @@ def imagefolder_splits(
     from torchvision.datasets import ImageFolder
 
     if root is None:
-        raise FileNotFoundError(
-            "--data.root is required for imagefolder: a folder with train/<class>/ and val/<class>/"
-        )
+        raise ConfigError(f"--data.root is required for imagefolder ({ROOT_LAYOUT['imagefolder']})")
     base = Path(root)
     for split in ("train", "val"):
         if not (base / split).is_dir():
-            raise FileNotFoundError(
-                f"{base / split} not found: ImageFolder data needs {base}/train/<class>/*.JPEG and "
-                f"{base}/val/<class>/*.JPEG (ImageNet val must be sorted into class folders)"
+            raise MissingFileError(
+                "folder",
+                base / split,
+                f"ImageFolder data needs {base}/train/<class>/*.JPEG and {base}/val/<class>/*.JPEG; "
+                "ImageNet val must be sorted into class folders",
             )
     bicubic = T.InterpolationMode.BICUBIC
     train_tf = T.Compose(
@@ -158,7 +169,7 @@ def low_label_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> to
     for cls in sorted(set(labels.tolist())):
         idx = np.flatnonzero(labels.numpy() == cls)
         if len(idx) < per_class:
-            raise ValueError(f"class {cls} has only {len(idx)} examples, {per_class} requested")
+            raise ConfigError(f"class {cls} has only {len(idx)} examples, {per_class} requested")
         chosen.append(rng.choice(idx, size=per_class, replace=False))
     return torch.from_numpy(np.sort(np.concatenate(chosen)))
 
@@ -213,8 +224,13 @@ class TinyMIMDataModule(LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        if dataset not in DATASETS:
+            raise ConfigError(f"data.dataset {dataset!r} is unknown (expected one of {', '.join(DATASETS)})")
+        if root is not None:
+            layout = ROOT_LAYOUT.get(dataset, f"{dataset} reads no files")
+            require_dir(root, "data root", f"--data.root must be an existing folder holding {layout}")
         if rand_augment and dataset != "imagefolder":
-            raise ValueError(
+            raise ConfigError(
                 f"data.rand_augment={rand_augment!r} needs per-image PIL transforms: only dataset=imagefolder supports "
                 f"it (got dataset={dataset!r}); set data.rand_augment null"
             )
@@ -278,10 +294,8 @@ class TinyMIMDataModule(LightningDataModule):
             data = splits.train_images
         return self._loader(data, hp.batch_size, True)
 
-    def _eval_loader(self) -> DataLoader | list:
+    def _eval_loader(self) -> DataLoader:
         splits = self.load()
-        if self.hparams.mode == "distill":
-            return []
         if isinstance(splits.test_images, torch.Tensor):
             data = TensorDataset(splits.test_images, splits.test_labels)
         else:
@@ -289,10 +303,22 @@ class TinyMIMDataModule(LightningDataModule):
         return self._loader(data, self.hparams.eval_batch_size, False)
 
     def val_dataloader(self) -> DataLoader | list:
+        """Fine-tuning: the test split; distillation has no validation loop."""
+        return [] if self.hparams.mode == "distill" else self._eval_loader()
+
+    def test_dataloader(self) -> DataLoader:
+        """The labelled test split (distillation checkpoints are tested with k-NN on it, see :meth:`knn_bank`)."""
         return self._eval_loader()
 
-    def test_dataloader(self) -> DataLoader | list:
-        return self._eval_loader()
+    def knn_bank(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Normalised labelled training images, their labels and the class count: the k-NN memory bank."""
+        splits = self.load()
+        if not isinstance(splits.train_images, torch.Tensor) or splits.train_labels is None:
+            raise ConfigError(
+                f"the k-NN test of a distilled student needs an in-memory dataset, not {self.hparams.dataset!r}: "
+                "fine-tune it (`tinymim finetune --ckpt ...`) and evaluate that checkpoint"
+            )
+        return self._norm(self._resize(splits.train_images)), splits.train_labels, splits.num_classes
 
     # ------------------------------------------------------------------ device-side augmentation
     def _crop(self, images: torch.Tensor) -> torch.Tensor:
@@ -306,6 +332,11 @@ class TinyMIMDataModule(LightningDataModule):
         )
         flips = torch.rand(images.shape[0], generator=self.generator) < (0.5 if hp.flip else 0.0)
         return augment.crop_and_flip(images, boxes, flips, hp.img_size)
+
+    def _resize(self, images: torch.Tensor) -> torch.Tensor:
+        if self.in_memory and images.shape[-1] != self.hparams.img_size:
+            return torch.nn.functional.interpolate(images, size=self.hparams.img_size, mode="bilinear")
+        return images
 
     def _norm(self, images: torch.Tensor) -> torch.Tensor:
         splits = self.load()
@@ -323,7 +354,8 @@ class TinyMIMDataModule(LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         trainer = getattr(self, "trainer", None)
         training = trainer is not None and trainer.training
-        if self.hparams.mode == "distill":
+        testing = trainer is not None and trainer.testing
+        if self.hparams.mode == "distill" and not testing:
             images = batch[0] if isinstance(batch, (list, tuple)) else batch
             return self.distill_views(images)
         images, labels = batch[0], batch[1]
@@ -331,6 +363,6 @@ class TinyMIMDataModule(LightningDataModule):
             images = self._crop(images)
             if self.in_memory and self.hparams.reprob > 0:
                 images = augment.random_erasing(images, self.hparams.reprob, self.generator)
-        elif self.in_memory and images.shape[-1] != self.hparams.img_size:
-            images = torch.nn.functional.interpolate(images, size=self.hparams.img_size, mode="bilinear")
+        else:
+            images = self._resize(images)
         return self._norm(images), labels

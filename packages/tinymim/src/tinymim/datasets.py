@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlab_core.data import OfflineError, find_shared_data
+from paperlab_core.errors import ConfigError, MissingFileError, UserError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SHAPES10_CLASSES = (
@@ -177,26 +178,29 @@ def cifar_jpeg_subset(
     from PIL import Image
 
     root = Path(root) if root else default_cifar_subset_root()
-    if root is None or not root.is_dir():
-        raise FileNotFoundError(
-            f"CIFAR-10 JPEG subset not found at {root}: expected <root>/<class>/0000.jpg for the classes "
-            f"{', '.join(CIFAR10_CLASSES)} (pass --data.root or set $PAPERLAB_SHARED_DATA)"
-        )
+    expected = (
+        f"expected <root>/<class>/0000.jpg for the classes {', '.join(CIFAR10_CLASSES)}; pass --data.root or set "
+        "$PAPERLAB_SHARED_DATA"
+    )
+    if root is None:
+        raise MissingFileError("CIFAR-10 JPEG subset", "../shared/data/images/cifar10_test_jpg", expected)
+    if not root.is_dir():
+        raise MissingFileError("CIFAR-10 JPEG subset", root, expected)
     splits: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "test": ([], [])}
     for label, name in enumerate(CIFAR10_CLASSES):
         folder = root / name
         files = sorted(folder.glob("*.jpg"))
         if not files:
-            raise FileNotFoundError(f"{folder}: no .jpg files (expected {name}/0000.jpg ... 0199.jpg)")
+            raise UserError(f"{folder}: no .jpg files (expected {name}/0000.jpg ... 0199.jpg)")
         for path in files:
             try:
                 number = int(path.stem)
             except ValueError as err:
-                raise ValueError(f"{path}: file names must be 4-digit numbers like 0000.jpg") from err
+                raise ConfigError(f"{path}: file names must be 4-digit numbers like 0000.jpg") from err
             with Image.open(path) as handle:
                 array = np.asarray(handle.convert("RGB"), dtype=np.uint8)
             if array.shape != (32, 32, 3):
-                raise ValueError(f"{path}: expected a 32×32 RGB image, got shape {array.shape}")
+                raise ConfigError(f"{path}: expected a 32×32 RGB image, got shape {array.shape}")
             split = "train" if number < 160 else "test"
             splits[split][0].append(array)
             splits[split][1].append(label)
@@ -204,7 +208,7 @@ def cifar_jpeg_subset(
     def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         arrays, labels = splits[split]
         if not arrays:
-            raise FileNotFoundError(f"{root}: the {split} split is empty (train: 0000–0159, test: 0160–0199)")
+            raise UserError(f"{root}: the {split} split is empty (train: 0000–0159, test: 0160–0199)")
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
         return images, torch.tensor(labels, dtype=torch.long)
 
@@ -242,11 +246,11 @@ def cifar_pickle(
     for file in files:
         path = base / file
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing CIFAR batch (expected the python-pickle layout)")
+            raise MissingFileError("CIFAR batch", path, "expected the python-pickle layout")
         with open(path, "rb") as handle:
             batch = pickle.load(handle, encoding="latin1")
         if "data" not in batch or key not in batch:
-            raise ValueError(f"{path}: expected keys 'data' and {key!r}, found {sorted(batch)}")
+            raise ConfigError(f"{path}: expected keys 'data' and {key!r}, found {sorted(batch)}")
         arrays.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(int(v) for v in batch[key])
     images = torch.from_numpy(np.concatenate(arrays)).float() / 255.0
@@ -258,7 +262,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
         data = handle.read()
     found = int.from_bytes(data[:4], "big")
     if found != magic:
-        raise ValueError(f"{path}: IDX magic {found} (expected {magic})")
+        raise ConfigError(f"{path}: IDX magic {found} (expected {magic})")
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)

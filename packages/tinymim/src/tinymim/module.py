@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torch import nn
 
-from paperlab_core.cli import current_run_dir
-from paperlab_core.logging import log, write_metrics
+from paperlab_core.errors import ConfigError, MissingFileError, UserError
+from paperlab_core.logging import current_run_dir, log, save_torch_atomic, write_metrics
 from tinymim.distill import (
     TARGETS,
     DistillHeads,
@@ -20,6 +20,7 @@ from tinymim.distill import (
     distillation_step,
     unused_student_parameters,
 )
+from tinymim.evaluate import knn_predict, pooled_features
 from tinymim.models import FINETUNE_HEADS, ViTConfig, block_heads, build_vit, set_block_heads
 from tinymim.optim import cosine_lr, effective_lr, param_groups
 from tinymim.teacher import (
@@ -68,6 +69,7 @@ class TinyMIMDistill(LightningModule):
         min_lr: float = 0.0,
         weight_decay_cls_token: bool = True,
         freeze_unused_last_block: bool = True,
+        knn_k: int = 20,
     ) -> None:
         """
         Args:
@@ -94,11 +96,14 @@ class TinyMIMDistill(LightningModule):
             min_lr: final learning rate.
             weight_decay_cls_token: decay the cls token (official code).
             freeze_unused_last_block: freeze student parameters the target never reaches (spec §2.4).
+            knn_k: neighbours of the k-NN test protocol (``tinymim evaluate`` on a distillation checkpoint).
         """
         super().__init__()
         self.save_hyperparameters()
         if target not in TARGETS:
-            raise ValueError(f"model.target {target!r} unknown; expected one of {TARGETS}")
+            raise ConfigError(f"model.target {target!r} unknown (expected one of {', '.join(TARGETS)})")
+        if knn_k < 1:
+            raise ConfigError(f"model.knn_k must be at least 1, got {knn_k}")
         self.student_config = student if isinstance(student, ViTConfig) else ViTConfig(**student)
         self.teacher_config = teacher if isinstance(teacher, TeacherConfig) else TeacherConfig(**teacher)
         self.options = DistillOptions(
@@ -126,6 +131,7 @@ class TinyMIMDistill(LightningModule):
         self._epoch_times: list[float] = []
         self._running: list[float] = []
         self._epoch_start = 0.0
+        self._knn_bank: tuple[torch.Tensor, torch.Tensor, int] | None = None
 
     # ------------------------------------------------------------------ teacher (kept out of the state dict)
     @property
@@ -157,17 +163,21 @@ class TinyMIMDistill(LightningModule):
         """Attach a teacher without registering it as a submodule (not saved, not optimised)."""
         object.__setattr__(self, "_teacher", teacher.to(self.device))
         if self.heads is None:
-            self.heads = DistillHeads(self.student, teacher.embed_dim, self.options, self.student_config).to(
-                self.device
-            )
+            self.make_heads(teacher.embed_dim)
         log(
             f"tinymim: teacher {teacher.source} ({teacher.depth} blocks, width {teacher.embed_dim}), targets from "
             f"block {teacher.target_block} with {teacher.relation_heads} heads; student last block "
             f"{self.student.blocks[-1].attn.num_heads} heads"
         )
 
+    def make_heads(self, teacher_dim: int) -> None:
+        """The trainable extras of the target (projections to the teacher width, mask token, decoder)."""
+        heads = DistillHeads(self.student, teacher_dim, self.options, self.student_config)
+        self.heads = heads.to(self.device)
+
     def setup(self, stage: str) -> None:
-        if self._teacher is None:
+        """Training needs the teacher; testing (k-NN of the student) does not, so it never builds one."""
+        if stage == "fit" and self._teacher is None:
             self.set_teacher(self.build_teacher())
 
     def on_fit_start(self) -> None:
@@ -240,9 +250,37 @@ class TinyMIMDistill(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the heads from the stored shapes (only projections depend on the teacher's width)."""
         state = checkpoint.get("state_dict", {})
-        if any(k.startswith("heads.") for k in state) and self.heads is None:
-            self.set_teacher(self.build_teacher())
+        if self.heads is None and any(k.startswith("heads.") for k in state):
+            projection = state.get("heads.projections.0.weight")
+            self.make_heads(int(projection.shape[0]) if projection is not None else 0)
+
+    # ------------------------------------------------------------------ test: k-NN of the student
+    def on_test_start(self) -> None:
+        datamodule = self.trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "knn_bank"):
+            raise UserError("the k-NN test of a distilled student needs the tinymim data module")
+        images, labels, num_classes = datamodule.knn_bank()
+        self.student.eval()
+        bank = pooled_features(self.student, images.to(self.device))
+        self._knn_bank = (bank, labels.to(self.device), num_classes)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """k-NN top-1 (``test/knn_acc1``) of the student's pooled features against the labelled train split."""
+        assert self._knn_bank is not None
+        bank, bank_labels, num_classes = self._knn_bank
+        images, labels = batch
+        predicted = knn_predict(
+            bank, bank_labels, pooled_features(self.student, images), self.hparams.knn_k, num_classes
+        )
+        accuracy = (predicted == labels).float().mean()
+        self.log(
+            "test/knn_acc1", accuracy, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=len(labels)
+        )
+
+    def on_test_end(self) -> None:
+        self._knn_bank = None
 
     def on_fit_end(self) -> None:
         if not self.trainer.is_global_zero:
@@ -271,8 +309,11 @@ def load_student_state(path: str | Path) -> tuple[dict[str, torch.Tensor], ViTCo
     """Student encoder weights + architecture from a tinymim ``.pth`` or a Lightning ``.ckpt`` of ``train``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+        raise MissingFileError("checkpoint", path, "a `tinymim train` .ckpt or a tinymim .pth")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise UserError(f"{path} cannot be read as a checkpoint ({type(err).__name__}: {err})") from None
     if isinstance(blob, dict) and "tinymim" in blob and "state_dict" in blob:
         meta = blob["tinymim"]
         state = {k[len("student.") :]: v for k, v in blob["state_dict"].items() if k.startswith("student.")}
@@ -280,7 +321,7 @@ def load_student_state(path: str | Path) -> tuple[dict[str, torch.Tensor], ViTCo
         meta = blob["meta"]
         state = encoder_state_from_checkpoint(blob, path)
     else:
-        raise ValueError(
+        raise UserError(
             f"{path}: not a tinymim checkpoint (expected a `tinymim train` .ckpt or a student .pth)"
         )
     return state, ViTConfig(**meta["arch"]), meta
@@ -333,7 +374,8 @@ class TinyMIMFinetune(LightningModule):
         state, meta = None, {}
         if init and init.lower() != "none":
             state, config, meta = load_student_state(init)
-            self.hparams["student"] = config  # so `evaluate` can rebuild the architecture without the file
+            self.hparams["student"] = config.to_dict()  # plain data: the checkpoint loads with weights_only
+        self.init_config = config
         distilled_heads = list(meta.get("block_heads", config.block_heads()))
         standard = (
             FINETUNE_HEADS.get(config.embed_dim, config.num_heads)
@@ -350,7 +392,7 @@ class TinyMIMFinetune(LightningModule):
             missing, unexpected = self.model.load_state_dict(state, strict=False)
             bad = [k for k in missing if not k.startswith(("head", "fc_norm"))]
             if bad or unexpected:
-                raise KeyError(
+                raise UserError(
                     f"{init}: missing {bad[:5]} / unexpected {unexpected[:5]} parameters for fine-tuning"
                 )
             if block_heads(self.model) != distilled_heads:
@@ -405,6 +447,29 @@ class TinyMIMFinetune(LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval(batch, "test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make the configuration stored by the CLI self-contained: the architecture that was built replaces
+        ``init`` (the weights are in the checkpoint), so ``tinymim evaluate --ckpt`` needs no other file."""
+        stored = checkpoint.get("paperlab", {}).get("config", {}).get("model")
+        if isinstance(stored, dict):
+            stored["init"] = None
+            stored["student"] = self.init_config.to_dict()
+
+    def on_fit_end(self) -> None:
+        """``finetuned.pth``: the classifier's weights and architecture, next to the Lightning checkpoints."""
+        run_dir = current_run_dir()
+        if run_dir is None or not self.trainer.is_global_zero:
+            return
+        path = save_torch_atomic(
+            {
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "meta": {"arch": self.model_config.to_dict(), "init": self.hparams.init},
+            },
+            run_dir / "finetuned.pth",
+        )
+        write_metrics(run_dir, {"finetuned_checkpoint": str(path)})
+        log(f"tinymim: fine-tuned classifier written to {path}")
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from paperlab_core.data import cache_root
+from paperlab_core.errors import ConfigError
 from paperlab_core.logging import log, track, write_json_atomic
 from paperlab_core.runtime import seed_everything
 from tinymim.data import TinyMIMDataModule, dataset_geometry
@@ -72,7 +73,7 @@ class PretrainConfig:
 
     def vit_config(self) -> ViTConfig:
         if self.arch not in ARCHS:
-            raise ValueError(f"pretrain arch {self.arch!r} unknown; expected one of {sorted(ARCHS)}")
+            raise ConfigError(f"pretrain arch {self.arch!r} unknown (expected one of {', '.join(ARCHS)})")
         fields = {k: v for k, v in ARCHS[self.arch].items() if k != "last_heads"}
         size, patch = dataset_geometry(self.dataset)
         fields["img_size"] = self.img_size or (size if self.dataset != "imagefolder" else fields["img_size"])
@@ -96,7 +97,7 @@ def load_preset(name: str) -> PretrainConfig:
     data = yaml.safe_load(Path(path).read_text()) or {}
     unknown = set(data) - set(PretrainConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"{path}: unknown pre-training field(s) {sorted(unknown)}")
+        raise ConfigError(f"{path}: unknown pre-training field(s) {sorted(unknown)}")
     if "betas" in data:
         data["betas"] = tuple(data["betas"])
     return PretrainConfig(**data)
@@ -189,10 +190,15 @@ def teacher_cache_dir() -> Path:
     return cache_root() / "tinymim" / "teachers"
 
 
+def builtin_cache_path(preset: str, config: PretrainConfig) -> Path:
+    """Where the builtin teacher of ``preset`` (trained with ``config``) is cached."""
+    return teacher_cache_dir() / f"{preset}-{config.cache_key()}.pth"
+
+
 def builtin_teacher_path(preset: str = "mae-teacher-default", allow_pretrain: bool = True) -> Path:
     """Path of the cached builtin teacher for ``preset``; trains it first when it is missing."""
     config = load_preset(preset)
-    path = teacher_cache_dir() / f"{preset}-{config.cache_key()}.pth"
+    path = builtin_cache_path(preset, config)
     if path.is_file():
         return path
     if not allow_pretrain:
@@ -206,60 +212,50 @@ def builtin_teacher_path(preset: str = "mae-teacher-default", allow_pretrain: bo
     return path
 
 
-def pretrain_main(argv: list[str]) -> int:
-    """MAE pre-training of the in-package teacher (or of the student for the `mae` variant), offline."""
-    from jsonargparse import ArgumentParser
+def pretrain_teacher(args: Any, run: Any) -> dict[str, Any]:
+    """``tinymim pretrain-teacher``: MAE pre-training into ``<run folder>/teacher.pth`` (+ ``teacher.json``).
 
-    parser = ArgumentParser(prog="tinymim pretrain-teacher", description=pretrain_main.__doc__)
-    parser.add_argument("--config", type=str, default="mae-teacher-default", help="preset name or YAML file")
-    parser.add_argument(
-        "--arch",
-        type=str,
-        default=None,
-        help="teacher | student | a key of tinymim.models.ARCHS (default: preset)",
-    )
-    parser.add_argument(
-        "--out", type=str | None, default=None, help="checkpoint path (default: the teacher cache)"
-    )
-    parser.add_argument("--epochs", type=int | None, default=None, help="override the preset's epochs")
-    parser.add_argument("--dataset", type=str | None, default=None, help="override the preset's dataset")
-    parser.add_argument("--root", type=str | None, default=None, help="data root for real datasets")
-    parser.add_argument("--seed", type=int | None, default=None, help="override the preset's seed")
-    parser.add_argument(
-        "--max_steps", type=int | None, default=None, help="stop after this many steps (smoke)"
-    )
-    parser.add_argument("--print_config", action="store_true", help="print the resolved recipe and exit")
-    args = parser.parse_args(argv)
+    A full run of a shipped recipe without overrides is also installed as that builtin teacher, which is what
+    ``tinymim train`` (``--model.teacher.source builtin[:PRESET]``) loads.
+    """
+    import shutil
+
     config = load_preset(args.config)
     arch = {"teacher": "default_teacher", "student": "default_student"}.get(args.arch or "", args.arch)
-    for name, value in (
-        ("arch", arch),
-        ("epochs", args.epochs),
-        ("dataset", args.dataset),
-        ("root", args.root),
-        ("seed", args.seed),
-    ):
+    overrides = {
+        "arch": arch,
+        "epochs": args.epochs,
+        "dataset": args.data_dataset,
+        "root": str(args.data_root) if args.data_root else None,
+        "seed": args.seed,
+    }
+    for name, value in overrides.items():
         if value is not None:
             setattr(config, name, value)
-    if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}))
-        return 0
-    if args.out:
-        out = Path(args.out)
-    elif (
-        args.config == "mae-teacher-default"
-        and args.arch is None
-        and args.epochs is None
-        and args.dataset is None
-        and args.seed is None
-    ):
-        out = teacher_cache_dir() / f"{args.config}-{config.cache_key()}.pth"
-    else:
-        out = teacher_cache_dir() / f"custom-{config.cache_key()}.pth"
-    summary = pretrain_mae(config, out, max_steps=args.max_steps)
-    write_json_atomic(out.with_suffix(".json"), summary)
+    config.vit_config()  # an unknown architecture fails here, before any work
+    log(f"tinymim pretrain-teacher: recipe {json.dumps(asdict(config), default=str)}")
+    out = run.path("teacher.pth")
+    summary = pretrain_mae(config, out, device=str(run.device), max_steps=args.max_steps)
+    run.write_json("teacher.json", summary)
+    result: dict[str, Any] = {"teacher_checkpoint": str(out), "loss_first_epoch": summary["epoch_losses"][0],
+                              "loss_last_epoch": summary["epoch_losses"][-1], "seconds": summary["seconds"]}  # fmt: skip
+    preset = Path(args.config).stem
+    shipped = not Path(args.config).is_file() and preset in _shipped_recipes()
+    if shipped and args.max_steps is None and config.cache_key() == load_preset(preset).cache_key():
+        cached = builtin_cache_path(preset, config)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".pth.part")
+        shutil.copyfile(out, partial)
+        partial.replace(cached)
+        write_json_atomic(cached.with_suffix(".json"), summary)
+        result["builtin_teacher"] = str(cached)
+        log(f"tinymim: installed as the builtin teacher {cached} (`tinymim train` uses it)")
     print(f"teacher checkpoint: {out}")
     print(f"use it with: tinymim train --model.teacher.source tinymim:{out}")
-    return 0
+    return result
+
+
+def _shipped_recipes() -> set[str]:
+    from paperlab_core.cli import list_presets
+
+    return {name for name in list_presets("tinymim") if name.startswith("mae-")}

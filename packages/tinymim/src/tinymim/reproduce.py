@@ -1,8 +1,12 @@
-"""``tinymim reproduce``: the small-scale Table 8 experiment (spec §5).
+"""``tinymim reproduce``: the small-scale Table 8 experiment (spec §5) as a grid of cells.
 
-Per dataset: MAE-pre-train a teacher ViT(64, 6 blocks, 4 heads); per seed, obtain five students ViT(32, 4 blocks,
-2 heads) — scratch, MAE on the student, CLS KD, feature KD, relation KD (target block 5 = ⌈0.75·6⌉) — and fine-tune
-each identically on the labelled split; report the final-epoch test top-1 (no best-epoch selection).
+Per dataset a teacher ViT(64, 6 blocks, 4 heads) is MAE-pre-trained (seed 0; cached under ``<out>/teachers/`` and
+shared by every cell of that dataset, so an interrupted run or a shard reuses it). Every cell (dataset × variant
+× seed) obtains a student ViT(32, 4 blocks, 2 heads) — scratch, MAE on the student, CLS KD, feature KD, relation
+KD (target block 5 = ⌈0.75·6⌉) — and fine-tunes it identically in every label regime of the dataset; the table
+reports the final-epoch test top-1 (no best-epoch selection), mean ± std over seeds.
+
+Runs whole, as ``--shard K/N`` slices, or ``--merge``s shard records (:mod:`paperlab_core.experiment`).
 """
 
 from __future__ import annotations
@@ -10,23 +14,29 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pytorch_lightning import Trainer
 
-from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-from paperlab_core.runtime import seed_everything, set_threads
+from paperlab_core.experiment import Cell, Record, run_experiment
+from paperlab_core.logging import log, write_json_atomic
+from paperlab_core.results import Table
+from paperlab_core.runtime import seed_everything, select_precision
+from paperlab_core.verbs import Run
 from tinymim.data import TinyMIMDataModule, dataset_geometry
 from tinymim.models import ViTConfig
 from tinymim.module import TinyMIMDistill, TinyMIMFinetune
 from tinymim.pretrain import PretrainConfig, pretrain_mae
 from tinymim.teacher import TeacherConfig, save_tinymim_checkpoint
 
+DATASETS = ("cifar10-subset", "digits17", "digits65")
 VARIANTS = ("scratch", "mae", "cls", "feature", "relation")
 VARIANT_TARGET = {"cls": "cls", "feature": "feature", "relation": "relation_qk_vv"}
-PAPER_TABLE8 = """| student | DeiT scratch | MAE | CLS distill | feature distill | relation distill |
+PAPER_TABLE8 = """Paper, Table 8 (ImageNet-1K top-1 %, 300-epoch pre-training), for reference:
+
+| student | DeiT scratch | MAE | CLS distill | feature distill | relation distill |
 |---|---|---|---|---|---|
 | ViT-T | 72.2 | 71.6 | 70.6 | 73.4 | **75.8** (+4.2) |
 | ViT-S | 79.9 | 80.6 | 79.6 | 80.8 | **83.0** (printed "+3.1") |
@@ -54,6 +64,20 @@ QUICK = Protocol(
 )
 
 
+def protocol_from_args(args: argparse.Namespace) -> Protocol:
+    protocol = Protocol(**asdict(QUICK if args.quick else Protocol()))
+    if args.teacher_epochs:
+        protocol.teacher_epochs = args.teacher_epochs
+    if args.student_epochs:
+        protocol.student_epochs = args.student_epochs
+    if args.finetune_epochs:
+        protocol.finetune_low_epochs = protocol.finetune_full_epochs = protocol.finetune_cifar_epochs = (
+            args.finetune_epochs
+        )
+    return protocol
+
+
+# --------------------------------------------------------------------------------------------- stages
 def _augment(dataset: str) -> str:
     return "shift" if dataset == "digits17" else "rrc"
 
@@ -65,11 +89,12 @@ def _student_config(dataset: str, last_heads: int | None = 4) -> ViTConfig:
     )
 
 
-def _trainer(epochs: int, root: Path) -> Trainer:
+def _trainer(epochs: int, root: Path, accelerator: str) -> Trainer:
     return Trainer(
         max_epochs=epochs,
-        accelerator="auto",
+        accelerator=accelerator,
         devices=1,
+        precision=select_precision(accelerator),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -80,9 +105,18 @@ def _trainer(epochs: int, root: Path) -> Trainer:
     )
 
 
-def pretrain_stage(dataset: str, arch: str, epochs: int, seed: int, out: Path) -> dict[str, Any]:
+def _check_falls(losses: list[float], what: str) -> None:
+    """Sanity check of every pre-training stage: the last epoch's loss is below the first (≥ 2 epochs)."""
+    if len(losses) >= 2 and losses[-1] >= losses[0]:
+        raise RuntimeError(f"{what}: pre-training loss did not fall: {losses}")
+
+
+def pretrain_stage(
+    dataset: str, arch: str, epochs: int, seed: int, out: Path, root: str | None, accelerator: str
+) -> dict[str, Any]:
     config = PretrainConfig(
         dataset=dataset,
+        root=root,
         arch=arch,
         epochs=epochs,
         batch_size=128,
@@ -92,11 +126,34 @@ def pretrain_stage(dataset: str, arch: str, epochs: int, seed: int, out: Path) -
         augment=_augment(dataset),
         seed=seed,
     )
-    return pretrain_mae(config, out)
+    return pretrain_mae(config, out, device=accelerator)
+
+
+def teacher_stage(dataset: str, epochs: int, folder: Path, root: str | None, accelerator: str) -> dict:
+    """The dataset's MAE teacher (seed 0), trained once per output folder and reused by every cell."""
+    path = folder / "teachers" / f"{dataset}-e{epochs}.pth"
+    summary_path = path.with_suffix(".json")
+    if path.is_file() and summary_path.is_file():
+        import json
+
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    else:
+        summary = pretrain_stage(dataset, "default_teacher", epochs, 0, path, root, accelerator)
+        _check_falls(summary["epoch_losses"], f"{dataset} teacher")
+        write_json_atomic(summary_path, summary)
+    return {"path": path, "losses": summary["epoch_losses"], "seconds": summary["seconds"]}
 
 
 def distill_stage(
-    dataset: str, variant: str, teacher: Path, epochs: int, seed: int, out: Path, work: Path
+    dataset: str,
+    variant: str,
+    teacher: Path,
+    epochs: int,
+    seed: int,
+    out: Path,
+    work: Path,
+    root: str | None,
+    accelerator: str,
 ) -> list[float]:
     seed_everything(seed)
     model = TinyMIMDistill(
@@ -108,6 +165,7 @@ def distill_stage(
     )
     data = TinyMIMDataModule(
         dataset=dataset,
+        root=root,
         mode="distill",
         batch_size=128,
         img_size=dataset_geometry(dataset)[0],
@@ -115,13 +173,20 @@ def distill_stage(
         augment=_augment(dataset),
         seed=seed,
     )
-    _trainer(epochs, work).fit(model, datamodule=data)
+    _trainer(epochs, work, accelerator).fit(model, datamodule=data)
     save_tinymim_checkpoint(out, model.student, model.student_config, model.checkpoint_meta())
     return model._epoch_losses
 
 
 def finetune_stage(
-    dataset: str, init: Path | None, epochs: int, labels_per_class: int | None, seed: int, work: Path
+    dataset: str,
+    init: Path | None,
+    epochs: int,
+    labels_per_class: int | None,
+    seed: int,
+    work: Path,
+    root: str | None,
+    accelerator: str,
 ) -> dict[str, Any]:
     seed_everything(seed)
     model = TinyMIMFinetune(
@@ -136,6 +201,7 @@ def finetune_stage(
     digits = dataset.startswith("digits")
     data = TinyMIMDataModule(
         dataset=dataset,
+        root=root,
         mode="finetune",
         batch_size=128 if labels_per_class is None else 64,
         img_size=dataset_geometry(dataset)[0],
@@ -145,7 +211,7 @@ def finetune_stage(
         labels_per_class=labels_per_class,
         seed=seed,
     )
-    trainer = _trainer(epochs, work)
+    trainer = _trainer(epochs, work, accelerator)
     trainer.fit(model, datamodule=data)
     final_loss = float(trainer.callback_metrics.get("train/loss", float("nan")))
     result = trainer.test(model, datamodule=data, verbose=False)[0]
@@ -153,6 +219,7 @@ def finetune_stage(
 
 
 def regimes(dataset: str, protocol: Protocol) -> list[tuple[str, int, int | None]]:
+    """(label regime, fine-tuning epochs, labels per class) of a dataset."""
     if dataset.startswith("digits"):
         return [
             (
@@ -165,70 +232,45 @@ def regimes(dataset: str, protocol: Protocol) -> list[tuple[str, int, int | None
     return [("all labels", protocol.finetune_cifar_epochs, None)]
 
 
-def run(
-    datasets: list[str], seeds: list[int], variants: list[str], protocol: Protocol, out_dir: Path, quick: bool
-) -> dict[str, Any]:
-    results: dict[str, Any] = {
-        "protocol": protocol.__dict__,
-        "seeds": seeds,
-        "variants": variants,
-        "datasets": {},
-    }
-    checks: list[str] = []
-    for dataset in datasets:
-        entry: dict[str, Any] = {"stages": {}, "accuracy": {}, "pretrain_losses": {}}
-        results["datasets"][dataset] = entry
-        work = out_dir / dataset
-        work.mkdir(parents=True, exist_ok=True)
-        start = time.time()
-        teacher = work / "teacher.pth"
-        summary = pretrain_stage(dataset, "default_teacher", protocol.teacher_epochs, 0, teacher)
-        entry["stages"]["teacher_mae_s"] = time.time() - start
-        entry["teacher_losses"] = summary["epoch_losses"]
-        checks.append(
-            f"{dataset} teacher MAE loss {summary['epoch_losses'][0]:.3f} → {summary['epoch_losses'][-1]:.3f}"
+def run_cell(cell: Cell, folder: Path, accelerator: str) -> dict[str, Any]:
+    """One dataset × variant × seed: the student's pre-training (if any), then fine-tuning in every regime."""
+    params = cell.params
+    dataset, variant, seed, root = params["dataset"], params["variant"], params["seed"], params["root"]
+    protocol = Protocol(**params["protocol"])
+    work = folder / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"teacher": None, "pretrain_losses": [], "acc1": {}, "final_train_loss": {}}
+    init: Path | None = None
+    start = time.perf_counter()
+    if variant == "mae":
+        init = folder / "students" / f"{dataset}-mae-seed{seed}.pth"
+        summary = pretrain_stage(
+            dataset, "default_student", protocol.student_epochs, seed, init, root, accelerator
         )
-        if summary["epoch_losses"][-1] >= summary["epoch_losses"][0]:
-            raise AssertionError(f"{dataset}: teacher MAE loss did not fall: {summary['epoch_losses']}")
-        for seed in seeds:
-            for variant in variants:
-                init: Path | None = None
-                start = time.time()
-                if variant == "mae":
-                    init = work / f"student-mae-{seed}.pth"
-                    losses = pretrain_stage(dataset, "default_student", protocol.student_epochs, seed, init)[
-                        "epoch_losses"
-                    ]
-                elif variant != "scratch":
-                    init = work / f"student-{variant}-{seed}.pth"
-                    losses = distill_stage(
-                        dataset, variant, teacher, protocol.student_epochs, seed, init, work
-                    )
-                else:
-                    losses = []
-                pre_s = time.time() - start
-                if losses:
-                    entry["pretrain_losses"].setdefault(variant, {})[str(seed)] = losses
-                    checks.append(f"{dataset} seed {seed} {variant}: loss {losses[0]:.4f} → {losses[-1]:.4f}")
-                    if losses[-1] >= losses[0]:
-                        raise AssertionError(
-                            f"{dataset} {variant} seed {seed}: pre-training loss did not fall: {losses}"
-                        )
-                entry["stages"].setdefault(f"{variant}_pretrain_s", []).append(pre_s)
-                for name, epochs, per_class in regimes(dataset, protocol):
-                    start = time.time()
-                    ft = finetune_stage(dataset, init, epochs, per_class, seed, work)
-                    entry["stages"].setdefault(f"{variant}_finetune_s", []).append(time.time() - start)
-                    entry["accuracy"].setdefault(name, {}).setdefault(variant, []).append(ft["acc1"])
-                    log(
-                        f"tinymim reproduce: {dataset} | {name} | {variant} | seed {seed}: top-1 {ft['acc1']:.1f}"
-                    )
-                write_json_atomic(out_dir / "results.json", results)
-    results["checks"] = checks
-    return results
+        result["pretrain_losses"] = summary["epoch_losses"]
+    elif variant != "scratch":
+        teacher = teacher_stage(dataset, protocol.teacher_epochs, folder, root, accelerator)
+        result["teacher"] = {"loss_first": teacher["losses"][0], "loss_last": teacher["losses"][-1]}
+        start = time.perf_counter()
+        init = folder / "students" / f"{dataset}-{variant}-seed{seed}.pth"
+        result["pretrain_losses"] = distill_stage(
+            dataset, variant, teacher["path"], protocol.student_epochs, seed, init, work, root, accelerator
+        )
+    _check_falls(result["pretrain_losses"], f"{dataset} {variant} seed {seed}")
+    result["pretrain_s"] = round(time.perf_counter() - start, 3)
+    for regime, epochs, per_class in regimes(dataset, protocol):
+        finetuned = finetune_stage(dataset, init, epochs, per_class, seed, work, root, accelerator)
+        result["acc1"][regime] = finetuned["acc1"]
+        result["final_train_loss"][regime] = finetuned["final_train_loss"]
+        log(
+            f"tinymim reproduce: {dataset} | {regime} | {variant} | seed {seed}: top-1 {finetuned['acc1']:.1f}"
+        )
+    return result
 
 
-def _fmt(values: list[float]) -> str:
+# --------------------------------------------------------------------------------------------- tables
+def mean_std(values: list[float]) -> str:
+    """``"m"`` for one value, ``"m ± s"`` (sample std) for several, ``"–"`` for none."""
     if not values:
         return "–"
     mean = statistics.fmean(values)
@@ -237,106 +279,85 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.1f} ± {statistics.stdev(values):.1f}"
 
 
-def render(results: dict[str, Any], command: str) -> str:
-    variants = results["variants"]
-    lines = [
-        f"# tinymim reproduce results\n\nCommand: `{command}`\n",
-        f"Seeds: {results['seeds']}; protocol: {results['protocol']}\n",
+def summarize(records: list[Record]) -> dict[str, Any]:
+    """The accuracy table, relation KD's margins and the pre-training losses, from the records alone."""
+    order = {name: i for i, name in enumerate(DATASETS)}
+    datasets = sorted({r["params"]["dataset"] for r in records}, key=lambda d: order.get(d, len(order)))
+    variants = [v for v in VARIANTS if any(r["params"]["variant"] == v for r in records)]
+    accuracy = Table(
+        ["dataset", "labels", *variants], title="Fine-tuned test top-1 % (final epoch, mean ± std)"
+    )
+    others = [v for v in variants if v != "relation"]
+    margins = Table(
+        ["dataset", "labels", *[f"relation − {v}" for v in others], "seeds"],
+        formats={f"relation − {v}": "+.1f" for v in others},
+        title="Relation KD minus each other variant (points, mean over seeds)",
+    )
+    losses = Table(
+        ["dataset", "stage", "first epoch", "last epoch"],
+        formats={"first epoch": ".4f", "last epoch": ".4f"},
+        title="Pre-training loss (mean over seeds)",
+    )
+    for dataset in datasets:
+        rows = [r for r in records if r["params"]["dataset"] == dataset]
+        regimes_seen = list(dict.fromkeys(k for r in rows for k in r["result"]["acc1"]))
+        for regime in regimes_seen:
+            accs = {
+                v: [r["result"]["acc1"][regime] for r in rows if r["params"]["variant"] == v and regime in r["result"]["acc1"]]
+                for v in variants
+            }  # fmt: skip
+            accuracy.add(dataset, regime, *[mean_std(accs[v]) for v in variants])
+            if "relation" in variants and others and accs["relation"]:
+                relation = statistics.fmean(accs["relation"])
+                gaps = [relation - statistics.fmean(accs[v]) if accs[v] else None for v in others]
+                margins.add(dataset, regime, *gaps, len(accs["relation"]))
+        teachers = [r["result"]["teacher"] for r in rows if r["result"].get("teacher")]
+        if teachers:
+            losses.add(dataset, "teacher MAE", teachers[0]["loss_first"], teachers[0]["loss_last"])
+        for variant in variants:
+            curves = [r["result"]["pretrain_losses"] for r in rows if r["params"]["variant"] == variant]
+            curves = [c for c in curves if c]
+            if curves:
+                first = statistics.fmean(c[0] for c in curves)
+                last = statistics.fmean(c[-1] for c in curves)
+                losses.add(dataset, variant, first, last)
+    tables: dict[str, Any] = {"main": accuracy}
+    if margins.rows:
+        tables["margins"] = margins
+    tables["losses"] = losses
+    tables["text"] = PAPER_TABLE8
+    return tables
+
+
+# --------------------------------------------------------------------------------------------- verb
+def cells_for(args: argparse.Namespace) -> list[Cell]:
+    protocol = protocol_from_args(args)
+    datasets = args.datasets or (["digits17"] if args.quick else list(DATASETS))
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    variants = args.variants or list(VARIANTS)
+    root = str(args.data_root) if args.data_root else None
+    return [
+        Cell(
+            f"{dataset}/{variant}/seed{seed}",
+            {
+                "dataset": dataset,
+                "variant": variant,
+                "seed": seed,
+                "protocol": asdict(protocol),
+                "root": root if dataset == "cifar10-subset" else None,
+            },
+        )
+        for dataset in datasets
+        for seed in seeds
+        for variant in variants
     ]
-    lines.append("## Measured (fine-tuned test top-1 %, final epoch, mean ± std over seeds)\n")
-    lines.append("| dataset | labels | " + " | ".join(variants) + " |")
-    lines.append("|---|---|" + "---|" * len(variants))
-    gaps = []
-    for dataset, entry in results["datasets"].items():
-        for regime, accs in entry["accuracy"].items():
-            lines.append(
-                f"| {dataset} | {regime} | " + " | ".join(_fmt(accs.get(v, [])) for v in variants) + " |"
-            )
-            if "relation" in accs:
-                rel = statistics.fmean(accs["relation"])
-                diffs = [
-                    f"{other} {rel - statistics.fmean(accs[other]):+.1f}"
-                    for other in variants
-                    if other != "relation" and other in accs
-                ]
-                order = sorted(
-                    (v for v in ("relation", "feature", "cls") if v in accs),
-                    key=lambda v: -statistics.fmean(accs[v]),
-                )
-                gaps.append(f"| {dataset} | {regime} | " + ", ".join(diffs) + f" | {' > '.join(order)} |")
-    lines.append(
-        "\n## Relation KD minus the others (points) and the relation / feature / CLS ordering (reported, not asserted)\n"
-    )
-    lines.append("| dataset | labels | relation − other | ordering |\n|---|---|---|---|")
-    lines += gaps
-    lines.append("\n## Final pre-training loss (mean over seeds)\n")
-    lines.append("| dataset | variant | first epoch | last epoch |\n|---|---|---|---|")
-    for dataset, entry in results["datasets"].items():
-        lines.append(
-            f"| {dataset} | teacher MAE | {entry['teacher_losses'][0]:.4f} | {entry['teacher_losses'][-1]:.4f} |"
-        )
-        for variant, per_seed in entry["pretrain_losses"].items():
-            first = statistics.fmean(v[0] for v in per_seed.values())
-            last = statistics.fmean(v[-1] for v in per_seed.values())
-            lines.append(f"| {dataset} | {variant} | {first:.4f} | {last:.4f} |")
-    lines.append(
-        "\n## Wall-clock per stage (seconds; lists are per seed, and per label regime for fine-tuning)\n"
-    )
-    lines.append("| dataset | stage | seconds |\n|---|---|---|")
-    for dataset, entry in results["datasets"].items():
-        for stage, value in entry["stages"].items():
-            shown = f"{value:.0f}" if isinstance(value, float) else ", ".join(f"{v:.0f}" for v in value)
-            lines.append(f"| {dataset} | {stage} | {shown} |")
-    lines.append(f"\nTotal: {results.get('total_seconds', 0):.0f} s\n")
-    lines.append("## Paper, Table 8 (ImageNet-1K top-1 %, 300-epoch pre-training) for reference\n")
-    lines.append(PAPER_TABLE8)
-    return "\n".join(lines) + "\n"
 
 
-def reproduce_main(argv: list[str]) -> int:
-    """Run the small-scale Table 8 experiment (teacher MAE, five student variants, identical fine-tuning)."""
-    parser = argparse.ArgumentParser(prog="tinymim reproduce", description=reproduce_main.__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="1 seed, ~10 epochs per stage, digits17 + cifar10-subset"
-    )
-    parser.add_argument("--datasets", default=None, help="comma list of cifar10-subset, digits17, digits65")
-    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3, quick 1)")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--teacher-epochs", type=int, default=None)
-    parser.add_argument("--student-epochs", type=int, default=None)
-    parser.add_argument("--finetune-epochs", type=int, default=None, help="override every fine-tuning budget")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=None, help="output folder (default: a new run directory)")
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    protocol = Protocol(**(QUICK.__dict__ if args.quick else Protocol().__dict__))
-    if args.teacher_epochs:
-        protocol.teacher_epochs = args.teacher_epochs
-    if args.student_epochs:
-        protocol.student_epochs = args.student_epochs
-    if args.finetune_epochs:
-        protocol.finetune_low_epochs = protocol.finetune_full_epochs = protocol.finetune_cifar_epochs = (
-            args.finetune_epochs
-        )
-    default_sets = "digits17,cifar10-subset" if args.quick else "cifar10-subset,digits17,digits65"
-    datasets = [d for d in (args.datasets or default_sets).split(",") if d]
-    seeds = list(range(args.seeds or (1 if args.quick else 3)))
-    variants = [v for v in args.variants.split(",") if v]
-    unknown = set(variants) - set(VARIANTS)
-    if unknown:
-        raise SystemExit(f"tinymim reproduce: unknown variant(s) {sorted(unknown)}; expected {VARIANTS}")
-    out_dir = (
-        Path(args.out)
-        if args.out
-        else make_run_dir("tinymim", "reproduce-quick" if args.quick else "reproduce")
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    results = run(datasets, seeds, variants, protocol, out_dir, args.quick)
-    results["total_seconds"] = time.time() - start
-    command = "tinymim reproduce " + " ".join(argv)
-    write_json_atomic(out_dir / "results.json", results)
-    write_text_atomic(out_dir / "results.md", render(results, command.strip()))
-    print(render(results, command.strip()))
-    print(f"results: {out_dir / 'results.md'}")
-    return 0
+def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """The small-scale Table 8 experiment (teacher MAE, five student variants, identical fine-tuning)."""
+    from paperlab_core.lightning import quiet_lightning_info
+
+    quiet_lightning_info()
+    cells = cells_for(args)
+    assert run.dir is not None
+    return run_experiment(run, args, cells, lambda cell: run_cell(cell, run.dir, run.accelerator), summarize)

@@ -13,6 +13,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from paperlab_core.data import OfflineError, cache_root, download
+from paperlab_core.errors import ConfigError, MissingFileError, UserError
 from paperlab_core.logging import log
 from tinymim.models import (
     ARCHS,
@@ -32,6 +33,13 @@ from tinymim.models import (
 MAE_LICENCE = "MAE weights (facebookresearch/mae) are licensed CC BY-NC 4.0: non-commercial use only"
 DECODER_PREFIXES = ("decoder_", "mask_token")
 FEATURE_SITES = ("block", "final", "ffn", "attn", "attn_residual", "qkv")
+
+
+class CheckpointKeyError(UserError, KeyError):
+    """A checkpoint lacks parameters the architecture needs, or has extra ones (named in the message)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 @dataclass
@@ -67,15 +75,20 @@ def file_sha256(path: str | Path) -> str:
 
 def _torch_load(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        log(f"tinymim: {path} holds non-tensor objects; loading it with weights_only=False (trust the file)")
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            log(
+                f"tinymim: {path} holds non-tensor objects; loading it with weights_only=False (trust the file)"
+            )
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise UserError(f"{path} cannot be read as a checkpoint ({type(err).__name__}: {err})") from None
 
 
 def arch_config(name: str, img_size: int | None = None) -> ViTConfig:
     if name not in ARCHS:
-        raise ValueError(f"unknown teacher arch {name!r}; expected one of {sorted(ARCHS)}")
+        raise ConfigError(f"unknown teacher arch {name!r}; expected one of {sorted(ARCHS)}")
     fields = dict(ARCHS[name])
     fields.pop("last_heads", None) if name.startswith("mae_") else None
     if img_size is not None:
@@ -101,16 +114,18 @@ def load_encoder_weights(model: VisionTransformer, state: dict[str, torch.Tensor
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing:
-        raise KeyError(f"{origin}: checkpoint lacks encoder parameter(s) {', '.join(missing[:5])}")
+        raise CheckpointKeyError(f"{origin}: checkpoint lacks encoder parameter(s) {', '.join(missing[:5])}")
     if unexpected:
-        raise KeyError(f"{origin}: unexpected parameter(s) {', '.join(unexpected[:5])} for this architecture")
+        raise CheckpointKeyError(
+            f"{origin}: unexpected parameter(s) {', '.join(unexpected[:5])} for this architecture"
+        )
     state = dict(state)
     if state["pos_embed"].shape != own["pos_embed"].shape:
         grid = int(round((own["pos_embed"].shape[1] - 1) ** 0.5))
         state["pos_embed"] = interpolate_pos_embed(state["pos_embed"], grid)
     for key, value in own.items():
         if state[key].shape != value.shape:
-            raise ValueError(
+            raise ConfigError(
                 f"{origin}: parameter {key} has shape {tuple(state[key].shape)} but the architecture expects "
                 f"{tuple(value.shape)} (width/depth mismatch: check teacher.arch)"
             )
@@ -139,10 +154,10 @@ def load_tinymim_checkpoint(
     """A model written by :func:`save_tinymim_checkpoint`, with the recorded per-block head counts restored."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"tinymim checkpoint {path} does not exist")
+        raise MissingFileError("tinymim checkpoint", path, "a .pth written by tinymim train/pretrain-teacher")
     blob = _torch_load(path)
     if not isinstance(blob, dict) or "meta" not in blob or "arch" not in blob.get("meta", {}):
-        raise ValueError(f"{path}: not a tinymim checkpoint (expected keys 'model' and 'meta' with 'arch')")
+        raise UserError(f"{path}: not a tinymim checkpoint (expected keys 'model' and 'meta' with 'arch')")
     meta = blob["meta"]
     arch = dict(meta["arch"])
     if img_size is not None:
@@ -151,7 +166,7 @@ def load_tinymim_checkpoint(
     model = build_vit(config)
     heads = meta.get("block_heads")
     if heads is None or len(heads) != config.depth:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: meta.block_heads must list the head count of each of the {config.depth} blocks"
         )
     for blk, count in zip(model.blocks, heads, strict=True):
@@ -169,9 +184,11 @@ def fetch_mae_file(location: str, sha256: str | None = None) -> Path:
         return download(location, dest, sha256=sha256)
     path = Path(location).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
-            f"MAE checkpoint {path} not found: download e.g. https://dl.fbaipublicfiles.com/mae/pretrain/"
-            f"mae_pretrain_vit_large.pth and pass --model.teacher.source mae:PATH"
+        raise MissingFileError(
+            "MAE checkpoint",
+            path,
+            "download e.g. https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_large.pth and pass "
+            "--model.teacher.source mae:PATH",
         )
     return path
 
@@ -190,7 +207,7 @@ class Teacher(nn.Module):
         super().__init__()
         depth = len(vit.blocks)
         if not 1 <= target_block <= depth:
-            raise ValueError(
+            raise ConfigError(
                 f"teacher.target_block={target_block} is outside 1..{depth} (the teacher has {depth} blocks)"
             )
         self.vit = vit
@@ -199,7 +216,7 @@ class Teacher(nn.Module):
         self.relation_heads = native if relation_heads == "native" else int(relation_heads)
         width = vit.blocks[target_block - 1].attn.qkv.out_features // 3
         if width % self.relation_heads != 0:
-            raise ValueError(
+            raise ConfigError(
                 f"teacher.relation_heads={self.relation_heads} cannot view teacher block {target_block} of width "
                 f"{width}: {width}/{self.relation_heads} is not an integer"
             )
@@ -231,7 +248,7 @@ class Teacher(nn.Module):
     def features(self, images: torch.Tensor, site: str) -> Any:
         """Teacher feature at ``site`` (block k, or the final normed output for ``final``), cloned."""
         if site not in FEATURE_SITES:
-            raise ValueError(f"feature site {site!r} not in {FEATURE_SITES}")
+            raise ConfigError(f"feature site {site!r} not in {FEATURE_SITES}")
         with torch.inference_mode():
             x = embed_tokens(self.vit, images)
             if site == "final":
@@ -266,7 +283,7 @@ def resolve_teacher(
         weight_hash = file_sha256(rest)
     elif kind == "mae":
         if not config.arch:
-            raise ValueError("teacher.arch is required for mae: sources (e.g. mae_vit_large, mae_vit_base)")
+            raise ConfigError("teacher.arch is required for mae: sources (e.g. mae_vit_large, mae_vit_base)")
         path = fetch_mae_file(rest, config.sha256)
         log(f"tinymim: loading {path}. {MAE_LICENCE}")
         vit = build_vit(arch_config(config.arch, img_size))
@@ -278,14 +295,14 @@ def resolve_teacher(
         vit = build_vit(arch_config(config.arch or "default_teacher", img_size))
         weight_hash = "random"
     else:
-        raise ValueError(
+        raise ConfigError(
             f"teacher.source {source!r}: expected builtin[:PRESET], mae:PATH_OR_URL, timm:NAME[@FILE], "
             f"tinymim:PATH or random"
         )
     depth = len(vit.blocks)
     target = config.target_block or default_target_block(depth, student_depth)
     if target > depth:
-        raise ValueError(f"teacher.target_block={target} is beyond the teacher depth {depth}")
+        raise ConfigError(f"teacher.target_block={target} is beyond the teacher depth {depth}")
     if meta.get("license"):
         log(f"tinymim: teacher licence: {meta['license']}")
     return Teacher(vit, target, config.relation_heads, source, weight_hash)
@@ -298,7 +315,7 @@ def _timm_teacher(spec: str, img_size: int) -> tuple[VisionTransformer, str]:
     kwargs: dict[str, Any] = {"num_classes": 0}
     if file:
         if not Path(file).is_file():
-            raise FileNotFoundError(f"timm weights file {file} not found")
+            raise MissingFileError("timm weights file", file, "--model.teacher.source timm:NAME@FILE")
         kwargs["pretrained_cfg_overlay"] = {"file": file}
     try:
         model = timm.create_model(name, pretrained=True, **kwargs)
@@ -311,7 +328,7 @@ def _timm_teacher(spec: str, img_size: int) -> tuple[VisionTransformer, str]:
         ) from None
     log(f"tinymim: loaded timm:{name}. {MAE_LICENCE}")
     if img_size != model.patch_embed.img_size[0]:
-        raise ValueError(
+        raise ConfigError(
             f"timm teacher {name} expects img_size {model.patch_embed.img_size[0]}, data uses {img_size}"
         )
     return model, file_sha256(file) if file else name
