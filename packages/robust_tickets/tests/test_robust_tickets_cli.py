@@ -1,4 +1,5 @@
-"""Criterion 19 and the stage commands, plus bad-input errors (in-process, tiny model)."""
+"""Criterion 19 and the CLI: the stage verbs, the package verbs, reproduce (whole, sharded, merged) and bad-input
+errors (in-process, tiny model)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from robust_tickets.attacks import table_hash
-from robust_tickets.cli import main
+from robust_tickets.cli import REPRODUCE, main
+
+from paperlab_core.verbs import build_parser
 
 TINY = [
     "--model.model_name",
@@ -21,6 +24,8 @@ TINY = [
     "8",
 ]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+ONE_EPOCH = ["--model.epochs_finetune", "1", "--model.epochs_search", "1", "--model.epochs_retrain", "1"]
+TINY_REPRODUCE = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--data.n_train", "32"]
 
 
 def _newest_run(prefix: str = "") -> Path:
@@ -31,20 +36,53 @@ def _newest_run(prefix: str = "") -> Path:
     )
 
 
+def _resolve(*argv: str) -> dict:
+    from robust_tickets.reproduce import resolve_config
+
+    return resolve_config(build_parser("robust-tickets reproduce", REPRODUCE).parse_args(list(argv)))
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    """``{row: result}`` of a one-seed reproduce folder (from its results.json)."""
+    data = json.loads((folder / "results.json").read_text())
+    return {r["params"]["row"]: r["result"] for r in data["records"]}
+
+
 def test_help_and_version(capsys):
+    import robust_tickets
+
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for verb in ("train", "finetune", "search", "draw", "pipeline", "attack", "reproduce", "bench"):
+    for verb in (
+        "train",
+        "finetune",
+        "search",
+        "draw",
+        "pipeline",
+        "attack",
+        "reproduce",
+        "bench",
+        "ticket-stats",
+    ):
         assert verb in out
     assert main(["--version"]) == 0
-    assert "robust-tickets 0.1.0" in capsys.readouterr().out
+    assert capsys.readouterr().out.startswith(f"robust-tickets {robust_tickets.__version__} ")
 
 
-def test_default_fast_dev_run_and_print_config_round_trip(tmp_path, capsys):
-    assert main(["train", "--trainer.fast_dev_run=true", *QUIET]) == 0  # MiniLM, synthetic task
-    with pytest.raises(SystemExit) as info:
-        main(["train", "--print_config", "--model.model_name", "tiny-bert"])
-    assert info.value.code in (0, None)
+def test_literal_choices_equal_the_registries():
+    """cli.py repeats the heavy modules' registries as literals (so --help imports nothing): they must agree."""
+    from robust_tickets import cli, data, download, evaluate, reproduce, textattack_adapter
+
+    assert cli.DATASETS == data.DATASETS
+    assert cli.DOWNLOADS == tuple(sorted(download.SOURCES))
+    assert cli.ATTACKS == evaluate.ATTACKS
+    assert cli.TEXTATTACK_RECIPES == tuple(textattack_adapter.RECIPES)
+    assert cli.PRESETS == tuple(reproduce.PRESETS)
+    assert cli.METHODS == reproduce.REPRODUCE_METHODS
+
+
+def test_print_config_round_trip(tmp_path, capsys):
+    assert main(["train", "--print_config", "--model.model_name", "tiny-bert"]) == 0
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(capsys.readouterr().out)
     assert "legacy_freelb_average" in cfg.read_text()
@@ -52,10 +90,12 @@ def test_default_fast_dev_run_and_print_config_round_trip(tmp_path, capsys):
 
 
 def test_stage_commands_chain(capsys):
-    epochs = ["--model.epochs_finetune", "1", "--model.epochs_search", "1", "--model.epochs_retrain", "1"]
-    common = [*TINY, *epochs, *QUIET, "--model.attacks", "[]"]
-    assert main(["finetune", *common, "--run_name", "ft"]) == 0
-    ft = _newest_run("ft") / "checkpoints" / "last.ckpt"
+    common = [*TINY, *ONE_EPOCH, *QUIET, "--model.attacks", "[]"]
+    # official_code sets model.method robust: the stage verb's own method must still win
+    assert main(["finetune", "--config", "official_code", *common, "--run_name", "ft"]) == 0
+    ft_run = _newest_run("ft")
+    assert set(json.loads((ft_run / "metrics.json").read_text())["budget"]) == {"finetune"}
+    ft = ft_run / "checkpoints" / "last.ckpt"
     assert main(["search", "--finetuned", str(ft), *common, "--run_name", "se"]) == 0
     se = _newest_run("se")
     history = json.loads((se / "metrics.json").read_text())["history"]
@@ -75,28 +115,25 @@ def test_stage_commands_chain(capsys):
     assert main(["ticket-stats", "--ckpt", masks, "--sparsity", "0.25", "--compare", masks]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["sparsity"] == pytest.approx(0.25, abs=2e-5) and stats["compare"]["pruned_overlap"] == 1.0
-    assert (
-        main(["evaluate", "--ckpt", ticket, *TINY, *QUIET, "--model.attacks", "[pgd]", "--run_name", "ev"])
-        == 0
-    )
+    # evaluate restores the checkpoint's configuration (tiny-bert, 8 attacked) with no other flag but the attack
+    assert main(["evaluate", "--ckpt", ticket, *QUIET, "--model.attacks", "[pgd]", "--run_name", "ev"]) == 0
     evaluated = json.loads((_newest_run("ev") / "metrics.json").read_text())
     assert "test_acc" in evaluated["test"] and evaluated["evaluate"]["pgd"]["n"] == 8
     assert evaluated["ticket_sparsity"] == pytest.approx(0.4, abs=2e-5)  # the binary ticket mode was restored
     for attack in ("wordswap", "charswap", "pgd"):
         extra = ["--sim-threshold", "0.9"] if attack == "wordswap" else []
-        assert (
-            main(["attack", "--ckpt", ticket, "--attack", attack, "--n", "6", "--max-queries", "50", *extra])
-            == 0
-        )
-        run = _newest_run(f"attack-{attack}")
+        argv = ["attack", "--ckpt", ticket, "--attack", attack, "--data.n_attack", "6", "--max-queries", "50"]
+        assert main([*argv, *extra]) == 0
+        run = _newest_run("attack")
         assert (run / f"attack_{attack}.csv").is_file() and (run / f"attack_{attack}_perturbed.txt").is_file()
         summary = json.loads((run / f"attack_{attack}_summary.json").read_text())
         assert summary["n"] == 6 and 0 <= summary["aua"] <= summary["clean"] <= 100
+        assert json.loads((run / "metrics.json").read_text())["attack"][attack]["n"] == 6
         if attack == "wordswap":
             assert summary["sim_threshold"] == 0.9
 
 
-def test_bad_inputs(tmp_path):
+def test_bad_inputs_are_one_line_errors(tmp_path, monkeypatch, capsys):
     from robust_tickets.module import TicketModule
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -114,29 +151,45 @@ def test_bad_inputs(tmp_path):
             vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
         )
     ).save_pretrained(small)
-    with pytest.raises(ValueError, match="tokenizer/model mismatch"):
-        main(["train", "--model.model_name", str(small), "--trainer.fast_dev_run=true", *QUIET])
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["attack", "--ckpt", str(tmp_path / "missing.ckpt")])
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("PAPERLAB_RUNS", str(runs))
+    missing = str(tmp_path / "missing.ckpt")
+    cases = [
+        (["train", "--model.model_name", str(small), "--trainer.fast_dev_run=true", *QUIET], 1,
+         "tokenizer/model mismatch"),
+        (["search", "--model.model_name", "tiny-bert", *QUIET], 1, "--finetuned"),
+        (["draw", "--masks", missing, "--model.model_name", "tiny-bert", *QUIET], 1, "does not exist"),
+        (["train", "--data.dataset", "nope", "--model.model_name", "tiny-bert"], 1, "unknown dataset 'nope'"),
+        (["attack", "--ckpt", missing], 2, "does not exist"),
+        (["attack", "--ckpt", str(small / "config.json")], 1, "cannot be read"),
+        (["data", "download", "nope"], 2, "invalid choice"),
+        (["reproduce", *TINY_REPRODUCE, "--methods", "robust,lth"], 2, "unknown 'lth'"),
+        (["reproduce", *TINY_REPRODUCE, "--methods", "reinit"], 1, "reuse the robust search"),
+        (["reproduce", *TINY_REPRODUCE, "--attacks", "pgd"], 1, "not in the preset's"),
+        (["reproduce", *TINY_REPRODUCE, "--sparsity", "1.0"], 1, r"--sparsity must be in [0, 1), got 1.0"),
+        (["ticket-stats", "--ckpt", missing], 2, "does not exist"),
+    ]  # fmt: skip
+    for argv, code, message in cases:
+        capsys.readouterr()
+        assert main(argv) == code, argv
+        err = [
+            line for line in capsys.readouterr().err.splitlines() if line.startswith("robust-tickets: error:")
+        ]
+        assert len(err) == 1 and message in err[0], (argv, err)
+    assert not list(runs.rglob("*.json")), "a failed run left a result behind"
+    assert not [p for p in runs.glob("robust_tickets/*") if any(p.iterdir())], (
+        "a failed run left a run folder"
+    )
 
 
-def test_smoke_code_path_on_cpu():
-    from robust_tickets.smoke import smoke_steps
-
-    line = smoke_steps("cpu", "tiny-bert", steps=2)
-    assert "ticket sparsity 0.300" in line
-
-
-def test_reproduce_smoke_on_tiny_model(tmp_path):
+def test_reproduce_on_tiny_model(tmp_path):
     out = tmp_path / "repro"
-    args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "32", "--n-attack", "6"]
     methods = ["--methods", "robust,wo_adv,magnitude,imp,random,no_structure,freelb"]
     table = {"good": ["great", "fine"], "movie": ["film"]}
     (tmp_path / "table.json").write_text(json.dumps(table))
-    extra = ["--max-queries", "30", "--table", str(tmp_path / "table.json"), "--out", str(out)]
-    assert main(["reproduce", *args, *methods, *extra]) == 0
-    results = json.loads((out / "results.json").read_text())
-    rows = results["seeds"][0]
+    extra = ["--data.n_attack", "6", "--max-queries", "30", "--table", str(tmp_path / "table.json")]
+    assert main(["reproduce", *TINY_REPRODUCE, *methods, *extra, "--out", str(out)]) == 0
+    rows = _records(out)
     assert {r["wordswap"]["table_sha256"] for r in rows.values()} == {table_hash(table)}  # --table is used
     # freelb is off in the synthetic/--quick defaults but runs when --methods names it
     assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "imp", "random", "no_structure", "freelb"}
@@ -145,23 +198,53 @@ def test_reproduce_smoke_on_tiny_model(tmp_path):
     assert rows["robust"]["steps"] == 3 * rows["dense"]["steps"]  # stage 1 + search + retrain, 1 epoch each
     assert rows["magnitude"]["steps"] == 2 * rows["dense"]["steps"]  # stage 1 + retrain
     assert rows["imp"]["steps"] == 5 * rows["dense"]["steps"]  # stage 1 + rounds 2-4 (10/19/27.1 %) + retrain
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [42] and results["command"].startswith("robust-tickets reproduce")
     best = max(rows[m]["wordswap"]["aua"] for m in ("wo_adv", "magnitude", "imp", "random"))
     assert any(f"best same-sparsity ticket {best:.1f} " in c for c in results["checks"])
-    with pytest.raises(SystemExit, match="unknown --methods"):
-        main(["reproduce", *args, "--methods", "robust,lth"])
-    with pytest.raises(SystemExit, match="reuse the robust search"):
-        main(["reproduce", *args, "--methods", "reinit"])
-    table = (out / "results.md").read_text()
-    assert "| robust | 30% |" in table and "wordswap Aua%" in table
-    assert not list(out.glob("*.ckpt"))
+    text = (out / "results.md").read_text()
+    assert "| robust | 30% |" in text and "wordswap Aua%" in text
+    assert not list(out.rglob("*.ckpt")) and not (out / "stages").exists()
+
+
+def test_reproduce_shards_and_merge_give_the_whole_runs_tables(tmp_path):
+    """Two shards merged = one whole run, table for table. Shard 2 has no stage-1 model of its own to reuse and
+    trains it again: the same seed must give the same weights, and so the same robust ticket."""
+    import torch
+
+    grid = [*TINY_REPRODUCE, "--data.n_attack", "5", "--max-queries", "20", "--methods", "robust,random"]
+    grid += ["--keep-ckpts"]
+    assert main(["reproduce", *grid, "--out", str(tmp_path / "whole")]) == 0
+    for k in (1, 2):
+        assert main(["reproduce", *grid, "--shard", f"{k}/2", "--out", str(tmp_path / f"shard{k}")]) == 0
+        assert not (tmp_path / f"shard{k}" / "results.json").exists()
+    assert len(list((tmp_path / "shard1" / "records").glob("*.json"))) == 2  # dense, random
+    assert len(list((tmp_path / "shard2" / "records").glob("*.json"))) == 1  # robust (with its own stage 1)
+    merged = tmp_path / "merged"
+    assert (
+        main(
+            ["reproduce", "--merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"), "--out", str(merged)]
+        )
+        == 0
+    )
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    parts = json.loads((merged / "results.json").read_text())
+    for name in ("main", "per_seed"):
+        assert parts["tables"][name] == whole["tables"][name], name
+    assert parts["checks"] == whole["checks"]
+    budget = [row[:3] for row in whole["tables"]["budget"]["rows"]]  # steps and passes; wall time differs
+    assert [row[:3] for row in parts["tables"]["budget"]["rows"]] == budget
+    for name in ("finetune-seed42.ckpt", "ticket-robust-seed42.ckpt"):
+        ours = torch.load(tmp_path / "whole" / "stages" / name, weights_only=False)["state_dict"]
+        theirs = torch.load(tmp_path / "shard2" / "stages" / name, weights_only=False)["state_dict"]
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), name
 
 
 def test_synonyms_build_lexicon_table(tmp_path, capsys):
     from robust_tickets.evaluate import load_candidate_table
 
-    out = tmp_path / "syn.json"
-    assert main(["synonyms", "build", "--source", "lexicon", "--out", str(out)]) == 0
-    table = load_candidate_table(out)
+    assert main(["synonyms", "build", "--source", "lexicon", "--out", str(tmp_path)]) == 0
+    table = load_candidate_table(tmp_path / "synonyms.json")
     assert len(table) > 1000 and f"sha256 {table_hash(table)}" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="synonyms build"):
         load_candidate_table(tmp_path / "missing.json")
@@ -196,44 +279,62 @@ def test_presets_only_use_known_fields(preset):
             assert set(values) <= fields[section], (preset, set(values) - fields[section])
 
 
-def test_reproduce_merge_averages_single_seed_runs(tmp_path, capsys):
+def test_reproduce_merge_averages_single_seed_records(tmp_path):
+    from robust_tickets.reproduce import config_id
+
+    cfg = {**_resolve("--preset", "synthetic", "--methods", "robust,random", "--no-long"), "n_train": 8}
+
     def row(clean, aua, sparsity):
         return {"clean_test_acc": clean, "wordswap": {"aua": aua, "suc": 50.0, "queries": 10.0},
                 "sparsity": sparsity, "steps": 1, "passes": 1, "train_wall_s": 1.0}  # fmt: skip
 
-    cfg = {"attacks": ["wordswap"], "n_train": 8}
+    def write(folder: Path, config: dict, seed: int, rows: dict) -> str:
+        (folder / "records").mkdir(parents=True)
+        for name, result in rows.items():
+            key = f"{config_id(config)}/seed{seed}/{name}"
+            record = {"key": key, "params": {"config": config, "seed": seed, "row": name}, "result": result}
+            (folder / "records" / f"{name}.json").write_text(json.dumps(record))
+        return str(folder)
+
     runs = []
-    for i, (dense, robust, rand) in enumerate(
-        [((80, 10), (79, 30), (70, 20)), ((82, 12), (78, 34), (72, 26))]
+    for seed, (dense, robust, rand) in zip(
+        (42, 43), [((80, 10), (79, 30), (70, 20)), ((82, 12), (78, 34), (72, 26))], strict=True
     ):
-        folder = tmp_path / f"s{i}"
-        folder.mkdir()
-        seed = {"dense": row(*dense, 0.0), "robust": row(*robust, 0.3), "random": row(*rand, 0.3)}
-        (folder / "results.json").write_text(json.dumps({"config": cfg, "seeds": [seed]}))
-        runs.append(str(folder))
+        rows = {"dense": row(*dense, 0.0), "robust": row(*robust, 0.3), "random": row(*rand, 0.3)}
+        runs.append(write(tmp_path / f"s{seed}", cfg, seed, rows))
     assert main(["reproduce", "--merge", *runs, "--out", str(tmp_path / "m")]) == 0
     text = (tmp_path / "m" / "results.md").read_text()
     assert "| robust | 30% | 78.5 ± 0.7 | 32.0 ± 2.8 |" in text
     assert "robust Aua 32.0 vs best same-sparsity ticket 23.0 (+5 needed): PASS" in text
     assert "robust clean 78.5 vs dense 81.0 (within 3): PASS" in text
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "results.json").write_text(json.dumps({"config": {**cfg, "n_train": 9}, "seeds": [seed]}))
-    with pytest.raises(SystemExit, match="different config"):
-        main(["reproduce", "--merge", runs[0], str(other), "--out", str(tmp_path / "m2")])
+    assert json.loads((tmp_path / "m" / "results.json").read_text())["seeds"] == [42, 43]
+    other = write(tmp_path / "other", {**cfg, "n_train": 9}, 44, {"dense": row(80, 10, 0.0)})
+    assert main(["reproduce", "--merge", runs[0], other, "--out", str(tmp_path / "m2")]) == 1
 
 
 @pytest.mark.data
-def test_reproduce_mr_quick_on_minilm(shared_data, tmp_path):
-    """Criterion 16: `reproduce --preset mr-minilm --quick` (MiniLM on the real MR files) is part of test-all."""
+def test_reproduce_mr_quick_path_on_tiny_model(shared_data, tmp_path):
+    """The `reproduce --preset mr-minilm --quick` path on the real MR files (loader, split, embedding-neighbour
+    table, attacks, claim checks) with the tiny model: seconds instead of the MiniLM run's minutes (below)."""
     out = tmp_path / "mr-quick"
-    assert main(["reproduce", "--preset", "mr-minilm", "--quick", "--out", str(out)]) == 0
+    argv = [
+        "--preset",
+        "mr-minilm",
+        "--quick",
+        "--model",
+        "tiny-bert",
+        "--data.n_train",
+        "32",
+        "--data.n_attack",
+        "6",
+    ]
+    assert main(["reproduce", *argv, "--max-queries", "30", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["config"]["n_train"] == 256 and results["config"]["attacks"] == ["wordswap"]
-    rows = results["seeds"][0]
+    assert results["config"]["dataset"] == "mr" and results["config"]["attacks"] == ["wordswap"]
+    rows = _records(out)
     assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "random"}
     for name, row in rows.items():
-        assert row["wordswap"]["n"] == 50, name
+        assert row["wordswap"]["n"] == 6, name
         assert 0 <= row["wordswap"]["aua"] <= row["wordswap"]["clean"] <= 100
         assert (
             row["wordswap"]["table_sha256"] == rows["dense"]["wordswap"]["table_sha256"]
@@ -242,14 +343,32 @@ def test_reproduce_mr_quick_on_minilm(shared_data, tmp_path):
     assert len(results["checks"]) == 3 and "| robust | 30% |" in (out / "results.md").read_text()
 
 
+@pytest.mark.data
+@pytest.mark.slow
+def test_reproduce_mr_quick_on_minilm(shared_data, tmp_path):
+    """Criterion 16: `reproduce --preset mr-minilm --quick` (MiniLM on the real MR files), about 4 min on one
+    thread: opt in with `-m slow` (the tiny-model test above covers the same path in seconds)."""
+    out = tmp_path / "mr-quick"
+    assert main(["reproduce", "--preset", "mr-minilm", "--quick", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["n_train"] == 256 and results["config"]["attacks"] == ["wordswap"]
+    rows = _records(out)
+    assert set(rows) == {"dense", "robust", "wo_adv", "magnitude", "random"}
+    for name, row in rows.items():
+        assert row["wordswap"]["n"] == 50, name
+        assert 0 <= row["wordswap"]["aua"] <= row["wordswap"]["clean"] <= 100
+        assert row["wordswap"]["table_sha256"] == rows["dense"]["wordswap"]["table_sha256"]
+    assert rows["robust"]["passes"] > rows["wo_adv"]["passes"] == rows["robust"]["steps"]
+    assert len(results["checks"]) == 3 and "| robust | 30% |" in (out / "results.md").read_text()
+
+
 def test_bench_search_cpu_plumbing(tmp_path, capsys):
     """`bench search` writes both step rates, their ratio and the CPU op profile; CUDA without a GPU is refused."""
     import torch
 
-    out = tmp_path / "bench.json"
     args = ["bench", "search", "--model", "tiny-bert", "--batch", "4", "--length", "16", "--steps", "2"]
-    assert main([*args, "--warmup", "0", "--threads", "1", "--out", str(out)]) == 0
-    result = json.loads(out.read_text())
+    assert main([*args, "--warmup", "0", "--threads", "1", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
     assert (
         result["device"] == "cpu" and len(result["step_s"]["ours"]) == len(result["step_s"]["official"]) == 2
     )
@@ -259,8 +378,9 @@ def test_bench_search_cpu_plumbing(tmp_path, capsys):
     for op in prof["top_ops"]:  # absolute self-CPU ms per op, consistent with its share of the step
         assert op["ms"] == pytest.approx(op["share"] * prof["step_ms"], rel=1e-6)
     if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match="no CUDA device"):
-            main([*args, "--device", "cuda", "--out", str(tmp_path / "gpu.json")])
+        capsys.readouterr()
+        assert main([*args, "--device", "cuda", "--out", str(tmp_path / "gpu")]) == 1
+        assert "CUDA is not available" in capsys.readouterr().err
 
 
 def test_reproduce_adv_scale_reaches_the_modules(tmp_path, monkeypatch):
@@ -269,17 +389,13 @@ def test_reproduce_adv_scale_reaches_the_modules(tmp_path, monkeypatch):
 
     seen = {}
 
-    class Stop(Exception):
-        pass
-
     def fake(**kwargs):
         seen.update(kwargs)
-        raise Stop
+        raise RuntimeError("stop here")
 
     monkeypatch.setattr(module_mod, "TicketModule", fake)
-    args = ["--preset", "synthetic", "--quick", "--model", "tiny-bert", "--n-train", "16", "--n-attack", "4"]
-    with pytest.raises(Stop):
-        main(["reproduce", *args, "--adv-scale", "2", "--out", str(tmp_path / "r")])
+    args = [*TINY_REPRODUCE, "--data.n_attack", "4"]
+    assert main(["reproduce", *args, "--adv-scale", "2", "--out", str(tmp_path / "r")]) == 1
     assert seen["adv_init_mag"] == pytest.approx(0.1) and seen["adv_lr"] == pytest.approx(0.06)
 
 
@@ -299,9 +415,8 @@ def test_paper_presets_follow_table6_and_agree_with_their_train_configs(dataset)
     """`reproduce --preset <d>-paper` and `train --config <d>_paper` carry the paper's row for that dataset."""
     import robust_tickets
     import yaml
-    from robust_tickets.reproduce import reproduce_parser, resolve_config
 
-    cfg = resolve_config(reproduce_parser().parse_args(["--preset", f"{dataset}-paper"]))
+    cfg = _resolve("--preset", f"{dataset}-paper")
     eta, mask_lr, lam, eps0, steps, sparsity = PAPER_TABLE6[dataset]
     assert (cfg["adv_lr"], cfg["mask_lr"], cfg["lambda_amp"], cfg["adv_init_mag"]) == (
         eta,
@@ -333,12 +448,9 @@ def test_paper_presets_follow_table6_and_agree_with_their_train_configs(dataset)
 
 def test_paper_quick_is_the_gpu_smoke_and_sparsity_is_validated():
     """Spec 5.3: `--quick` on a paper preset = 10 % of train, 2 search epochs, 200 attacked; CPU presets keep theirs."""
-    from robust_tickets.reproduce import reproduce_parser, resolve_config
+    from paperlab_core.errors import ConfigError
 
-    def resolve(*argv: str) -> dict:
-        return resolve_config(reproduce_parser().parse_args(list(argv)))
-
-    quick = resolve("--preset", "sst2-paper", "--quick")
+    quick = _resolve("--preset", "sst2-paper", "--quick")
     assert (quick["n_train"], quick["epochs_search"], quick["n_attack"], quick["n_charswap"]) == (
         6735,
         2,
@@ -347,14 +459,15 @@ def test_paper_quick_is_the_gpu_smoke_and_sparsity_is_validated():
     )
     assert quick["epochs"] == 3 and not quick["long"] and quick["attacks"] == ["wordswap", "charswap", "pgd"]
     assert (
-        resolve("--preset", "agnews-paper", "--quick")["n_train"] == 10800
+        _resolve("--preset", "agnews-paper", "--quick")["n_train"] == 10800
     )  # 10 % of the 108,000 train rows
-    cpu = resolve("--preset", "mr-minilm", "--quick")
+    cpu = _resolve("--preset", "mr-minilm", "--quick")
     assert (cpu["n_train"], cpu["epochs"], cpu["attacks"]) == (256, 1, ["wordswap"])
-    assert resolve("--preset", "imdb-paper", "--sparsity", "0.3")["sparsity"] == 0.3
-    assert resolve("--preset", "mr-minilm")["sparsity"] == 0.3
-    with pytest.raises(SystemExit, match=r"--sparsity must be in \[0, 1\), got 1.0"):
-        resolve("--preset", "imdb-paper", "--sparsity", "1.0")
+    assert _resolve("--preset", "imdb-paper", "--sparsity", "0.3")["sparsity"] == 0.3
+    assert _resolve("--preset", "mr-minilm")["sparsity"] == 0.3
+    assert _resolve()["preset"] == "synthetic"  # the embedded task: `reproduce --quick` runs offline anywhere
+    with pytest.raises(ConfigError, match=r"--sparsity must be in \[0, 1\), got 1.0"):
+        _resolve("--preset", "imdb-paper", "--sparsity", "1.0")
 
 
 def test_agnews_paper_preset_runs_end_to_end_on_a_fixture(tmp_path, monkeypatch):
@@ -380,15 +493,15 @@ def test_agnews_paper_preset_runs_end_to_end_on_a_fixture(tmp_path, monkeypatch)
     monkeypatch.setattr(module_mod, "TicketModule", spy)
     (tmp_path / "table.json").write_text(json.dumps({"market": ["stock"], "goal": ["match"]}))
     out = tmp_path / "run"
-    argv = ["reproduce", "--preset", "agnews-paper", "--quick", "--model", "tiny-bert", "--root", str(tmp_path),
-            "--n-train", "32", "--n-attack", "5", "--epochs", "1", "--epochs-search", "1", "--methods", "robust",
-            "--attacks", "wordswap,pgd", "--sim-threshold", "0", "--max-queries", "20",
+    argv = ["reproduce", "--preset", "agnews-paper", "--quick", "--model", "tiny-bert", "--data.root", str(tmp_path),
+            "--data.n_train", "32", "--data.n_attack", "5", "--epochs", "1", "--epochs-search", "1",
+            "--methods", "robust", "--attacks", "wordswap,pgd", "--sim-threshold", "0", "--max-queries", "20",
             "--table", str(tmp_path / "table.json"), "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert [k["method"] for k in seen] == ["finetune", "search", "draw"]
     for kwargs in seen:
         assert kwargs["num_labels"] == 4 and kwargs["sparsity"] == 0.4 and kwargs["mask_lr"] == 0.05
         assert (kwargs["adv_lr"], kwargs["adv_steps"], kwargs["lambda_amp"]) == (0.03, 5, 0.5)
-    rows = json.loads((out / "results.json").read_text())["seeds"][0]
+    rows = _records(out)
     assert rows["robust"]["sparsity"] == 0.4 and "| robust | 40% |" in (out / "results.md").read_text()
     assert rows["robust"]["pgd"]["n"] == rows["robust"]["wordswap"]["n"] == 5

@@ -79,10 +79,18 @@ def test_mr_files_and_split(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["mr", "sst2", "agnews", "imdb"])
 def test_missing_files_give_one_line_error(tmp_path, dataset):
-    with pytest.raises(OfflineError) as info:
+    from paperlab_core.errors import MissingFileError
+
+    with pytest.raises(MissingFileError) as info:  # a --data.root that does not exist
         load_task(dataset, str(tmp_path / "nowhere"))
+    assert "\n" not in str(info.value) and "nowhere" in str(info.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OfflineError) as info:  # one that exists but lacks the files: names the missing file
+        load_task(dataset, str(tmp_path / "empty"))
     message = str(info.value)
-    assert "\n" not in message and "nowhere" in message
+    assert "\n" not in message and str(tmp_path / "empty") in message
+    with pytest.raises(MissingFileError):
+        TextDataModule(dataset=dataset, root=str(tmp_path / "nowhere"))
 
 
 def test_unknown_dataset():

@@ -125,9 +125,10 @@ def test_malformed_glue_files_name_file_and_line(tmp_path):
     ("dataset", "file"), [("qnli", "dev.tsv"), ("mnli", "dev_matched.tsv"), ("qqp", "dev.tsv")]
 )
 def test_missing_glue_file_is_one_line(tmp_path, dataset, file):
+    (tmp_path / "empty").mkdir()
     with pytest.raises(OfflineError) as info:
-        load_task(dataset, str(tmp_path / "nowhere"))
-    assert "\n" not in str(info.value) and str(tmp_path / "nowhere" / file) in str(info.value)
+        load_task(dataset, str(tmp_path / "empty"))
+    assert "\n" not in str(info.value) and str(tmp_path / "empty" / file) in str(info.value)
 
 
 def test_load_task_glue_layouts(glue):

@@ -43,27 +43,56 @@ def test_minilm_config_has_37_matrices():
     assert count_mask_entries(model) == (37, 10_764_288)
 
 
-def test_exactly_the_listed_modules(tiny_masked):
-    names = set(tiny_masked.target_names)
-    expected = set()
-    for i in range(2):
+def _spec_matrices(layers: int) -> set[str]:
+    """The spec's masked matrices (section 2.2), listed by hand: Q, K, V, attention output, FFN in and out of
+    every encoder layer, and the pooler."""
+    names = {"bert.pooler.dense"}
+    for i in range(layers):
         p = f"bert.encoder.layer.{i}."
-        expected |= {p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}
-        expected |= {p + "attention.output.dense", p + "intermediate.dense", p + "output.dense"}
-    expected.add("bert.pooler.dense")
-    assert names == expected
-    masked_weights = {n + ".weight" for n in expected}
-    for name, _ in tiny_masked.backbone.named_parameters():
-        is_masked = name in masked_weights
-        if (
-            "embeddings" in name
-            or "LayerNorm" in name
-            or name.endswith("bias")
-            or name.startswith("classifier")
-        ):
-            assert not is_masked, name
+        names |= {p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}
+        names |= {p + "attention.output.dense", p + "intermediate.dense", p + "output.dense"}
+    return names
+
+
+def test_exactly_the_listed_modules(tiny_masked):
+    """The masks act on exactly the spec's matrices, checked by what they do, not by the registry's own list:
+    an all-zero ticket zeroes exactly those weights (and nothing else: embeddings, LayerNorms, biases and the
+    classifier keep their values), and the masked forward equals a plain copy of the model with exactly those
+    weights zeroed by hand."""
+    from robust_tickets.models import load_pretrained
+
+    expected = _spec_matrices(2)
+    assert set(tiny_masked.target_names) == expected
     assert sum(isinstance(m, MaskedLinear) for m in tiny_masked.modules()) == 13
     assert not isinstance(tiny_masked.backbone.classifier, MaskedLinear)
+    ids = torch.tensor([[101, 2204, 3185, 2001, 102]])
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # no parameter starts at 0 (BERT initialises biases to 0), so any zeroing shows
+        for param in tiny_masked.backbone.parameters():
+            param.copy_(0.05 * torch.randn(param.shape, generator=gen))
+    reference = load_pretrained("tiny-bert", num_labels=2, init_seed=0).eval()
+    reference.load_state_dict(tiny_masked.backbone.state_dict())  # the same weights, unmasked
+    untouched = load_pretrained("tiny-bert", num_labels=2, init_seed=0).eval()
+    untouched.load_state_dict(tiny_masked.backbone.state_dict())
+    tiny_masked.eval()
+    tiny_masked.set_mode("binary")
+    # the forward pass: an all-zero ticket (weights left in place) must act as zeroing exactly those matrices
+    tiny_masked.set_ticket(torch.zeros(tiny_masked.num_entries), zero_pruned_weights=False)
+    pruned = tiny_masked(input_ids=ids).logits
+    ref_params = dict(reference.named_parameters())
+    with torch.no_grad():
+        for name in expected:
+            ref_params[name + ".weight"].zero_()
+    assert torch.allclose(pruned, reference(input_ids=ids).logits, atol=1e-6)
+    assert not torch.allclose(pruned, untouched(input_ids=ids).logits, atol=1e-3)  # the masks do something
+    # the weights: the ticket zeroes exactly the matrices' weights and nothing else
+    before = {n: p.detach().clone() for n, p in tiny_masked.backbone.named_parameters()}
+    tiny_masked.set_ticket(torch.zeros(tiny_masked.num_entries))
+    after = dict(tiny_masked.backbone.named_parameters())
+    changed = {n for n in before if not torch.equal(after[n], before[n])}
+    assert changed == {name + ".weight" for name in expected}
+    assert all(bool((after[n] == 0).all()) for n in changed)
+    assert tiny_masked.num_entries == sum(before[n].numel() for n in changed)
 
 
 def test_state_dict_keys_unchanged(tiny_backbone):

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from paperlab_core.logging import make_run_dir, write_json_atomic
-from paperlab_core.runtime import set_threads
+from paperlab_core.errors import UserError
+from paperlab_core.verbs import Run
 from robust_tickets.cls_layer import cls_only_last_layer
 from robust_tickets.losses import freelb_objective, l0_penalty
 from robust_tickets.models import MaskedModel, load_pretrained
@@ -83,12 +83,12 @@ def bench_search(
     On CUDA (spec 7.1 GPU protocol: ``--model bert-base-random --batch 32 --length 128 --adv-steps 5``) both run in
     fp32 with the same TF32 setting, the peak memory of each is recorded, and ours is also timed under bf16
     autocast (reported separately; not part of the ratio). The op profile is taken on CPU only."""
-    from paperlab_core.runtime import enable_tf32
+    from paperlab_core.runtime import configure_tf32
 
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("robust-tickets bench search: --device cuda, but no CUDA device is available")
-    tf32 = enable_tf32() if dev.type == "cuda" else False
+        raise UserError("bench search: --device cuda, but no CUDA device is available")
+    tf32 = configure_tf32("cuda") if dev.type == "cuda" else False
     backbone = load_pretrained(model, 2, init_seed=0)
     gen = torch.Generator().manual_seed(0)
     vocab = backbone.get_input_embeddings().weight.shape[0]
@@ -136,17 +136,19 @@ def bench_search(
     return out
 
 
-def bench_attack(model: str, n: int, max_queries: int, ckpt: str | None, block: int = 25) -> dict[str, Any]:
+def bench_attack(
+    model: str, n: int, max_queries: int, ckpt: str | None, block: int = 25, root: str | None = None
+) -> dict[str, Any]:
     from robust_tickets.attacks import Victim, run_attack, summarize, wordswap_attack
     from robust_tickets.data import TextDataModule
     from robust_tickets.evaluate import candidate_table
 
-    dm = TextDataModule(dataset="mr", tokenizer=model, max_len=48, n_train=32, n_attack=n)
+    dm = TextDataModule(dataset="mr", root=root, tokenizer=model, max_len=48, n_train=32, n_attack=n)
     dm.setup("test")
     if ckpt:
-        from robust_tickets.module import TicketModule
+        from robust_tickets.commands import load_module
 
-        net = TicketModule.load_from_checkpoint(ckpt, map_location="cpu", attacks=[]).net
+        net = load_module(ckpt).net
     else:
         net = load_pretrained(model, 2, init_seed=0)
     table = candidate_table(dm.task, dm.tokenizer, load_pretrained(model, 2).get_input_embeddings().weight)
@@ -243,46 +245,29 @@ def gemm_gflops(
     return 2 * m * k * n / statistics.median(times) / 1e9
 
 
-def bench_cli(argv: list[str]) -> int:
+def _report(result: dict[str, Any], run: Run) -> dict[str, Any]:
     import json
 
-    parser = argparse.ArgumentParser(prog="robust-tickets bench")
-    parser.add_argument("what", choices=["search", "attack"])
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--adv-steps", type=int, default=2)
-    parser.add_argument("--n", type=int, default=100, help="attacked MR test sentences")
-    parser.add_argument("--max-queries", type=int, default=500)
-    parser.add_argument("--block", type=int, default=25, help="examples per alternation block (bench attack)")
-    parser.add_argument(
-        "--ckpt", default=None, help="victim checkpoint for `bench attack` (default: MiniLM, new head)"
-    )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--device",
-        default="cpu",
-        help="bench search: cpu or cuda (GPU protocol: --model bert-base-random ...)",
-    )
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    if args.what == "search":
-        result = bench_search(
-            args.model, args.batch, args.length, args.steps, args.warmup, args.adv_steps, args.device
-        )
-    else:
-        result = bench_attack(args.model, args.n, args.max_queries, args.ckpt, args.block)
-    folder = make_run_dir("robust_tickets", f"bench-{args.what}") if args.out is None else None
-    path = (folder / "bench.json") if folder else args.out
-    write_json_atomic(path, result)
+    path = run.write_json("bench.json", result)
     summary = {k: v for k, v in result.items() if k not in {"step_s", "profile"}}
     print(json.dumps(summary, indent=2))
-    if "profile" in result:
-        for name, prof in result["profile"].items():
-            top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in prof["top_ops"][:6])
-            print(f"{name}: matmul share {100 * prof['matmul_share']:.0f}%; top ops: {top}")
+    for name, prof in result.get("profile", {}).items():
+        top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in prof["top_ops"][:6])
+        print(f"{name}: matmul share {100 * prof['matmul_share']:.0f}%; top ops: {top}")
     print(f"bench.json -> {path}")
-    return 0
+    return {"bench": str(path), "ratio": result["ratio"]}
+
+
+def search_verb(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """``bench search``: mask-search steps/s, ours vs the official design (spec 7.1), on ``--device``."""
+    result = bench_search(
+        args.model, args.batch, args.length, args.steps, args.warmup, args.adv_steps, str(run.device)
+    )
+    return _report(result, run)
+
+
+def attack_verb(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """``bench attack``: batched vs one-example-at-a-time wordswap queries/s on MR (spec 7.2), on the CPU."""
+    root = None if args.data_root is None else str(args.data_root)
+    result = bench_attack(args.model, args.data_n_attack, args.max_queries, args.ckpt, args.block, root)
+    return _report(result, run)

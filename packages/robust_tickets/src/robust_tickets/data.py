@@ -15,7 +15,8 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
-from paperlab_core.data import OfflineError, find_shared_data
+from paperlab_core.data import OfflineError, find_shared_data, require_dir
+from paperlab_core.errors import ConfigError, UserError
 
 DATASETS = ("synthetic", "mr", "sst2", "agnews", "imdb", "qnli", "mnli", "qqp")
 
@@ -34,6 +35,10 @@ CLAUSES = (
     "a {neg}{polar} {noun} {adv}",
     "the {noun} felt {adv} {neg}{polar}",
 )
+
+
+class DataFileError(UserError, ValueError):
+    """A dataset file that exists but is not in the expected native format (names file:line and the format)."""
 
 
 @dataclass
@@ -200,7 +205,7 @@ def _need(path: Path, what: str) -> Path:
     if not path.is_file():
         raise OfflineError(path, reason=f"{what} not found; offline and no local copy")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: file is empty (expected {what})")
+        raise DataFileError(f"{path}: file is empty (expected {what})")
     return path
 
 
@@ -229,14 +234,14 @@ def read_sst2_tsv(path: str | os.PathLike[str]) -> TextSplit:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:2]] != ["sentence", "label"]:
-            raise ValueError(f"{path}: expected the header 'sentence<TAB>label', got {header!r}")
+            raise DataFileError(f"{path}: expected the header 'sentence<TAB>label', got {header!r}")
         for lineno, row in enumerate(reader, start=2):
             if len(row) < 2 or row[1].strip() not in {"0", "1"}:
-                raise ValueError(f"{path}:{lineno}: expected 'sentence<TAB>0|1', got {row!r}")
+                raise DataFileError(f"{path}:{lineno}: expected 'sentence<TAB>0|1', got {row!r}")
             texts.append(row[0].strip())
             labels.append(int(row[1]))
     if not texts:
-        raise ValueError(f"{path}: no data rows")
+        raise DataFileError(f"{path}: no data rows")
     return TextSplit(texts, labels)
 
 
@@ -248,11 +253,11 @@ def read_agnews_csv(path: str | os.PathLike[str]) -> TextSplit:
     with path.open(encoding="utf-8", newline="") as handle:
         for lineno, row in enumerate(csv.reader(handle), start=1):
             if len(row) != 3 or row[0] not in {"1", "2", "3", "4"}:
-                raise ValueError(f"{path}:{lineno}: expected 3 fields with class 1-4, got {row[:3]!r}")
+                raise DataFileError(f"{path}:{lineno}: expected 3 fields with class 1-4, got {row[:3]!r}")
             texts.append(f"{row[1]} {row[2]}".replace("\\", " "))
             labels.append(int(row[0]) - 1)
     if not texts:
-        raise ValueError(f"{path}: no data rows")
+        raise DataFileError(f"{path}: no data rows")
     return TextSplit(texts, labels)
 
 
@@ -268,7 +273,7 @@ def read_imdb_folder(root: str | os.PathLike[str], split: str) -> TextSplit:
             texts.append(f.read_text(encoding="utf-8").strip())
             labels.append(label)
     if not texts:
-        raise ValueError(f"{base}: no *.txt reviews under pos/ and neg/")
+        raise DataFileError(f"{base}: no *.txt reviews under pos/ and neg/")
     return TextSplit(texts, labels)
 
 
@@ -319,7 +324,7 @@ def read_glue_pair_tsv(path: str | os.PathLike[str], task: str) -> TextSplit:
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in columns if c not in header]
         if missing:
-            raise ValueError(
+            raise DataFileError(
                 f"{path}:1: header lacks column(s) {', '.join(missing)}; expected a {fmt.folder} header with "
                 f"{', '.join(columns)}, got {header!r}"
             )
@@ -330,7 +335,7 @@ def read_glue_pair_tsv(path: str | os.PathLike[str], task: str) -> TextSplit:
                 continue  # a malformed row: skipped, as in the HF glue loader
             value = row[i_label].strip()
             if value not in label_index:
-                raise ValueError(
+                raise DataFileError(
                     f"{path}:{lineno}: unknown label {value!r} in column {fmt.label!r}; expected one of "
                     f"{', '.join(fmt.label_names)}"
                 )
@@ -338,7 +343,7 @@ def read_glue_pair_tsv(path: str | os.PathLike[str], task: str) -> TextSplit:
             second.append(row[i_second])
             labels.append(label_index[value])
     if not labels:
-        raise ValueError(f"{path}: no data rows")
+        raise DataFileError(f"{path}: no data rows")
     return TextSplit(first, labels, second)
 
 
@@ -404,8 +409,12 @@ def load_task(
         task = gen.task(n_train=n_train or 800, n_attack=n_attack)
         return task
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    base = Path(root) if root else default_root(dataset)
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    base = (
+        require_dir(root, "data root", f"expected a folder holding the {dataset} files")
+        if root
+        else default_root(dataset)
+    )
     if base is None:  # no local copy named and none in ../shared/data: download into the cache (online)
         from robust_tickets.download import fetch_dataset
 
@@ -519,7 +528,11 @@ class TextDataModule(LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+            raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        if root is not None:
+            require_dir(
+                root, "data root", "--data.root must be an existing folder holding the dataset's files"
+            )
         self.dataset, self.root, self.tokenizer_name = dataset, root, tokenizer
         self.max_len, self.batch_size, self.n_train, self.n_attack = max_len, batch_size, n_train, n_attack
         self.seed, self.split_seed, self.num_workers = seed, split_seed, num_workers

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paperlab_core import data as pdata
+from paperlab_core.errors import ConfigError, UserError
+
+
+class ArchiveError(UserError, ValueError):
+    """A downloaded archive that is unsafe to unpack or not in the expected layout (it is deleted)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ def _safe_extract(archive: Path, dest: Path) -> None:
         with zipfile.ZipFile(archive) as zf:
             for name in zf.namelist():
                 if name.startswith("/") or ".." in Path(name).parts:
-                    raise ValueError(f"{archive}: unsafe member path {name!r}")
+                    raise ArchiveError(f"{archive}: unsafe member path {name!r}")
             zf.extractall(dest)
         return
     with tarfile.open(archive) as tf:
@@ -96,7 +101,7 @@ def _safe_extract(archive: Path, dest: Path) -> None:
                     or member.islnk()
                     or member.issym()
                 ):
-                    raise ValueError(f"{archive}: unsafe member {member.name!r}")
+                    raise ArchiveError(f"{archive}: unsafe member {member.name!r}")
             tf.extractall(dest)
 
 
@@ -106,7 +111,7 @@ def fetch_dataset(dataset: str, root: str | os.PathLike[str] | None = None) -> P
     Returns ``root`` unchanged if the files are already there; else downloads and unpacks. Offline, raises
     :class:`paperlab_core.data.OfflineError` naming the URL and where to put a manual copy."""
     if dataset not in SOURCES:
-        raise ValueError(f"no download source for dataset {dataset!r}; choose one of {', '.join(SOURCES)}")
+        raise ConfigError(f"no download source for dataset {dataset!r}; choose one of {', '.join(SOURCES)}")
     source = SOURCES[dataset]
     root = Path(root) if root is not None else default_download_root(dataset)
     if is_complete(dataset, root):
@@ -129,7 +134,7 @@ def fetch_dataset(dataset: str, root: str | os.PathLike[str] | None = None) -> P
         for member, target in source.files.items():
             src = staging / member
             if not src.exists():
-                raise ValueError(
+                raise ArchiveError(
                     f"{dataset}: the downloaded archive has no {member!r} (layout changed upstream?)"
                 )
             dst = root / target

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from paperlab_core.errors import ConfigError
 from robust_tickets.attacks import (
     AttackResult,
     SentenceSimilarity,
@@ -48,7 +49,7 @@ def candidate_table(
     if source in {"auto", "lexicon"} and task.synonyms is not None:
         return task.synonyms
     if source == "lexicon":
-        raise ValueError(f"dataset {task.name!r} has no lexicon table; use --source embedding")
+        raise ConfigError(f"dataset {task.name!r} has no lexicon table; use --source embedding")
     if pretrained_embedding is None:
         raise ValueError("the embedding-neighbour table needs the pre-trained input-embedding matrix")
     texts = task.test.texts if task.test.texts_b is None else task.test.texts_b
@@ -68,12 +69,12 @@ def load_candidate_table(path: str | Path) -> dict[str, list[str]]:
     try:
         table = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a JSON candidate table ({exc})") from exc
+        raise ConfigError(f"{path}: not a JSON candidate table ({exc})") from exc
     if not isinstance(table, dict) or not all(
         isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v)
         for k, v in table.items()
     ):
-        raise ValueError(f"{path}: expected a JSON object mapping each word to a list of candidate words")
+        raise ConfigError(f"{path}: expected a JSON object mapping each word to a list of candidate words")
     return table
 
 
@@ -126,7 +127,7 @@ def run_named_attack(
         extra["forward_passes"] = victim.forward_passes
         extra["scored_sequences"] = victim.scored_sequences
     else:
-        raise ValueError(
+        raise ConfigError(
             f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)} (or textattack:<recipe>)"
         )
     summary = summarize(results)

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from paperlab_core.errors import ConfigError
+
 GAMMA = -0.1  # lower stretch limit (paper eq. 2; official ``l``)
 ZETA = 1.1  # upper stretch limit (official ``r``)
 BETA = 2.0 / 3.0  # temperature (fixed; official ``b``)
@@ -22,7 +24,7 @@ def init_log_alpha(mask_p: float = 0.9) -> float:
     ``mask_p = 0.9`` gives ln 5 (official-code initialisation; not in the paper).
     """
     if not 0.0 < mask_p < 1.0:
-        raise ValueError(f"mask_p must lie in (0, 1), got {mask_p}")
+        raise ConfigError(f"mask_p must lie in (0, 1), got {mask_p}")
     q = (mask_p - GAMMA) / (ZETA - GAMMA)
     return math.log(q / (1.0 - q))
 

@@ -89,7 +89,7 @@ def information_bottleneck(
     Negatives pi(i) are uniform with replacement (as the official ``torch.randint``).
     """
     n = t.shape[0]
-    perm = torch.randint(n, (n,), generator=generator).to(t.device)
+    perm = torch.randint(n, (n,), generator=generator, device=t.device)
     if mode == "official":
         return 0.5 * ((t - t[perm]) ** 2).sum(-1).mean(), None
     if mode != "learned" or head is None:
@@ -134,7 +134,7 @@ def anchored_feature_bound(
 ) -> torch.Tensor:
     """Mean InfoNCE bound over shuffled chunks of ``chunk`` (local T_kj, global Z) pairs (official: the pairs of
     a batch are shuffled and cut into chunks of the training batch size; negatives are the chunk's other pairs)."""
-    order = torch.randperm(local.shape[0], generator=generator).to(local.device)
+    order = torch.randperm(local.shape[0], generator=generator, device=local.device)
     local, global_ = local[order], global_[order]
     bounds = [
         info_nce_lower_bound(critic(local[i : i + chunk], global_[i : i + chunk]))

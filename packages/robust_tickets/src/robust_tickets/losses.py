@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab_core.errors import ConfigError
 from robust_tickets.hard_concrete import prob_nonzero
 
 Backward = Callable[[torch.Tensor], None]
@@ -52,7 +53,7 @@ def lambda_at(
     if kind == "constant":
         return amp * lambda_final
     if kind != "ramp":
-        raise ValueError(f"lambda schedule must be 'ramp' or 'constant', got {kind!r}")
+        raise ConfigError(f"lambda schedule must be 'ramp' or 'constant', got {kind!r}")
     total = max(total_steps, 1)
     progress = (step * counter_per_batch - start_frac * total) / max(warm_frac * total, 1e-12)
     return amp * (lambda_init + (lambda_final - lambda_init) * min(max(progress, 0.0), 1.0))
@@ -90,7 +91,7 @@ def init_delta(
         return delta * (eps0 / torch.sqrt(n_tok * hidden)).view(b, 1, 1)
     if norm_type == "linf":
         return delta * eps0
-    raise ValueError(f"adv_norm_type must be 'l2' or 'linf', got {norm_type!r}")
+    raise ConfigError(f"adv_norm_type must be 'l2' or 'linf', got {norm_type!r}")
 
 
 def ascent_step(
@@ -111,7 +112,7 @@ def ascent_step(
     elif norm_type == "linf":
         norm = flat.abs().amax(dim=1)
     else:
-        raise ValueError(f"adv_norm_type must be 'l2' or 'linf', got {norm_type!r}")
+        raise ConfigError(f"adv_norm_type must be 'l2' or 'linf', got {norm_type!r}")
     step = grad / norm.clamp_min(1e-12).view(b, 1, 1)
     delta = (delta + eta * step) * mask
     if max_norm > 0:
@@ -305,7 +306,7 @@ def pgd_attack_delta(
 # ------------------------------------------------------------------------------------------- ticket draw
 def check_sparsity(sparsity: float) -> float:
     if not (isinstance(sparsity, (int, float)) and 0.0 <= float(sparsity) < 1.0):
-        raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
+        raise ConfigError(f"sparsity must lie in [0, 1), got {sparsity!r}")
     return float(sparsity)
 
 
@@ -334,14 +335,14 @@ def imp_schedule(target: float, rate: float = 0.1, rounds: int = 0) -> list[floa
     ``rounds=0`` takes as many rounds as the rate needs; ``rounds=1`` is the one-shot magnitude ticket."""
     target = check_sparsity(target)
     if not 0.0 < rate < 1.0:
-        raise ValueError(f"imp_rate must be in (0, 1), got {rate}")
+        raise ConfigError(f"imp_rate must be in (0, 1), got {rate}")
     if rounds < 0:
-        raise ValueError(f"imp_rounds must be >= 0 (0 = as many as imp_rate needs), got {rounds}")
+        raise ConfigError(f"imp_rounds must be >= 0 (0 = as many as imp_rate needs), got {rounds}")
     needed = max(1, math.ceil(math.log1p(-target) / math.log1p(-rate) - 1e-9)) if target > 0 else 1
     if rounds == 0:
         rounds = needed
     elif rounds > needed:
-        raise ValueError(
+        raise ConfigError(
             f"imp_rounds={rounds} is too many: pruning {rate:.0%} of the remaining weights per round reaches "
             f"sparsity {target} after {needed} round(s)"
         )

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab_core.errors import ConfigError
 from robust_tickets.hard_concrete import (
     fused_hard_concrete_sample,
     hard_concrete_gate,
@@ -84,7 +85,7 @@ def load_tokenizer(name_or_path: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(path, use_fast=True)
     except (OSError, ValueError) as exc:
-        raise ValueError(_unknown_model_message(name_or_path, exc)) from exc
+        raise ConfigError(_unknown_model_message(name_or_path, exc)) from exc
 
 
 def _unknown_model_message(name: str, exc: Exception) -> str:
@@ -116,7 +117,7 @@ def load_pretrained(name_or_path: str, num_labels: int, init_seed: int = 0) -> n
         try:
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
         except (OSError, ValueError) as exc:
-            raise ValueError(_unknown_model_message(name_or_path, exc)) from exc
+            raise ConfigError(_unknown_model_message(name_or_path, exc)) from exc
         return model.train()  # from_pretrained returns eval mode; Lightning keeps module modes as found
 
 
@@ -152,7 +153,7 @@ def find_mask_targets(model: nn.Module, mask_targets: list[str] | None = None) -
     patterns = mask_targets if mask_targets else MASK_TARGETS.get(model_type or "")
     linears = [name for name, mod in model.named_modules() if isinstance(mod, nn.Linear)]
     if patterns is None:
-        raise ValueError(
+        raise ConfigError(
             f"no mask-target registry entry for model_type {model_type!r}; pass --model.mask_targets "
             f"(regexes). Linear modules found: {', '.join(linears)}"
         )
@@ -165,7 +166,7 @@ def find_mask_targets(model: nn.Module, mask_targets: list[str] | None = None) -
         if any(p.search(rel) for p in compiled):
             found.append(name)
     if not found:
-        raise ValueError(f"mask targets {patterns} matched no Linear module; found: {', '.join(linears)}")
+        raise ConfigError(f"mask targets {patterns} matched no Linear module; found: {', '.join(linears)}")
     return found
 
 
@@ -275,7 +276,7 @@ class MaskedModel(nn.Module):
             lin = modules[name]
             out_f, in_f = lin.weight.shape
             if out_f % out_w_per_mask or in_f % in_w_per_mask:
-                raise ValueError(f"{name}: shape {tuple(lin.weight.shape)} not divisible by the mask block")
+                raise ConfigError(f"{name}: shape {tuple(lin.weight.shape)} not divisible by the mask block")
             slot = Slot(
                 name, offset, out_f // out_w_per_mask, in_f // in_w_per_mask, out_w_per_mask, in_w_per_mask
             )
@@ -390,7 +391,7 @@ def check_tokenizer_matches(tokenizer: Any, model: nn.Module, tokenizer_name: st
     vocab = len(tokenizer)
     rows = model.get_input_embeddings().weight.shape[0]
     if vocab > rows:
-        raise ValueError(
+        raise ConfigError(
             f"tokenizer/model mismatch: tokenizer {tokenizer_name!r} has {vocab} tokens but model "
             f"{model_name!r} has {rows} embedding rows; use the model's own tokenizer (--data.tokenizer)"
         )

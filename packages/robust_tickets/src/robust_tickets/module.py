@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 
+from paperlab_core.errors import ConfigError, MissingFileError, UserError
 from robust_tickets.cls_layer import cls_only_last_layer as install_cls_only_last_layer
 from robust_tickets.data import model_inputs
 from robust_tickets.evaluate import accuracy, candidate_table, run_named_attack
@@ -194,21 +195,22 @@ class TicketModule(LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         if grad_clip not in {"value", "norm", "none"}:
-            raise ValueError(f"grad_clip must be value, norm or none, got {grad_clip!r}")
+            raise ConfigError(f"grad_clip must be value, norm or none, got {grad_clip!r}")
         if draw_from not in {"last", "best"}:
-            raise ValueError(f"draw_from must be last or best, got {draw_from!r}")
+            raise ConfigError(f"draw_from must be last or best, got {draw_from!r}")
         if retrain_init not in RETRAIN_INITS:
-            raise ValueError(f"retrain_init must be one of {', '.join(RETRAIN_INITS)}, got {retrain_init!r}")
+            raise ConfigError(f"retrain_init must be one of {', '.join(RETRAIN_INITS)}, got {retrain_init!r}")
         if method in {"search", "draw"} and not init_ckpt:
-            raise ValueError(
-                f"method {method!r} needs --model.init_ckpt (a checkpoint of the previous stage)"
+            raise ConfigError(
+                f"method {method!r} needs --model.init_ckpt, a checkpoint of the previous stage "
+                "(`robust-tickets search --finetuned CKPT`, `robust-tickets draw --masks CKPT`)"
             )
         if infobert_club not in CLUB_MODES:
-            raise ValueError(f"infobert_club must be one of {', '.join(CLUB_MODES)}, got {infobert_club!r}")
+            raise ConfigError(f"infobert_club must be one of {', '.join(CLUB_MODES)}, got {infobert_club!r}")
         if not 0.0 <= infobert_cl <= infobert_ch <= 1.0:
-            raise ValueError(f"need 0 <= infobert_cl <= infobert_ch <= 1, got {infobert_cl}, {infobert_ch}")
+            raise ConfigError(f"need 0 <= infobert_cl <= infobert_ch <= 1, got {infobert_cl}, {infobert_ch}")
         check_sparsity(sparsity)
         self.imp_sparsities = imp_schedule(sparsity, imp_rate, imp_rounds)
         self.automatic_optimization = False
@@ -235,7 +237,10 @@ class TicketModule(LightningModule):
         self._sched: torch.optim.lr_scheduler.LambdaLR | None = None
         self._phase_step = 0
         self._phase_total = 1
-        self._gen = torch.Generator().manual_seed(seed)
+        self._gen: torch.Generator | None = (
+            None  # the perturbation noise's, on the inputs' device (noise_generator)
+        )
+        self._gen_pending: dict[str, Any] | None = None  # generator state of a checkpoint being resumed
         self._init_loaded = False
         self._resume: dict[str, Any] | None = (
             None  # phase state of a checkpoint being resumed (fit ckpt_path)
@@ -282,7 +287,7 @@ class TicketModule(LightningModule):
                 dm.tokenizer, self.net.backbone, dm.tokenizer_name, self.hparams.model_name
             )
             if dm.num_labels != self.hparams.num_labels:
-                raise ValueError(
+                raise ConfigError(
                     f"dataset {dm.dataset!r} has {dm.num_labels} classes but --model.num_labels is "
                     f"{self.hparams.num_labels}"
                 )
@@ -293,12 +298,15 @@ class TicketModule(LightningModule):
     def load_stage_checkpoint(self, path: str) -> None:
         """Load ``net.*`` and ``best_scores`` of a checkpoint written by an earlier stage."""
         if not Path(path).is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        state = ckpt.get("state_dict", ckpt)
+            raise MissingFileError("checkpoint", path, "expected a checkpoint written by an earlier stage")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise UserError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
+        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else {}
         missing = [k for k in self.state_dict() if k not in state]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: not a robust-tickets checkpoint of this model (missing {missing[:3]} ...)"
             )
         self.load_state_dict({k: state[k] for k in self.state_dict()})
@@ -423,7 +431,7 @@ class TicketModule(LightningModule):
         h = self.hparams
         if h.method == "imp":
             if h.out_w_per_mask != 1 or h.in_w_per_mask != 1:
-                raise ValueError("the magnitude ticket supports only per-weight masks")
+                raise ConfigError("the magnitude ticket supports only per-weight masks")
             scores = magnitude_scores(self.net.masked_weights())
             if self.net.mode == "binary":
                 scores[self.net.ticket.detach().cpu() == 0] = float("-inf")
@@ -456,6 +464,21 @@ class TicketModule(LightningModule):
                 w.copy_(torch.where(m, w, fresh[s.name + ".weight"].to(w.dtype)))
 
     # ------------------------------------------------------------------------------------- steps
+    def noise_generator(self, like: torch.Tensor) -> torch.Generator:
+        """The seeded generator of the perturbation noise (FreeLB/PGD delta_0, InfoBERT's draws), created on the
+        device of ``like``: a CPU generator cannot draw CUDA tensors. On CPU its stream is that of
+        ``torch.Generator().manual_seed(seed)``. A resumed checkpoint's state is restored when the device type
+        matches the one it was saved on (CPU and CUDA generator states differ in kind)."""
+        device = like.device
+        if self._gen is None or self._gen.device != device:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.hparams.seed)
+            pending, self._gen_pending = self._gen_pending, None
+            if pending is not None and pending["device"] == device.type:
+                gen.set_state(pending["state"])
+            self._gen = gen
+        return self._gen
+
     def configure_optimizers(self) -> None:
         return None
 
@@ -489,7 +512,7 @@ class TicketModule(LightningModule):
         elif self.phase == "freelb":
             loss = freelb_objective(
                 self.net, ids, mask, labels, self.manual_backward, h.adv_steps, h.adv_init_mag, h.adv_lr,
-                h.adv_norm_type, h.adv_max_norm, embeds_with_grad=True, generator=self._gen,
+                h.adv_norm_type, h.adv_max_norm, embeds_with_grad=True, generator=self.noise_generator(ids),
                 token_type_ids=types,
             )  # fmt: skip
             passes = h.adv_steps
@@ -499,7 +522,7 @@ class TicketModule(LightningModule):
                 self.net, ids, mask, labels, self.manual_backward, self.infobert_nce, self.infobert_club_head,
                 h.infobert_alpha, h.infobert_beta, h.infobert_cl, h.infobert_ch, h.infobert_club, h.adv_steps,
                 h.adv_init_mag, h.adv_lr, h.adv_norm_type, h.adv_max_norm, embeds_with_grad=True,
-                generator=self._gen, token_type_ids=types,
+                generator=self.noise_generator(ids), token_type_ids=types,
             )  # fmt: skip
             loss, passes = parts["loss"], h.adv_steps
             self._clip(list(self.net.backbone.parameters()), "norm")  # official: the model's grads only
@@ -534,14 +557,14 @@ class TicketModule(LightningModule):
         if h.legacy_freelb_average:
             loss = freelb_objective(
                 net, ids, mask, labels, self.manual_backward, **common,
-                embeds_with_grad=h.legacy_backbone_grads, generator=self._gen,
+                embeds_with_grad=h.legacy_backbone_grads, generator=self.noise_generator(ids),
             )  # fmt: skip
             passes = steps
         else:
             loss = pgd_objective(
                 net, ids, mask, labels, self.manual_backward, **common,
                 steps_are_ascent_steps=h.paper_pgd_steps_are_ascent_steps,
-                embeds_with_grad=h.legacy_backbone_grads, generator=self._gen,
+                embeds_with_grad=h.legacy_backbone_grads, generator=self.noise_generator(ids),
             )  # fmt: skip
             passes = steps + (1 if h.paper_pgd_steps_are_ascent_steps else 0)
         self.last_mask_grad_norm = float(net.mask_scores.grad.norm())
@@ -626,8 +649,7 @@ class TicketModule(LightningModule):
         return self._table
 
     def _write_metrics(self, extra: dict[str, Any]) -> None:
-        from paperlab_core.cli import current_run_dir
-        from paperlab_core.logging import write_metrics
+        from paperlab_core.logging import current_run_dir, write_metrics
 
         run_dir = current_run_dir()
         if run_dir is None or not self.trainer.is_global_zero:
@@ -655,7 +677,8 @@ class TicketModule(LightningModule):
             "mode": self.net.mode, "phase": self.phase, "budget": self.budget, "phase_step": self._phase_step,
             "sched_state": None if self._sched is None else self._sched.state_dict(),
             "best_val": self.best_val, "history": self.history, "curve": self.curve,
-            "generator": self._gen.get_state(),
+            "generator": None if self._gen is None else self._gen.get_state(),
+            "generator_device": None if self._gen is None else self._gen.device.type,
         }  # fmt: skip
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -665,7 +688,9 @@ class TicketModule(LightningModule):
         self.best_val = info.get("best_val", self.best_val)
         self.history = list(info.get("history", []))
         self.curve = list(info.get("curve", []))
-        if "generator" in info:
-            self._gen.set_state(info["generator"])
+        if info.get("generator") is not None:
+            self._gen, self._gen_pending = None, {
+                "state": info["generator"], "device": info.get("generator_device", "cpu"),
+            }  # fmt: skip
         states = checkpoint.get("optimizer_states") or [None]
         self._resume = {**info, "opt_state": states[0]}

@@ -1,18 +1,34 @@
 """``robust-tickets reproduce``: robust ticket vs dense / magnitude (one-shot IMP) / random / w/o-adv tickets
-at matched retraining budgets (spec 5 and 2.11), with Clean/Aua/Suc/#Query and budget columns."""
+at matched retraining budgets (spec 5 and 2.11), with Clean/Aua/Suc/#Query and budget columns.
+
+The experiment is a grid of cells, one per (seed, row) — ``dense``, ``robust``, ``wo_adv``, ``magnitude``, ...
+(:mod:`paperlab_core.experiment`): ``--shard K/N`` runs every N-th cell, ``--merge DIR...`` builds the tables from
+the records. The stages several rows share (stage 1 per seed, the robust search for the Table 4 rows) are
+checkpointed under ``<out>/stages/`` and reused by the later cells of the same process or folder; a shard that
+lacks them trains them again with the same seed, which gives the same weights, so shards and a whole run give
+the same tables.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import shutil
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-from paperlab_core.runtime import seed_everything, set_threads
+from paperlab_core.errors import ConfigError, UserError
+from paperlab_core.experiment import Cell, run_experiment
+from paperlab_core.logging import log, write_json_atomic
+from paperlab_core.results import Table
+from paperlab_core.runtime import seed_everything
+from paperlab_core.verbs import Run
 
 PRESETS: dict[str, dict[str, Any]] = {
     "synthetic": {
@@ -82,32 +98,108 @@ QUICK = {
 }
 
 
-def _trainer(limit_val: float | int) -> Any:
+#: the rows of the table in order; ``dense`` is always run (it is stage 1), ``dense_long`` when the preset's
+#: ``long`` is on
+ROW_ORDER = (
+    "dense", "robust", "reinit", "no_structure", "wo_adv", "magnitude", "imp", "random", "freelb", "infobert",
+    "dense_long",
+)  # fmt: skip
+STAGES = "stages"
+
+
+def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings: the preset, then its ``--quick`` variant (the preset's own, else :data:`QUICK`), then
+    the explicit command-line overrides; validates ``--attacks``, ``--methods`` and ``--sparsity``."""
+    cfg = dict(PRESETS[args.preset])
+    quick = cfg.pop("quick", QUICK)
+    if args.quick:
+        cfg.update(quick)
+    overrides = (
+        ("model", args.model), ("n_train", args.data_n_train), ("n_attack", args.data_n_attack),
+        ("epochs", args.epochs), ("max_queries", args.max_queries), ("lr", args.lr),
+        ("epochs_search", args.epochs_search), ("sim_threshold", args.sim_threshold), ("adv_scale", args.adv_scale),
+    )  # fmt: skip
+    for key, value in overrides:
+        if value is not None:
+            cfg[key] = value
+    if args.no_long:
+        cfg["long"] = False
+    if args.attacks:
+        unknown = set(args.attacks) - set(cfg["attacks"])
+        if unknown:
+            raise ConfigError(f"--attacks {sorted(unknown)} not in the preset's {cfg['attacks']}")
+        cfg["attacks"] = list(args.attacks)
+    preset_methods = cfg.pop("methods", "robust,wo_adv,magnitude,random,freelb").split(",")
+    chosen = list(args.methods) if args.methods else preset_methods
+    unknown = set(chosen) - set(REPRODUCE_METHODS)
+    if unknown:
+        raise ConfigError(f"unknown --methods {sorted(unknown)}; choose from {', '.join(REPRODUCE_METHODS)}")
+    if set(TABLE4_METHODS) & set(chosen) and "robust" not in chosen:
+        raise ConfigError(f"--methods {', '.join(TABLE4_METHODS)} reuse the robust search; add robust")
+    if not args.methods and not cfg["freelb"]:  # the preset's (or --quick's) default leaves FreeLB out
+        chosen = [m for m in chosen if m != "freelb"]
+    cfg["methods"] = chosen
+    if args.sparsity is not None:
+        cfg["sparsity"] = args.sparsity
+    cfg.setdefault("sparsity", 0.3)
+    if not 0.0 <= cfg["sparsity"] < 1.0:
+        raise ConfigError(f"--sparsity must be in [0, 1), got {cfg['sparsity']}")
+    cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
+    cfg["preset"] = args.preset
+    return cfg
+
+
+def rows_of(cfg: dict[str, Any]) -> list[str]:
+    """The table's rows for this configuration, in :data:`ROW_ORDER`."""
+    wanted = {"dense", *cfg["methods"], *(["dense_long"] if cfg["long"] else [])}
+    return [row for row in ROW_ORDER if row in wanted]
+
+
+def config_id(cfg: dict[str, Any]) -> str:
+    """``<preset>-<8 hex>``: names the configuration in the cell keys, so records of another configuration in
+    the same ``--out`` folder are never reused."""
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{cfg['preset']}-{digest}"
+
+
+# ------------------------------------------------------------------------------------------- one seed
+def _trainer(limit_val: float | int, accelerator: str) -> Any:
     from pytorch_lightning import Trainer
 
-    from paperlab_core.cli import AtomicCheckpointIO
+    from paperlab_core.lightning import AtomicCheckpointIO
+    from paperlab_core.runtime import select_precision
 
     return Trainer(
-        accelerator="auto", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, max_epochs=1, limit_val_batches=limit_val,
-        plugins=[AtomicCheckpointIO()],
+        accelerator=accelerator, devices=1, precision=select_precision(accelerator), logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        max_epochs=1, limit_val_batches=limit_val, plugins=[AtomicCheckpointIO()],
     )  # fmt: skip
 
 
+@dataclass
+class Stage:
+    """A trained stage: its checkpoint (``path``), budget counters and search history; ``module`` when it was
+    trained (or loaded) in this process."""
+
+    path: str
+    budget: dict[str, dict[str, float]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    module: Any = None
+
+
 class Runner:
-    """Runs TicketModule phases in-process on one shared, already tokenised datamodule."""
+    """Trains and evaluates the rows of one seed on one shared, already tokenised datamodule."""
 
     def __init__(
-        self, cfg: dict[str, Any], dm: Any, table: dict[str, list[str]], folder: Path, seed: int
-    ) -> None:
+        self, cfg: dict[str, Any], dm: Any, table: dict[str, list[str]], folder: Path, seed: int,
+        accelerator: str = "cpu",
+    ) -> None:  # fmt: skip
         self.cfg, self.dm, self.table, self.folder, self.seed = cfg, dm, table, folder, seed
+        self.accelerator = accelerator
         self.similarity: Any = None  # the wordswap sentence-similarity model, built on first use
 
-    def fit(self, name: str, method: str, init: str | None = None, **kw: Any) -> tuple[Any, str, float]:
-        from robust_tickets.module import TicketModule
-
-        cfg = self.cfg
-        e = cfg["epochs"]
+    def module_args(self, method: str, init: str | None = None, **kw: Any) -> dict[str, Any]:
+        cfg, e = self.cfg, self.cfg["epochs"]
         args = dict(
             model_name=cfg["model"], num_labels=self.dm.num_labels, method=method, init_ckpt=init, seed=self.seed,
             epochs_finetune=e, epochs_search=cfg.get("epochs_search", e), epochs_retrain=e, lr=cfg.get("lr", 5e-5),
@@ -117,26 +209,64 @@ class Runner:
             attack_max_queries=cfg["max_queries"], final_eval=False,
         )  # fmt: skip
         args.update(kw)
+        return args
+
+    def fit(self, name: str, method: str, init: str | None = None, save: bool = False, **kw: Any) -> Any:
+        """Train one TicketModule (seeded); with ``save`` (or ``--keep-ckpts``) write its weights-only checkpoint
+        ``<folder>/<name>-seed<S>.ckpt`` and return it as ``module.ckpt_path``."""
+        from robust_tickets.module import TicketModule
+
         seed_everything(self.seed)
-        module = TicketModule(**args)
+        module = TicketModule(**self.module_args(method, init, **kw))
         module._table = self.table
         start = time.perf_counter()
-        trainer = _trainer(cfg["limit_val"])
+        trainer = _trainer(self.cfg["limit_val"], self.accelerator)
         trainer.fit(module, datamodule=self.dm)
         wall = time.perf_counter() - start
-        path = str(self.folder / f"{name}-seed{self.seed}.ckpt")
-        trainer.save_checkpoint(path, weights_only=True)  # later stages read only the state_dict
+        module.ckpt_path = None
+        if save or self.cfg.get("keep_ckpts"):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            module.ckpt_path = str(self.folder / f"{name}-seed{self.seed}.ckpt")
+            trainer.save_checkpoint(module.ckpt_path, weights_only=True)  # later stages read the state_dict
         log(f"reproduce: {name} seed {self.seed} trained in {wall:.0f}s")
-        return module, path, wall
+        return module
+
+    def stage(self, name: str, method: str, init: str | None = None, **kw: Any) -> Stage:
+        """A stage several rows share: trained once and kept in ``<folder>/<name>-seed<S>.ckpt`` (+ ``.json``
+        with its budget and history); a later cell of this run, or a run resumed in the same folder, reuses it."""
+        path = self.folder / f"{name}-seed{self.seed}.ckpt"
+        meta = path.with_suffix(".json")
+        if path.is_file() and meta.is_file():
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            return Stage(str(path), info["budget"], info["history"])
+        module = self.fit(name, method, init, save=True, **kw)
+        write_json_atomic(meta, {"budget": module.budget, "history": module.history, "mode": module.net.mode})
+        return Stage(str(path), module.budget, module.history, module)
+
+    def stage_module(self, stage: Stage, method: str) -> Any:
+        """The module of ``stage`` (trained in this process, or rebuilt from its checkpoint)."""
+        if stage.module is not None:
+            return stage.module
+        from robust_tickets.module import TicketModule
+
+        module = TicketModule(**self.module_args(method))
+        module.load_stage_checkpoint(stage.path)
+        meta = json.loads(Path(stage.path).with_suffix(".json").read_text(encoding="utf-8"))
+        module.net.set_mode(meta["mode"])
+        module.budget, module.history = stage.budget, stage.history
+        return module
 
     def evaluate(self, module: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
         from robust_tickets.attacks import pretrained_sentence_similarity
         from robust_tickets.evaluate import accuracy, run_named_attack
 
         cfg, dm = self.cfg, self.dm
+        device = torch.device("cuda" if self.accelerator == "cuda" else self.accelerator)
+        module.to(device)  # Lightning moves a fitted model back to the CPU; evaluate where it trained
         sim_threshold = cfg.get("sim_threshold", 0.0)
         if sim_threshold > 0 and self.similarity is None:
             self.similarity = pretrained_sentence_similarity("minilm", dm.max_len)
+            self.similarity.encoder.to(device)
         out: dict[str, Any] = {"clean_test_acc": 100 * accuracy(module.net, dm.test_dataloader())}
         split = dm.attack_split()
         for name in cfg["attacks"]:
@@ -159,97 +289,127 @@ class Runner:
             out[name] = summary
         return out
 
+    def row(self, row: str) -> dict[str, Any]:
+        """Train and evaluate one row of the table for this seed."""
+        cfg = self.cfg
+        sparsity = cfg["sparsity"]
+        if row == "dense":  # the stage-1 model is the dense baseline (E_ft = E_rt, same schedule and data)
+            ft = self.stage("finetune", "finetune")
+            return {**self.evaluate(self.stage_module(ft, "finetune")), **_budget(ft), "sparsity": 0.0}
+        if row in ("robust", *TABLE4_METHODS):
+            ft = self.stage("finetune", "finetune")
+            search = self.stage("search-robust", "search", ft.path)
+            init = "pretrained" if row == "robust" else row
+            ticket = self.fit(f"ticket-{row}", "draw", search.path, retrain_init=init)
+            out = {**self.evaluate(ticket), **_budget(ft, search, ticket)}
+            out["sparsity"] = 0.0 if row == "no_structure" else sparsity
+            if row == "robust":
+                out["search_history"] = search.history
+            return out
+        if row == "wo_adv":
+            ft = self.stage("finetune", "finetune")
+            search = self.fit("search-wo_adv", "search", ft.path, save=True, adv_steps=1, adv_init_mag=0.0)
+            ticket = self.fit("ticket-wo_adv", "draw", search.ckpt_path)
+            return {**self.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": sparsity}
+        if row == "magnitude":
+            ft = self.stage("finetune", "finetune")
+            ticket = self.fit("ticket-magnitude", "imp", ft.path, epochs_finetune=0)
+            return {**self.evaluate(ticket), **_budget(ft, ticket), "sparsity": sparsity}
+        if row == "imp":  # iterative IMP (LTH): 10 % of the remaining weights per round, each round rewound
+            ft = self.stage("finetune", "finetune")
+            ticket = self.fit(
+                "ticket-imp", "imp", ft.path, epochs_finetune=0, imp_rounds=0, imp_round_epochs=cfg["epochs"]
+            )
+            return {**self.evaluate(ticket), **_budget(ft, ticket), "sparsity": sparsity}
+        if row == "random":
+            ticket = self.fit("ticket-random", "random")
+            return {**self.evaluate(ticket), **_budget(ticket), "sparsity": sparsity}
+        if row in ("freelb", "infobert"):  # dense adversarial fine-tunes at the E_rt budget
+            model = self.fit(row, row)
+            return {**self.evaluate(model), **_budget(model), "sparsity": 0.0}
+        if row == "dense_long":  # E_total = E_ft + E_search + E_rt (spec 2.11), with a clean/Aua curve
+            e_total = 2 * cfg["epochs"] + cfg.get("epochs_search", cfg["epochs"])
+            model = self.fit(
+                "dense_long", "dense", epochs_retrain=e_total, curve_epochs=[cfg["epochs"], e_total],
+                attacks=["wordswap"],
+            )  # fmt: skip
+            evaluation = self.evaluate(model, skip=("wordswap",))
+            evaluation["wordswap"] = model.curve[-1]["wordswap"]  # the curve's last point is this very model
+            return {**evaluation, **_budget(model), "sparsity": 0.0, "curve": model.curve}
+        raise ConfigError(f"unknown reproduce row {row!r}")
 
-def _budget(*modules: Any) -> dict[str, float]:
+
+def _budget(*parts: Any) -> dict[str, float]:
     steps = passes = wall = 0.0
-    for m in modules:
-        for b in m.budget.values():
+    for part in parts:
+        for b in part.budget.values():
             steps += b["optimizer_steps"]
             passes += b["passes"]
             wall += b["wall_s"]
     return {"steps": steps, "passes": passes, "train_wall_s": wall}
 
 
-def run_seed(
-    cfg: dict[str, Any], dm: Any, table: dict[str, list[str]], folder: Path, seed: int
-) -> dict[str, Any]:
-    r = Runner(cfg, dm, table, folder, seed)
-    rows: dict[str, Any] = {}
-    methods = cfg["methods"]
-    ft, ft_ckpt, _ = r.fit("finetune", "finetune")
-    rows["dense"] = {**r.evaluate(ft), **_budget(ft), "sparsity": 0.0}
-    if "robust" in methods:
-        search, s_ckpt, _ = r.fit("search-robust", "search", ft_ckpt)
-        ticket, _, _ = r.fit("ticket-robust", "draw", s_ckpt)
-        rows["robust"] = {**r.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": cfg["sparsity"],
-                          "search_history": search.history}  # fmt: skip
-        for init in (m for m in TABLE4_METHODS if m in methods):  # same masks, other retrain start
-            ticket, _, _ = r.fit(f"ticket-{init}", "draw", s_ckpt, retrain_init=init)
-            sparsity = 0.0 if init == "no_structure" else cfg["sparsity"]
-            rows[init] = {**r.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": sparsity}
-    if "wo_adv" in methods:
-        search, s_ckpt, _ = r.fit("search-wo_adv", "search", ft_ckpt, adv_steps=1, adv_init_mag=0.0)
-        ticket, _, _ = r.fit("ticket-wo_adv", "draw", s_ckpt)
-        rows["wo_adv"] = {**r.evaluate(ticket), **_budget(ft, search, ticket), "sparsity": cfg["sparsity"]}
-    if "magnitude" in methods:
-        ticket, _, _ = r.fit("ticket-magnitude", "imp", ft_ckpt, epochs_finetune=0)
-        rows["magnitude"] = {**r.evaluate(ticket), **_budget(ft, ticket), "sparsity": cfg["sparsity"]}
-    if "imp" in methods:  # iterative IMP (LTH): 10 % of the remaining weights per round, each round rewound
-        ticket, _, _ = r.fit(
-            "ticket-imp", "imp", ft_ckpt, epochs_finetune=0, imp_rounds=0, imp_round_epochs=cfg["epochs"]
-        )
-        rows["imp"] = {**r.evaluate(ticket), **_budget(ft, ticket), "sparsity": cfg["sparsity"]}
-    if "random" in methods:
-        ticket, _, _ = r.fit("ticket-random", "random")
-        rows["random"] = {**r.evaluate(ticket), **_budget(ticket), "sparsity": cfg["sparsity"]}
-    if "freelb" in methods:
-        model, _, _ = r.fit("freelb", "freelb")
-        rows["freelb"] = {**r.evaluate(model), **_budget(model), "sparsity": 0.0}
-    if (
-        "infobert" in methods
-    ):  # optional Table 1 baseline, only on request: dense, FreeLB budget (E_rt epochs)
-        model, _, _ = r.fit("infobert", "infobert")
-        rows["infobert"] = {**r.evaluate(model), **_budget(model), "sparsity": 0.0}
-    if cfg["long"]:
-        e_total = 2 * cfg["epochs"] + cfg.get(
-            "epochs_search", cfg["epochs"]
-        )  # E_ft + E_search + E_rt (spec 2.11)
-        model, _, _ = r.fit(
-            "dense_long", "dense", epochs_retrain=e_total, curve_epochs=[cfg["epochs"], e_total],
-            attacks=["wordswap"],
-        )  # fmt: skip
-        evaluation = r.evaluate(model, skip=("wordswap",))
-        evaluation["wordswap"] = model.curve[-1]["wordswap"]  # the curve's last point is this very model
-        rows["dense_long"] = {**evaluation, **_budget(model), "sparsity": 0.0, "curve": model.curve}
-    return rows
-
-
+# ------------------------------------------------------------------------------------------- tables
 def _fmt(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
-def results_table(per_seed: list[dict[str, Any]], attacks: list[str]) -> str:
-    methods = list(per_seed[0])
-    head = ["Method", "Sparsity", "Clean%"]
+def per_seed_rows(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[int], list[dict[str, Any]]]:
+    """(config, seeds, one ``{row: result}`` per seed) from the records; the rows every seed has, in order."""
+    configs = {json.dumps(r["params"]["config"], sort_keys=True) for r in records}
+    if len(configs) != 1:
+        raise UserError(
+            f"the records come from {len(configs)} different configurations; merge the records of one "
+            "configuration (seeds may differ)"
+        )
+    cfg = records[0]["params"]["config"]
+    seeds = sorted({r["params"]["seed"] for r in records})
+    by_seed = {
+        s: {r["params"]["row"]: r["result"] for r in records if r["params"]["seed"] == s} for s in seeds
+    }
+    rows = [m for m in ROW_ORDER if all(m in by_seed[s] for s in seeds)]
+    return cfg, seeds, [{m: by_seed[s][m] for m in rows} for s in seeds]
+
+
+def tables(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``summarize`` of :func:`run_experiment`: the main table (mean ± sd over seeds), budgets, per-seed
+    Clean / Aua, and the claim checks, all from the records alone."""
+    cfg, seeds, per_seed = per_seed_rows(records)
+    attacks = cfg["attacks"]
+    columns = ["Method", "Sparsity", "Clean%"]
     for a in attacks:
-        head += [f"{a} Aua%", f"{a} Suc%", f"{a} #Query"]
-    head += ["steps", "passes", "train s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in methods:
+        columns += [f"{a} Aua%", f"{a} Suc%", f"{a} #Query"]
+    main = Table(
+        columns, title=f"{cfg['preset']}: Clean / attack metrics (mean ± sd over {len(seeds)} seed(s))"
+    )
+    budget = Table(
+        ["Method", "steps", "passes", "train s"], title="training budget per seed (stages 1-2 included)"
+    )
+    by_seed = Table(
+        ["Method", "Seed", "Clean%", *[f"{a} Aua%" for a in attacks]], formats={"Clean%": ".1f"},
+        title="per seed",
+    )  # fmt: skip
+    for a in attacks:
+        by_seed.formats[f"{a} Aua%"] = ".1f"
+    for m in per_seed[0]:
         rows = [s[m] for s in per_seed]
         cells = [m, f"{rows[0]['sparsity']:.0%}", _fmt([r["clean_test_acc"] for r in rows])]
         for a in attacks:
             cells += [_fmt([r[a]["aua"] for r in rows]), _fmt([r[a]["suc"] for r in rows]),
                       _fmt([r[a]["queries"] for r in rows])]  # fmt: skip
-        cells += [
-            f"{rows[0]['steps']:.0f}",
-            f"{rows[0]['passes']:.0f}",
-            _fmt([r["train_wall_s"] for r in rows]),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        main.add(*cells)
+        budget.add(
+            m, f"{rows[0]['steps']:.0f}", f"{rows[0]['passes']:.0f}", _fmt([r["train_wall_s"] for r in rows])
+        )
+        for seed, r in zip(seeds, rows, strict=True):
+            by_seed.add(m, seed, r["clean_test_acc"], *[r[a]["aua"] for a in attacks])
+    checks = acceptance_checks(per_seed)
+    return {
+        "main": main, "budget": budget, "per_seed": by_seed, "checks": checks, "config": cfg,
+        "text": "\n".join(f"- {c}" for c in checks),
+    }  # fmt: skip
 
 
 def acceptance_checks(per_seed: list[dict[str, Any]]) -> list[str]:
@@ -283,8 +443,13 @@ def acceptance_checks(per_seed: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def curve_plot(per_seed: list[dict[str, Any]], path: Path) -> None:
-    curves = [s["dense_long"]["curve"] for s in per_seed if "dense_long" in s]
+def curve_plot(folder: Path) -> None:
+    """``dense_curve.png``: the dense_long rows' clean accuracy and Aua along their schedule (from the records)."""
+    curves = []
+    for path in sorted((folder / "records").glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("params", {}).get("row") == "dense_long":
+            curves.append(record["result"]["curve"])
     if not curves:
         return
     import matplotlib
@@ -299,197 +464,68 @@ def curve_plot(per_seed: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("epoch")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(folder / "dense_curve.png")
     plt.close(fig)
 
 
-def merge_runs(folders: list[str], out: str | None, cmd: str) -> int:
-    """Combine the per-seed rows of several ``results.json`` (same config up to the seed) into one table."""
-    import json
+# ------------------------------------------------------------------------------------------- the verb
+def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """``robust-tickets reproduce``: the grid (seeds x rows) through :func:`paperlab_core.experiment.run_experiment`."""
+    cfg = resolve_config(args)
+    cfg_id = config_id(cfg)
+    cfg["keep_ckpts"] = bool(args.keep_ckpts)
+    seeds = args.seeds or [42]
+    record_cfg = {k: v for k, v in cfg.items() if k != "keep_ckpts"}
+    cells = [
+        Cell(f"{cfg_id}/seed{seed}/{row}", {"config": record_cfg, "seed": seed, "row": row})
+        for seed in seeds
+        for row in rows_of(cfg)
+    ]
+    stages = run.dir / STAGES
+    contexts: dict[int, Runner] = {}
+    table: dict[str, list[str]] | None = load_table(args.table) if args.table else None
 
-    per_seed: list[dict[str, Any]] = []
-    cfg: dict[str, Any] | None = None
-    for folder in folders:
-        path = Path(folder) / "results.json"
-        if not path.is_file():
-            raise SystemExit(f"robust-tickets reproduce --merge: {path} does not exist")
-        data = json.loads(path.read_text())
-        if cfg is not None and {k: v for k, v in data["config"].items() if k != "seed"} != {
-            k: v for k, v in cfg.items() if k != "seed"
-        }:
-            raise SystemExit(f"robust-tickets reproduce --merge: {path} has a different config")
-        cfg = data["config"]
-        per_seed += data["seeds"]
-    assert cfg is not None
-    order = ["dense", "robust", "wo_adv", "magnitude", "imp", "random", "freelb", "infobert", "dense_long"]
-    methods = sorted((m for m in per_seed[0] if all(m in s for s in per_seed)), key=lambda m: (m not in order,
-                     order.index(m) if m in order else 0, m))  # fmt: skip
-    per_seed = [{m: s[m] for m in methods} for s in per_seed]
-    text = f"# robust-tickets reproduce (merged, {len(per_seed)} seeds)\n\nCommand: `{cmd}`\n\n"
-    text += results_table(per_seed, cfg["attacks"]) + "\n\n"
-    text += "\n".join(f"- {c}" for c in acceptance_checks(per_seed)) + "\n"
-    folder = Path(out) if out else make_run_dir("robust_tickets", "reproduce-merged")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "results.md", text)
-    write_json_atomic(folder / "results.json", {"config": cfg, "seeds": per_seed, "merged_from": folders})
-    print(text)
-    return 0
+    def runner(seed: int) -> Runner:
+        nonlocal table
+        if seed not in contexts:
+            from robust_tickets.data import TextDataModule
 
+            dm = TextDataModule(
+                dataset=cfg["dataset"], root=None if args.data_root is None else str(args.data_root),
+                tokenizer=cfg["model"], max_len=cfg["max_len"], n_train=cfg["n_train"], n_attack=cfg["n_attack"],
+                seed=seed,
+            )  # fmt: skip
+            dm.setup("fit")
+            if table is None:
+                table = build_table(dm, cfg["model"])
+            contexts[seed] = Runner(cfg, dm, table, stages, seed, run.accelerator)
+        return contexts[seed]
 
-def reproduce_parser() -> argparse.ArgumentParser:
-    """The `robust-tickets reproduce` command line."""
-    parser = argparse.ArgumentParser(prog="robust-tickets reproduce", description=__doc__)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="mr-minilm")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="CPU presets: n_train 256, 1 epoch per stage, 50 attacked, wordswap; *-paper presets: the GPU smoke "
-        "(10 %% of train, 2 search epochs, 200 attacked, no dense_long)",
-    )
-    parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=42, help="first seed (seeds are SEED, SEED+1, ...)")
-    parser.add_argument("--lr", type=float, default=None, help="fine-tune/retrain lr (default: the preset's)")
-    parser.add_argument(
-        "--epochs-search", type=int, default=None, help="E_search (default: the preset's, else = --epochs)"
-    )
-    parser.add_argument("--attacks", default=None, help="comma-separated subset of the preset's attacks")
-    parser.add_argument(
-        "--merge", nargs="+", default=None, metavar="DIR",
-        help="only merge the results.json of earlier runs (one seed each, same config) into one table",
-    )  # fmt: skip
-    parser.add_argument(
-        "--methods", default=None,
-        help="ticket methods besides dense (default: robust,wo_adv,magnitude,random,freelb; sst2-paper adds imp, "
-        "the iterative IMP / LTH ticket, 10 %% per round, which costs R-1 extra fine-tunes; infobert, the optional "
-        "InfoBERT baseline, only when listed)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--model", default=None, help="override the preset's model (e.g. tiny-bert for smoke runs)"
-    )
-    parser.add_argument("--n-train", type=int, default=None)
-    parser.add_argument("--n-attack", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=None, help="E_ft = E_search = E_rt")
-    parser.add_argument("--max-queries", type=int, default=None)
-    parser.add_argument(
-        "--sparsity", type=float, default=None, help="ticket sparsity (default: the preset's)"
-    )
-    parser.add_argument(
-        "--adv-scale", type=float, default=None,
-        help="multiply the Table 6 epsilon_0 = 0.05 and eta = 0.03 (spec 9.9: MiniLM's hidden size 384)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--table",
-        default=None,
-        help="word-swap candidate table JSON (from `synonyms build`; default: built in memory)",
-    )
-    parser.add_argument(
-        "--sim-threshold", type=float, default=None,
-        help="wordswap sentence-similarity constraint (default: the preset's; 0 = off)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--limit-val", type=float, default=1.0, help="fraction (or count if > 1) of dev batches"
-    )
-    parser.add_argument("--no-long", action="store_true", help="skip the dense_long (E_total) control")
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=None, help="output folder (default: a new run directory)")
-    parser.add_argument(
-        "--keep-ckpts",
-        action="store_true",
-        help="keep the per-stage checkpoints (weights, masks and ticket; no optimiser state)",
-    )
-    return parser
+    def run_cell(cell: Cell) -> dict[str, Any]:
+        with torch.random.fork_rng(devices=[]):
+            return runner(cell.params["seed"]).row(cell.params["row"])
+
+    result = run_experiment(run, args, cells, run_cell, tables)
+    if not args.merge:
+        if not args.keep_ckpts:
+            shutil.rmtree(stages, ignore_errors=True)  # large; the records keep the numbers
+        if not args.shard:
+            curve_plot(run.dir)
+    return result
 
 
-def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's settings: the preset, then its ``--quick`` variant (the preset's own, else :data:`QUICK`), then
-    the explicit command-line overrides; validates ``--attacks``, ``--methods`` and ``--sparsity``."""
-    cfg = dict(PRESETS[args.preset])
-    quick = cfg.pop("quick", QUICK)
-    if args.quick:
-        cfg.update(quick)
-    for key, value in (("model", args.model), ("n_train", args.n_train), ("n_attack", args.n_attack), ("epochs", args.epochs),
-                       ("max_queries", args.max_queries), ("lr", args.lr), ("epochs_search", args.epochs_search),
-                       ("sim_threshold", args.sim_threshold), ("adv_scale", args.adv_scale)):  # fmt: skip
-        if value is not None:
-            cfg[key] = value
-    if args.no_long:
-        cfg["long"] = False
-    if args.attacks:
-        unknown = set(args.attacks.split(",")) - set(cfg["attacks"])
-        if unknown:
-            raise SystemExit(
-                f"robust-tickets reproduce: attacks {sorted(unknown)} not in the preset's {cfg['attacks']}"
-            )
-        cfg["attacks"] = args.attacks.split(",")
-    preset_methods = cfg.pop("methods", "robust,wo_adv,magnitude,random,freelb")
-    methods = args.methods or preset_methods
-    unknown = set(methods.split(",")) - set(REPRODUCE_METHODS)
-    if unknown:
-        raise SystemExit(
-            f"robust-tickets reproduce: unknown --methods {sorted(unknown)}; choose from {', '.join(REPRODUCE_METHODS)}"
-        )
-    if set(TABLE4_METHODS) & set(methods.split(",")) and "robust" not in methods.split(","):
-        raise SystemExit(
-            f"robust-tickets reproduce: --methods {', '.join(TABLE4_METHODS)} reuse the robust search; add robust"
-        )
-    chosen = methods.split(",")
-    if args.methods is None and not cfg["freelb"]:  # the preset's (or --quick's) default leaves FreeLB out
-        chosen = [m for m in chosen if m != "freelb"]
-    cfg["methods"] = chosen
-    if args.sparsity is not None:
-        cfg["sparsity"] = args.sparsity
-    cfg.setdefault("sparsity", 0.3)
-    if not 0.0 <= cfg["sparsity"] < 1.0:
-        raise SystemExit(f"robust-tickets reproduce: --sparsity must be in [0, 1), got {cfg['sparsity']}")
-    cfg["limit_val"] = int(args.limit_val) if args.limit_val > 1 else args.limit_val
-    return cfg
+def load_table(path: Path) -> dict[str, list[str]]:
+    from robust_tickets.evaluate import load_candidate_table
+
+    return load_candidate_table(path)
 
 
-def reproduce_cli(argv: list[str]) -> int:
-    from robust_tickets.data import TextDataModule
-    from robust_tickets.evaluate import candidate_table, load_candidate_table
+def build_table(dm: Any, model: str) -> dict[str, list[str]]:
+    """The shared word-swap candidate table: the task's lexicon table, else pre-trained embedding neighbours."""
+    from robust_tickets.evaluate import candidate_table
     from robust_tickets.models import load_pretrained
 
-    args = reproduce_parser().parse_args(argv)
-    if args.merge:
-        return merge_runs(args.merge, args.out, "robust-tickets reproduce " + " ".join(argv))
-    set_threads(args.threads)
-    cfg = resolve_config(args)
-    folder = Path(args.out) if args.out else make_run_dir("robust_tickets", f"reproduce-{args.preset}")
-    folder.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    per_seed = []
-    table = None
-    for i in range(args.seeds):
-        seed = args.seed + i
-        dm = TextDataModule(
-            dataset=cfg["dataset"], root=args.root, tokenizer=cfg["model"], max_len=cfg["max_len"],
-            n_train=cfg["n_train"], n_attack=cfg["n_attack"], seed=seed,
-        )  # fmt: skip
-        dm.setup("fit")
-        if table is None and args.table:
-            table = load_candidate_table(args.table)
-        if table is None:
-            emb = None
-            if dm.task.synonyms is None:
-                emb = load_pretrained(cfg["model"], dm.num_labels).get_input_embeddings().weight
-            table = candidate_table(dm.task, dm.tokenizer, emb)
-        with torch.random.fork_rng(devices=[]):
-            per_seed.append(run_seed(cfg, dm, table, folder, seed))
-    wall = time.perf_counter() - start
-    md = results_table(per_seed, cfg["attacks"])
-    checks = acceptance_checks(per_seed)
-    cmd = "robust-tickets reproduce " + " ".join(argv)
-    text = f"# robust-tickets reproduce ({args.preset})\n\nCommand: `{cmd}`\n\n{md}\n\n"
-    text += "\n".join(f"- {c}" for c in checks) + f"\n\nTotal wall time: {wall:.0f} s\n"
-    write_text_atomic(folder / "results.md", text)
-    write_json_atomic(
-        folder / "results.json", {"config": cfg, "seeds": per_seed, "checks": checks, "wall_s": wall}
-    )
-    curve_plot(per_seed, folder / "dense_curve.png")
-    for ckpt in [] if args.keep_ckpts else folder.glob("*.ckpt"):
-        ckpt.unlink()  # checkpoints of intermediate stages are large; results.json keeps the numbers
-    print(text)
-    log(f"reproduce: results in {folder}")
-    return 0
+    emb = None
+    if dm.task.synonyms is None:
+        emb = load_pretrained(model, dm.num_labels).get_input_embeddings().weight
+    return candidate_table(dm.task, dm.tokenizer, emb)

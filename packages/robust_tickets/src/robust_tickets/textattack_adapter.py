@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from paperlab_core.errors import ConfigError, UserError
+
 RECIPES = {
     "textfooler": "TextFoolerJin2019",
     "textbugger": "TextBuggerLi2018",
@@ -19,22 +21,17 @@ RECIPES = {
 }
 
 
-def run_textattack(args: Any) -> int:
-    recipe = args.attack.split(":", 1)[1]
+def run_textattack(recipe: str, module: Any, dm: Any, max_queries: int) -> dict[str, Any]:
+    """Run TextAttack's ``recipe`` on ``dm``'s attack set against ``module`` (a loaded TicketModule)."""
     if recipe not in RECIPES:
-        raise SystemExit(
-            f"robust-tickets attack: unknown TextAttack recipe {recipe!r}; one of {', '.join(RECIPES)}"
-        )
+        raise ConfigError(f"unknown TextAttack recipe {recipe!r}; one of {', '.join(RECIPES)}")
     try:
         import textattack
-    except ImportError as exc:
-        raise SystemExit(
-            "robust-tickets attack: textattack is not installed; `pip install textattack` "
-            "(it also needs online resources) or use --attack wordswap|charswap|pgd"
-        ) from exc
-    from robust_tickets.cli import _load_for_attack
-
-    module, dm = _load_for_attack(args.ckpt, {"n_attack": args.n, "root": args.root})
+    except ImportError:
+        raise UserError(
+            "textattack is not installed; `pip install textattack` (it also needs online resources) "
+            "or use --attack wordswap|charswap|pgd"
+        ) from None
     wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(module.net.backbone, dm.tokenizer)
     attack = getattr(textattack.attack_recipes, RECIPES[recipe]).build(wrapper)
     split = dm.attack_split()
@@ -44,13 +41,19 @@ def run_textattack(args: Any) -> int:
         pairs = list(zip(zip(split.texts, split.texts_b, strict=True), split.labels, strict=True))
         dataset = textattack.datasets.Dataset(pairs, input_columns=("premise", "hypothesis"))
     attack_args = textattack.AttackArgs(
-        num_examples=len(split), query_budget=args.max_queries, disable_stdout=True
+        num_examples=len(split), query_budget=max_queries, disable_stdout=True
     )
     results = textattack.Attacker(attack, dataset, attack_args).attack_dataset()
     ok = sum(type(r).__name__ == "SuccessfulAttackResult" for r in results)
     failed = sum(type(r).__name__ == "FailedAttackResult" for r in results)
     n = len(results)
+    summary = {
+        "clean": 100 * (ok + failed) / n,
+        "aua": 100 * failed / n,
+        "n": n,
+        "textattack": textattack.__version__,
+    }
     print(
-        f"textattack {textattack.__version__} {recipe}: clean {100 * (ok + failed) / n:.1f} aua {100 * failed / n:.1f}"
+        f"textattack {textattack.__version__} {recipe}: clean {summary['clean']:.1f} aua {summary['aua']:.1f}"
     )
-    return 0
+    return {"attack": {f"textattack:{recipe}": summary}}
