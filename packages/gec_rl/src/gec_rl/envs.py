@@ -317,7 +317,7 @@ def make_env(name: str, horizon: int | None = None, **kwargs: Any) -> TabularMDP
         )
     if "-v" in name:
         return from_gymnasium(name, horizon=horizon or 20, **kwargs)
-    raise ConfigError(f"unknown env {name!r}; supported: {', '.join(ENV_NAMES)} or a toy-text gymnasium id")
+    raise ConfigError(f"unknown env {name!r} (supported: {', '.join(ENV_NAMES)} or a toy-text gymnasium id)")
 
 
 # ----------------------------------------------------------------------------------------------- interaction
