@@ -1,42 +1,36 @@
-"""CLI: train on a saved PyG Data file, evaluate its checkpoint, presets and package verbs (spec §6 item 13)."""
+"""CLI: train on a saved PyG file then evaluate its checkpoint alone, package verbs, shards, one-line errors."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 import torch
 
 
-def test_train_then_evaluate_on_pyg_file(tmp_path, monkeypatch):
-    """In-process (a fresh process per verb costs a minute of imports on a loaded 2-core machine)."""
+def _run_dirs(root: Path, suffix: str) -> list[Path]:
+    return sorted((root / "ccgc").glob(f"*-{suffix}"))
+
+
+def test_train_then_evaluate_and_predict_with_the_checkpoint_alone(tmp_path, monkeypatch):
+    """A non-default dataset (a PyG file, t = 2, dims 16): `evaluate --ckpt` and `predict --ckpt` need no
+    other flag, because the checkpoint carries the model and data configuration (in-process: a fresh process
+    per verb costs a minute of imports on a loaded 2-core machine)."""
     from ccgc.cli import main
     from torch_geometric.datasets import KarateClub
 
-    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
-
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("PAPERLAB_RUNS", str(runs))
     torch.save(KarateClub()[0], tmp_path / "karate.pt")
-    common = ["--data.dataset", "pyg", "--data.path", str(tmp_path / "karate.pt"), "--data.t", "2"]
-    main(
-        [
-            "train",
-            *common,
-            "--model.dims",
-            "16",
-            "--model.lr",
-            "1e-3",
-            "--model.warmup_epochs",
-            "5",
-            "--model.legacy",
-            "true",
-            "--trainer.max_epochs",
-            "12",
-            "--run_name",
-            "karate",
-            "--trainer.enable_progress_bar",
-            "false",
-        ]
-    )
-    (run_dir,) = (tmp_path / "runs" / "ccgc").glob("*-karate")
+    quiet = ["--trainer.enable_progress_bar", "false"]
+    train = [
+        "train", "--data.dataset", "pyg", "--data.path", str(tmp_path / "karate.pt"), "--data.t", "2",
+        "--model.dims", "16", "--model.lr", "1e-3", "--model.warmup_epochs", "5", "--model.legacy", "true",
+        "--trainer.max_epochs", "12", "--run_name", "karate", *quiet,
+    ]  # fmt: skip
+    assert main(train) == 0
+    (run_dir,) = _run_dirs(runs, "karate")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"best", "best_trained", "last"} <= set(metrics)
     assert metrics["best"]["acc"] >= metrics["best_trained"]["acc"]
@@ -44,46 +38,128 @@ def test_train_then_evaluate_on_pyg_file(tmp_path, monkeypatch):
     assert [c["epoch"] for c in metrics["candidates"]] == [-1, 0, 10]
     assert (run_dir / "embedding_pca.png").stat().st_size > 1000
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    assert ckpt.is_file()
-    main(
-        [
-            "evaluate",
-            *common,
-            "--model.dims",
-            "16",
-            "--ckpt",
-            str(ckpt),
-            "--run_name",
-            "eval",
-            "--trainer.enable_progress_bar",
-            "false",
-        ]
-    )
-    (eval_dir,) = (tmp_path / "runs" / "ccgc").glob("*-eval")
+    stored = torch.load(ckpt, map_location="cpu", weights_only=False)["paperlab"]
+    assert stored["config"]["data"]["dataset"] == "pyg" and stored["config"]["model"]["dims"] == 16
+    assert stored["data_fingerprint"]
+
+    assert main(["evaluate", "--ckpt", str(ckpt), "--run_name", "eval", *quiet]) == 0
+    (eval_dir,) = _run_dirs(runs, "eval")
     test_metrics = json.loads((eval_dir / "metrics.json").read_text())["test"]
+    # scored on the 34 karate nodes (not on the embedded default's 800): ACC is a multiple of 100/34
+    assert test_metrics["test/acc"] * 34 / 100 == pytest.approx(
+        round(test_metrics["test/acc"] * 34 / 100), abs=1e-3
+    )
     assert 0 <= test_metrics["test/acc"] <= 100 and "test/nmi" in test_metrics
 
+    assert main(["predict", "--ckpt", str(ckpt), "--run_name", "pred", *quiet]) == 0
+    (pred_dir,) = _run_dirs(runs, "pred")
+    (predictions,) = torch.load(pred_dir / "predictions.pt", weights_only=False)
+    assert predictions["labels"].shape == (34,) and predictions["embedding"].shape == (34, 16)
 
-def test_presets_and_commands_in_process(capsys):
+
+def test_help_lists_verbs_and_presets(capsys):
     from ccgc.cli import main
 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for verb in ("reproduce", "baselines", "datasets", "benchmark", "trace"):
-        assert verb in out
-    assert "paper_legacy" in out
+    for verb in ("train", "evaluate", "predict", "reproduce", "baselines", "datasets", "benchmark", "trace"):
+        assert f"  {verb} " in out
+    assert "validate" not in out  # CCGCModule has no validation_step
+    assert "paper_legacy" in out and "stable" in out
     assert main(["datasets"]) == 0
     assert "cora" in capsys.readouterr().out
 
 
-def test_trace_prints_collapse_diagnostics(capsys):
-    from ccgc.trace import trace_main
+def test_cli_choices_equal_the_registries():
+    """The CLI's choices come from the light ccgc.names; every name there must be served by the heavy code."""
+    from ccgc import cli, data, names, reproduce
+    from ccgc.engine import CCGCConfig
+    from ccgc.graphs import PLANETOID
+    from ccgc.module import CCGCModule
 
-    assert trace_main(["--dataset", "karate", "--epochs", "62", "--variant", "fixed_sum"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    options = {o.dest: o for o in cli.TRACE.options}
+    assert options["variant"].choices == names.VARIANTS == ("paper", "stable", "legacy")
+    assert data.DATASETS == names.DATASETS and PLANETOID is names.PLANETOID
+    for variant in names.VARIANTS:
+        reproduce.variant_config(variant)  # raises ConfigError for a name the engine does not know
+    assert set(reproduce.LABELS) | {"kmeans"} == set(names.METHODS)
+    assert set(reproduce.DEFAULT_METHODS) <= set(names.METHODS)
+    assert reproduce.variant_config("paper") == CCGCConfig()  # the package default
+    assert reproduce.variant_config("stable").pos_normalization == "pairs"
+    assert reproduce.variant_config("legacy").legacy_accumulate_grads
+    assert CCGCModule().cfg == reproduce.variant_config("paper"), (
+        "`ccgc train` and the `paper` variant differ"
+    )
+
+
+def test_trace_prints_collapse_diagnostics(capsys, tmp_path):
+    from ccgc.cli import main
+
+    out_dir = tmp_path / "trace"
+    args = [
+        "trace",
+        "--data.dataset",
+        "karate",
+        "--epochs",
+        "62",
+        "--variant",
+        "paper",
+        "--out",
+        str(out_dir),
+    ]
+    assert main(args) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("env:")]
     assert lines[1].split()[:3] == ["epoch", "phase", "loss"]
-    rows = [line.split() for line in lines[2:-1]]
+    rows = [line.split() for line in lines[2:] if line.split() and line.split()[0].isdigit()]
     assert [int(r[0]) for r in rows] == [0, 10, 20, 30, 40, 50, 60, 61]
     assert rows[-2][1] == "contrastive" and float(rows[-2][5]) >= 0  # ACC of the epoch-60 re-clustering
     assert all(0 <= float(r[7]) <= 1 for r in rows)  # ‖mean E‖ of unit-norm views lies in [0, 1]
-    assert lines[-1].startswith("best ACC")
+    assert any(line.startswith("best ACC") for line in lines)
+    saved = json.loads((out_dir / "trace.json").read_text())
+    assert [r["epoch"] for r in saved["rows"]] == [0, 10, 20, 30, 40, 50, 60, 61]
+
+
+def test_reproduce_shards_and_merge_equal_the_whole_run(tmp_path):
+    """A tiny grid (karate, 2 seeds, k-means + two variants, 12 epochs) run whole, as 2 shards + merge."""
+    from ccgc.cli import main
+
+    grid = [
+        "--data.dataset",
+        "karate",
+        "--methods",
+        "kmeans,paper,legacy",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "12",
+    ]
+    assert main(["reproduce", *grid, "--out", str(tmp_path / "whole")]) == 0
+    for k in (1, 2):
+        assert main(["reproduce", *grid, "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}")]) == 0
+        assert not (tmp_path / f"s{k}" / "results.json").exists()  # a shard writes records only
+    assert len(list((tmp_path / "s1" / "records").glob("*.json"))) == 3
+    merged = ["--merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "merged")]
+    assert main(["reproduce", *grid, *merged]) == 0
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    again = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert whole["tables"] == again["tables"]
+    assert set(whole["tables"]) == {"main", "karate"} and whole["seeds"] == [0, 1]
+    rows = {(r[0], r[1]): r for r in whole["tables"]["karate"]["rows"]}
+    assert rows[("CCGC legacy", "last")][2] == 2 and rows[("k-means(X̃)", "—")][2] == 2
+
+
+def test_user_errors_are_one_line(capsys, tmp_path):
+    from ccgc.cli import main
+
+    cases = [
+        (["reproduce", "--data.dataset", "nope", "--quick"], "unknown 'nope'"),
+        (["reproduce", "--methods", "fixed"], "unknown 'fixed'"),
+        (["baselines", "--data.dataset", "pyg"], "needs --data.path"),
+        (["trace", "--data.dataset", "amap", "--data.root", str(tmp_path)], "amap_feat.npy does not exist"),
+        (["train", "--model.tau", "2", "--trainer.fast_dev_run=true"], "tau=2.0"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) != 0, argv
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert err[-1].startswith("ccgc: error: ") and expected in err[-1], (argv, err)
+        assert "Traceback" not in "\n".join(err)

@@ -9,6 +9,8 @@ import pytest
 import torch
 from ccgc.graphs import load_adgc, load_planetoid, make_graph, sparse_sbm
 
+from paperlab_core.errors import ConfigError, MissingFileError
+
 
 def test_planetoid_fixture_with_test_index_gap(planetoid_fixture):
     before = sorted(p.name for p in planetoid_fixture.rglob("*"))
@@ -24,7 +26,7 @@ def test_planetoid_fixture_with_test_index_gap(planetoid_fixture):
 
 def test_planetoid_missing_file_names_it(planetoid_fixture):
     (planetoid_fixture / "CiteSeer" / "raw" / "ind.citeseer.graph").unlink()
-    with pytest.raises(FileNotFoundError, match=r"ind\.citeseer\.graph"):
+    with pytest.raises(MissingFileError, match=r"ind\.citeseer\.graph does not exist"):
         load_planetoid("citeseer", planetoid_fixture)
 
 
@@ -32,27 +34,53 @@ def test_adgc_fixture_and_missing_amap(adgc_fixture):
     graph = load_adgc("bat", adgc_fixture)
     assert graph.x.shape == (6, 4) and graph.num_undirected_edges == 5  # self-loop dropped
     assert graph.y.tolist() == [0, 0, 0, 1, 1, 1]
-    with pytest.raises(FileNotFoundError, match=r"amap_feat\.npy in .*amap") as err:
+    with pytest.raises(MissingFileError, match=r"amap[/\\]amap_feat\.npy does not exist") as err:
         load_adgc("amap", adgc_fixture)
     assert "\n" not in str(err.value)
 
 
 def test_bad_input_messages():
+    """Bad graphs are user errors (ConfigError: one line from the CLI), naming the field."""
     x = torch.randn(4, 3)
-    with pytest.raises(ValueError, match="3 labels for 4 nodes"):
+    with pytest.raises(ConfigError, match="3 labels for 4 nodes"):
         make_graph("toy", x, torch.tensor([[0, 1], [1, 0]]), torch.tensor([0, 1, 1]))
-    with pytest.raises(ValueError, match="not symmetric"):
+    with pytest.raises(ConfigError, match="not symmetric"):
         make_graph("toy", x, torch.tensor([[0], [1]]), torch.tensor([0, 1, 1, 0]))
     directed = make_graph(
         "toy", x, torch.tensor([[0], [1]]), torch.tensor([0, 1, 1, 0]), symmetric="symmetrize"
     )
     assert directed.edge_index.tolist() == [[0, 1], [1, 0]]
-    with pytest.raises(ValueError, match="must lie in"):
+    with pytest.raises(ConfigError, match="must lie in"):
         make_graph("toy", x, torch.tensor([[0, 1], [1, 0]]), None, num_clusters=5)
-    from ccgc.engine import train_ccgc
+    from ccgc.engine import CCGCConfig, train_ccgc
 
-    with pytest.raises(ValueError, match="clusters"):
+    with pytest.raises(ConfigError, match="clusters"):
         train_ccgc(x, 5)
+    with pytest.raises(ConfigError, match="tau=0.0"):
+        CCGCConfig(tau=0.0)
+
+
+def test_data_root_serves_both_layouts_and_must_exist(planetoid_fixture, adgc_fixture, tmp_path):
+    """`--data.root` may hold the files or planetoid/ and adgc/ subfolders (like ../shared/data); it must exist."""
+    import shutil
+
+    from ccgc.data import CCGCDataModule, load_graph
+    from ccgc.names import dataset_root
+
+    both = tmp_path / "both"
+    shutil.copytree(planetoid_fixture / "CiteSeer", both / "planetoid" / "CiteSeer")
+    shutil.copytree(adgc_fixture / "bat", both / "adgc" / "bat")
+    assert dataset_root("citeseer", both) == both / "planetoid"
+    assert dataset_root("bat", both) == both / "adgc"
+    assert dataset_root("bat", adgc_fixture) == adgc_fixture
+    assert load_graph("citeseer", both).num_nodes == 10
+    assert load_graph("bat", both).num_nodes == 6
+    with pytest.raises(MissingFileError, match="data root .*nowhere does not exist"):
+        load_graph("bat", tmp_path / "nowhere")
+    with pytest.raises(MissingFileError, match="data root"):
+        CCGCDataModule(dataset="cora", root=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="unknown dataset 'nope'"):
+        CCGCDataModule(dataset="nope")
 
 
 def test_sparse_sbm_is_homophilous_and_sparse():

@@ -11,6 +11,7 @@ from ccgc.evaluate import clustering_metrics
 from ccgc.graphs import Graph
 from ccgc.kmeans import kmeans
 from ccgc.smoothing import smooth
+from paperlab_core.errors import UserError
 
 # official SCGC train.py per-dataset settings (t, lr)
 SCGC_SETTINGS = {
@@ -34,7 +35,7 @@ def kmeans_baselines(
 ) -> dict[str, dict[str, float]]:
     """k-means(X), k-means(X̃), spherical k-means(rownorm X̃) with the same k-means implementation."""
     if graph.y is None:
-        raise ValueError(f"{graph.name}: baselines need labels")
+        raise UserError(f"{graph.name}: the graph has no labels, so the baselines cannot be scored")
     out = {}
     for name, features, spherical in (
         ("kmeans_x", graph.x, False),

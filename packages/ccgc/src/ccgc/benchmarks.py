@@ -1,4 +1,4 @@
-"""Performance measurements of spec §7: Cora per-epoch time vs the official dense pattern, and the scale run.
+"""``ccgc benchmark epoch-time|scale`` (spec §7): per-epoch time vs the official dense pattern, and the scale run.
 
 The official code is not vendored (no licence). ``official_*`` functions re-implement its *computational
 pattern* from the spec's description: dense ``eye(N)`` target and Z1Z2ᵀ in the warm-up loss, k-means with 20
@@ -13,7 +13,6 @@ import argparse
 import resource
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +20,7 @@ import torch
 from ccgc.engine import CCGCConfig, train_ccgc
 from ccgc.losses import ccgc_loss, dense_warmup_loss, high_confidence_mask
 from ccgc.models import SiameseLinearEncoder
+from paperlab_core.verbs import Run
 
 
 def official_broadcast_kmeans(
@@ -92,22 +92,17 @@ def _summary(timings: dict[str, list[float]], total: float) -> dict[str, float |
     }
 
 
-def epoch_time_main(argv: list[str]) -> int:
-    """Cora per-epoch time: this package vs the official dense pattern, same CPU, same threads."""
+def epoch_time(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """Per-epoch time on one dataset: this package vs the official dense pattern, same CPU, same threads.
+
+    Writes ``benchmark.json`` (all numbers) and ``results.json`` (the table, for the README).
+    """
     from ccgc.data import load_graph
     from ccgc.smoothing import smooth
-    from paperlab_core.logging import make_run_dir, write_json_atomic
-    from paperlab_core.runtime import environment_report, set_threads
+    from paperlab_core.results import Table, results_record
+    from paperlab_core.runtime import environment_line
 
-    parser = argparse.ArgumentParser(prog="ccgc benchmark epoch-time", description=epoch_time_main.__doc__)
-    parser.add_argument("--dataset", default="cora")
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--epochs", type=int, default=400)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    graph = load_graph(args.dataset, args.root)
+    graph = load_graph(args.data_dataset, args.data_root)
     start = time.perf_counter()
     x = smooth(graph.edge_index, graph.x, 4)
     preprocess = time.perf_counter() - start
@@ -121,23 +116,28 @@ def epoch_time_main(argv: list[str]) -> int:
     official = official_pattern_run(x, graph.num_clusters, args.epochs, seed=0)
     official_total = time.perf_counter() - start
     report = {
-        "dataset": args.dataset,
+        "dataset": args.data_dataset,
         "epochs": args.epochs,
         "threads": torch.get_num_threads(),
-        "environment": environment_report(),
         "preprocess_smoothing_s": preprocess,
         "reference": "re-implemented official computational pattern (ccgc.benchmarks.official_pattern_run)",
         "ours": _summary({k: ours.timings[k] for k in ("warmup", "contrastive", "recluster")}, ours_total),
         "official_pattern": _summary(official, official_total),
     }
-    out = Path(args.out) if args.out else make_run_dir("ccgc", "benchmark-epoch-time")
-    write_json_atomic(out / "benchmark.json", report)
-    print(f"{'measure':28s} {'ours':>10s} {'official':>10s}")
+    run.write_json("benchmark.json", {**report, "env": run.env})
+    table = Table(
+        ["measure (s)", "ours", "official pattern", "ratio"],
+        formats={"ours": ".4f", "official pattern": ".4f", "ratio": ".2f"},
+        title=f"{args.data_dataset}, {args.epochs} epochs, {report['threads']} thread(s)",
+    )
     for key in ("median_warmup_epoch_s", "median_contrastive_epoch_s", "mean_recluster_s", "total_s"):
         a, b = report["ours"][key], report["official_pattern"][key]
-        print(f"{key:28s} {a:10.4f} {b:10.4f}" if a is not None and b is not None else f"{key:28s} n/a")
-    print(f"wrote {out / 'benchmark.json'}")
-    return 0
+        table.add(key, a, b, b / a if a and b is not None else None)
+    run.write_json(
+        "results.json", results_record(run.command, environment_line(run.env), None, {"main": table})
+    )
+    print(table.to_markdown())
+    return {"ours_total_s": ours_total, "official_total_s": official_total}
 
 
 def peak_rss_gb() -> float:
@@ -147,33 +147,21 @@ def peak_rss_gb() -> float:
     return (own + children) / 1024**2
 
 
-def scale_main(argv: list[str]) -> int:
-    """100k-node sparse SBM run on CPU: wall time and peak RSS (no N×N anywhere)."""
+def scale(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """Sparse-SBM scale run (default 100k nodes, ~1M edges): wall time and peak RSS (no N×N anywhere)."""
     from ccgc.graphs import sparse_sbm
     from ccgc.smoothing import smooth
-    from paperlab_core.logging import make_run_dir, write_json_atomic
-    from paperlab_core.runtime import environment_report, set_threads
 
-    parser = argparse.ArgumentParser(prog="ccgc benchmark scale", description=scale_main.__doc__)
-    parser.add_argument("--nodes", type=int, default=100_000)
-    parser.add_argument("--edges", type=int, default=1_000_000)
-    parser.add_argument("--clusters", type=int, default=10)
-    parser.add_argument("--features", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=61)
-    parser.add_argument("--kmeans-n-init", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
     t0 = time.perf_counter()
     graph = sparse_sbm(args.nodes, args.edges, args.clusters, 0.8, args.features, 1.0, seed=0)
     t_graph = time.perf_counter() - t0
     t0 = time.perf_counter()
-    x = smooth(graph.edge_index, graph.x, 4)
+    device = run.device
+    x = smooth(graph.edge_index.to(device), graph.x.to(device), 4)
     t_smooth = time.perf_counter() - t0
     cfg = CCGCConfig(epochs=args.epochs, kmeans_n_init=args.kmeans_n_init)
     t0 = time.perf_counter()
-    run = train_ccgc(x, graph.num_clusters, graph.y, cfg, seed=0)
+    result = train_ccgc(x, graph.num_clusters, graph.y.to(device), cfg, seed=0)
     t_train = time.perf_counter() - t0
     n, k, d = args.nodes, args.clusters, cfg.dims
     report = {
@@ -185,30 +173,33 @@ def scale_main(argv: list[str]) -> int:
         "epochs": args.epochs,
         "kmeans_n_init": args.kmeans_n_init,
         "threads": torch.get_num_threads(),
-        "environment": environment_report(),
         "generate_s": t_graph,
         "smooth_s": t_smooth,
         "train_s": t_train,
-        "median_warmup_epoch_s": statistics.median(run.timings["warmup"]) if run.timings["warmup"] else None,
-        "median_contrastive_epoch_s": statistics.median(run.timings["contrastive"])
-        if run.timings["contrastive"]
+        "median_warmup_epoch_s": statistics.median(result.timings["warmup"])
+        if result.timings["warmup"]
         else None,
-        "mean_recluster_s": statistics.fmean(run.timings["recluster"]) if run.timings["recluster"] else None,
+        "median_contrastive_epoch_s": statistics.median(result.timings["contrastive"])
+        if result.timings["contrastive"]
+        else None,
+        "mean_recluster_s": statistics.fmean(result.timings["recluster"])
+        if result.timings["recluster"]
+        else None,
         "peak_rss_gb": peak_rss_gb(),
-        "best": run.best,
-        "best_trained": run.best_trained,
-        "last": run.last,
+        "best": result.best,
+        "best_trained": result.best_trained,
+        "last": result.last,
         "official_design_analytic_gb": {
             "one_NxN_float32_matrix": n * n * 4 / 1e9,
             "dense_adjacency_int32": n * n * 4 / 1e9,
             "kmeans_NxKxD_float32_broadcast": n * k * d * 4 / 1e9,
         },
     }
-    out = Path(args.out) if args.out else make_run_dir("ccgc", "benchmark-scale")
-    write_json_atomic(out / "benchmark.json", report)
+    run.write_json("benchmark.json", {**report, "env": run.env})
     for key in ("nodes", "undirected_edges", "epochs", "generate_s", "smooth_s", "train_s", "peak_rss_gb"):
         value = report[key]
         print(f"{key:22s} {value:.2f}" if isinstance(value, float) else f"{key:22s} {value}")
-    print(f"best ACC {run.best['acc']:.2f} | last ACC {run.last['acc']:.2f} NMI {run.last['nmi']:.2f}")
-    print(f"wrote {out / 'benchmark.json'}")
-    return 0
+    print(
+        f"best ACC {result.best['acc']:.2f} | last ACC {result.last['acc']:.2f} NMI {result.last['nmi']:.2f}"
+    )
+    return {k: report[k] for k in ("train_s", "peak_rss_gb")}

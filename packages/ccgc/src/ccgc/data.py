@@ -12,9 +12,6 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from ccgc.graphs import (
-    ADGC,
-    GENERATED,
-    PLANETOID,
     Graph,
     digits_knn,
     karate,
@@ -24,24 +21,11 @@ from ccgc.graphs import (
     random_partition_graph,
     sparse_sbm,
 )
+from ccgc.names import ADGC, DATASETS, GENERATED, PLANETOID, dataset_root, default_root
 from ccgc.smoothing import smooth
+from paperlab_core.errors import ConfigError
 
-DATASETS = (*GENERATED, *PLANETOID, *ADGC, "pyg")
-
-
-def default_root(dataset: str) -> Path | None:
-    """``../shared/data/{planetoid,adgc}`` when present, else the paperlab cache (Planetoid: ``None`` = download)."""
-    from paperlab_core.data import find_shared_data, resolve_data_root
-
-    shared = find_shared_data()
-    if shared is not None:
-        sub = shared / ("planetoid" if dataset in PLANETOID else "adgc")
-        if sub.is_dir():
-            return sub
-    if dataset in PLANETOID:
-        cached = resolve_data_root(None, "ccgc") / "planetoid"
-        return cached if (cached / PLANETOID[dataset] / "raw").is_dir() else None
-    return resolve_data_root(None, "ccgc") / "adgc"
+__all__ = ["ADGC", "DATASETS", "GENERATED", "PLANETOID", "CCGCDataModule", "default_root", "load_graph"]
 
 
 def load_graph(
@@ -57,7 +41,7 @@ def load_graph(
     sbm_features: int = 50,
     sbm_signal: float = 0.35,
 ) -> Graph:
-    """One of :data:`DATASETS` (see the README for each)."""
+    """One of :data:`DATASETS` (see the README for each); ``root`` as in :func:`ccgc.names.dataset_root`."""
     key = dataset.lower()
     if key == "rpg":
         return random_partition_graph(class_sep=rpg_class_sep, seed=graph_seed)
@@ -69,16 +53,16 @@ def load_graph(
     if key == "karate":
         return karate()
     if key in PLANETOID:
-        return load_planetoid(key, root or default_root(key))
+        return load_planetoid(key, dataset_root(key, root))
     if key in ADGC:
-        return load_adgc(key, root or default_root(key))
+        return load_adgc(key, dataset_root(key, root))
     if key == "pyg":
         if path is None:
-            raise ValueError(
+            raise ConfigError(
                 "--data.dataset pyg needs --data.path FILE (a torch.save'd torch_geometric Data)"
             )
         return load_pyg_file(path, num_clusters)
-    raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    raise ConfigError(f"unknown dataset {dataset!r} (expected one of {', '.join(DATASETS)})")
 
 
 def graph_hash(graph: Graph) -> str:
@@ -139,7 +123,9 @@ class CCGCDataModule(LightningDataModule):
         """
         Args:
             dataset: rpg | sbm | digits | karate | cora | citeseer | bat | eat | uat | amap | pyg.
-            root: folder of the real files (Planetoid: holds ``<Name>/raw``; ADGC: holds ``<name>/``).
+            root: folder of the real files (Planetoid: holds ``<Name>/raw``; ADGC: holds ``<name>/``; or a folder
+                with ``planetoid/`` and ``adgc/`` subfolders such as ``../shared/data``). Must exist when given;
+                default ``../shared/data`` when present, else the paperlab cache.
             path: a ``torch.save``d PyG ``Data`` file for ``dataset=pyg``.
             t: number of Laplacian filter layers (official default 4).
             num_clusters: K; defaults to the number of label values.
@@ -154,7 +140,11 @@ class CCGCDataModule(LightningDataModule):
         """
         super().__init__()
         if dataset.lower() not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+            raise ConfigError(f"unknown dataset {dataset!r} (expected one of {', '.join(DATASETS)})")
+        if root is not None:
+            from paperlab_core.data import require_dir
+
+            require_dir(root, "data root", "data.root must be an existing folder holding the dataset files")
         self.dataset = dataset
         self.root = root
         self.path = path
@@ -192,6 +182,12 @@ class CCGCDataModule(LightningDataModule):
 
             cache = resolve_data_root(None, "ccgc") / "smoothed"
         self.x_smooth = smoothed_features(self.graph, self.t, cache)
+
+    def data_fingerprint(self) -> str:
+        """Hash of the graph (features, edges, labels) and t: stored in checkpoints, compared by ``evaluate``."""
+        self.setup()
+        assert self.graph is not None
+        return f"{graph_hash(self.graph)}-t{self.t}"
 
     @property
     def in_features(self) -> int:

@@ -29,6 +29,7 @@ from ccgc.losses import (
     warmup_identity_loss_linear,
 )
 from ccgc.models import SiameseLinearEncoder
+from paperlab_core.errors import ConfigError
 
 
 @dataclass
@@ -51,6 +52,30 @@ class CCGCConfig:
     legacy_kmeans_init: bool = False
     method: str = "ccgc"
     noise_std: float = 0.01
+
+    def __post_init__(self) -> None:
+        """Reject values no run can use (one-line :class:`ConfigError`, e.g. ``--model.tau 2``)."""
+        checks = {
+            "dims": self.dims >= 1,
+            "lr": self.lr > 0,
+            "epochs": self.epochs >= 1,
+            "tau": 0 < self.tau <= 1,
+            "alpha": self.alpha >= 0,
+            "warmup_epochs": self.warmup_epochs >= 0,
+            "recluster_every": self.recluster_every >= 1,
+            "pos_subsample": 0 < self.pos_subsample <= 1,
+            "kmeans_n_init": self.kmeans_n_init >= 1,
+            "kmeans_max_iter": self.kmeans_max_iter >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            expected = "dims, epochs, recluster_every, kmeans_* >= 1; lr > 0; tau, pos_subsample in (0, 1]; "
+            raise ConfigError(
+                f"bad value of {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)} "
+                f"(expected {expected}alpha, warmup_epochs >= 0)"
+            )
+        if self.pos_normalization not in ("pairs", "clusters"):
+            raise ConfigError(f"pos_normalization {self.pos_normalization!r} (expected pairs or clusters)")
 
     @classmethod
     def legacy(cls, **kwargs: Any) -> CCGCConfig:
@@ -179,9 +204,9 @@ def train_ccgc(
     cfg = cfg or CCGCConfig()
     device = x_smooth.device
     if num_clusters > x_smooth.size(0):
-        raise ValueError(f"cannot form {num_clusters} clusters from {x_smooth.size(0)} nodes")
+        raise ConfigError(f"cannot form {num_clusters} clusters from {x_smooth.size(0)} nodes")
     if y is not None and y.numel() != x_smooth.size(0):
-        raise ValueError(f"labels have {y.numel()} entries but the features have {x_smooth.size(0)} rows")
+        raise ConfigError(f"labels have {y.numel()} entries but the features have {x_smooth.size(0)} rows")
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     model = SiameseLinearEncoder(

@@ -12,12 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ccgc.names import PLANETOID, PLANETOID_SUFFIXES
 from ccgc.smoothing import coalesce_edges, remove_self_loops, symmetrize, validate_edge_index
-
-PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer"}
-PLANETOID_SUFFIXES = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
-ADGC = ("bat", "eat", "uat", "amap")
-GENERATED = ("rpg", "sbm", "digits", "karate")
+from paperlab_core.errors import ConfigError, MissingFileError
 
 
 @dataclass
@@ -53,13 +50,13 @@ def make_graph(
     """
     x = torch.as_tensor(x)
     if x.dim() != 2:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: features must be a 2-D (nodes × features) array, got shape {tuple(x.shape)}"
         )
     x = x.float()
     n = x.size(0)
     if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: features contain NaN or infinite values")
+        raise ConfigError(f"{name}: features contain NaN or infinite values")
     edge_index = torch.as_tensor(edge_index).long()
     if symmetric == "symmetrize":
         edge_index = symmetrize(edge_index, n)
@@ -68,15 +65,15 @@ def make_graph(
     if y is not None:
         y = torch.as_tensor(y).long().reshape(-1)
         if y.numel() != n:
-            raise ValueError(f"{name}: {y.numel()} labels for {n} nodes (feature and label lengths differ)")
+            raise ConfigError(f"{name}: {y.numel()} labels for {n} nodes (feature and label lengths differ)")
     if num_clusters is None:
         if y is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: no labels, so the number of clusters must be given (--data.num_clusters)"
             )
         num_clusters = int(torch.unique(y).numel())
     if num_clusters < 2 or num_clusters > n:
-        raise ValueError(f"{name}: number of clusters {num_clusters} must lie in [2, {n}] (N = {n})")
+        raise ConfigError(f"{name}: number of clusters {num_clusters} must lie in [2, {n}] (N = {n})")
     return Graph(name, x, edge_index, y, int(num_clusters))
 
 
@@ -98,9 +95,10 @@ def read_planetoid_raw(name: str, raw: str | os.PathLike[str]) -> Graph:
     for suffix in PLANETOID_SUFFIXES:
         path = raw / f"ind.{key}.{suffix}"
         if not path.is_file():
-            raise FileNotFoundError(
-                f"{PLANETOID.get(key, key)}: missing file {path.name} in {raw} (expected the Planetoid raw files "
-                f"ind.{key}.{{{','.join(PLANETOID_SUFFIXES)}}})"
+            raise MissingFileError(
+                f"{PLANETOID.get(key, key)} file",
+                path,
+                f"expected the Planetoid raw files ind.{key}.{{{','.join(PLANETOID_SUFFIXES)}}} in {raw}",
             )
 
     def load(suffix: str) -> object:
@@ -114,7 +112,7 @@ def read_planetoid_raw(name: str, raw: str | os.PathLike[str]) -> Graph:
     graph_dict = load("graph")
     test_index = np.loadtxt(raw / f"ind.{key}.test.index", dtype=np.int64).reshape(-1)
     if tx.shape[0] != test_index.size or ty.shape[0] != test_index.size:
-        raise ValueError(
+        raise ConfigError(
             f"{key}: tx/ty have {tx.shape[0]}/{ty.shape[0]} rows but test.index has {test_index.size}"
         )
     sorted_index = np.sort(test_index)
@@ -128,7 +126,7 @@ def read_planetoid_raw(name: str, raw: str | os.PathLike[str]) -> Graph:
     y = np.concatenate([ally, ty_full]).argmax(1)
     n = x.shape[0]
     if high >= n:
-        raise ValueError(f"{key}: test.index refers to node {high} but only {n} nodes are defined")
+        raise ConfigError(f"{key}: test.index refers to node {high} but only {n} nodes are defined")
     rows = [u for u, nbrs in graph_dict.items() for _ in nbrs]
     cols = [v for nbrs in graph_dict.values() for v in nbrs]
     edges = torch.tensor([rows, cols], dtype=torch.long).reshape(2, -1)
@@ -145,7 +143,7 @@ def load_planetoid(name: str, root: str | os.PathLike[str] | None = None) -> Gra
     """
     key = name.lower()
     if key not in PLANETOID:
-        raise ValueError(f"unknown Planetoid dataset {name!r}; expected one of {sorted(PLANETOID)}")
+        raise ConfigError(f"unknown Planetoid dataset {name!r}; expected one of {sorted(PLANETOID)}")
     pretty = PLANETOID[key]
     if root is None:
         from torch_geometric.datasets import Planetoid
@@ -183,15 +181,17 @@ def load_adgc(name: str, root: str | os.PathLike[str]) -> Graph:
     for part in ("feat", "label", "adj"):
         path = folder / f"{key}_{part}.npy"
         if not path.is_file():
-            raise FileNotFoundError(
-                f"{key.upper()}: missing file {path.name} in {folder} (ADGC files are distributed via Google "
-                f"Drive from yueliu1999/Awesome-Deep-Graph-Clustering; place {key}_{{feat,label,adj}}.npy there)"
+            raise MissingFileError(
+                f"{key.upper()} file",
+                path,
+                f"ADGC files are distributed via Google Drive from yueliu1999/Awesome-Deep-Graph-Clustering; "
+                f"place {key}_{{feat,label,adj}}.npy in {folder}",
             )
         arrays[part] = np.load(path, mmap_mode="r" if part == "adj" else None)
     adj = arrays["adj"]
     n = arrays["feat"].shape[0]
     if adj.ndim != 2 or adj.shape != (n, n):
-        raise ValueError(f"{key}_adj.npy: expected a ({n}, {n}) matrix, got {adj.shape}")
+        raise ConfigError(f"{key}_adj.npy: expected a ({n}, {n}) matrix, got {adj.shape}")
     edges = _dense_adjacency_to_edges(adj)
     return make_graph(
         key,
@@ -205,7 +205,9 @@ def load_pyg_file(path: str | os.PathLike[str], num_clusters: int | None = None,
     """A ``torch.save``d ``torch_geometric.data.Data`` with ``x``, ``edge_index`` and optional ``y``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"pyg: data file {path} does not exist")
+        raise MissingFileError(
+            "pyg: data file", path, "--data.path takes a torch.save'd torch_geometric Data"
+        )
     data = torch.load(path, weights_only=False)
     return graph_from_data(data, num_clusters=num_clusters, name=name)
 
@@ -214,7 +216,7 @@ def graph_from_data(data: object, num_clusters: int | None = None, name: str = "
     """Any PyG ``Data`` (directed inputs are symmetrised; self-loops dropped)."""
     for attr in ("x", "edge_index"):
         if getattr(data, attr, None) is None:
-            raise ValueError(f"{name}: the Data object has no '{attr}'")
+            raise ConfigError(f"{name}: the Data object has no '{attr}'")
     y = getattr(data, "y", None)
     return make_graph(name, data.x, data.edge_index, y, num_clusters, symmetric="symmetrize")
 
@@ -239,7 +241,7 @@ def sparse_sbm(
     Features: class mean (standard normal, scaled by ``feature_signal``) + unit Gaussian noise.
     """
     if num_clusters > num_nodes:
-        raise ValueError(f"sbm: {num_clusters} clusters for {num_nodes} nodes")
+        raise ConfigError(f"sbm: {num_clusters} clusters for {num_nodes} nodes")
     gen = torch.Generator().manual_seed(seed)
     y = torch.arange(num_nodes) % num_clusters
     y = y[torch.randperm(num_nodes, generator=gen)]

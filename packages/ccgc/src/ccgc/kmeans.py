@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from paperlab_core.errors import ConfigError
+
 
 @dataclass
 class KMeansResult:
@@ -132,11 +134,11 @@ def kmeans(
     x = x.detach()
     n = x.size(0)
     if k < 1:
-        raise ValueError(f"number of clusters must be >= 1, got {k}")
+        raise ConfigError(f"number of clusters must be >= 1, got {k}")
     if k > n:
-        raise ValueError(f"cannot form {k} clusters from {n} points (K must be <= N)")
+        raise ConfigError(f"cannot form {k} clusters from {n} points (K must be <= N)")
     if not torch.isfinite(x).all():
-        raise ValueError("k-means input contains NaN or infinite values")
+        raise ConfigError("k-means input contains NaN or infinite values")
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(0)
     if spherical:

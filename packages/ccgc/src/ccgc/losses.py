@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from paperlab_core.errors import ConfigError
+
 
 def _gram_contraction(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """⟨Z1ᵀZ1, Z2ᵀZ2⟩_F = ‖Z1 Z2ᵀ‖_F² in O(N·d²) time and O(d²) memory.
@@ -98,7 +100,7 @@ def high_confidence_mask(dis: torch.Tensor, tau: float) -> torch.Tensor:
     τ is the fraction kept (larger τ ⇒ more nodes). τ = 1 keeps every node.
     """
     if not 0.0 < tau <= 1.0:
-        raise ValueError(f"threshold tau must lie in (0, 1], got {tau}")
+        raise ConfigError(f"threshold tau must lie in (0, 1], got {tau}")
     conf = dis.min(1).values
     n = conf.numel()
     index = int(n * tau)
@@ -146,8 +148,8 @@ def ccgc_loss(
     (ρ = ``pos_subsample``; with ``shuffle_pairs=False`` both are the first ⌊ρ·|H_k|⌋ members in index order,
     i.e. a fixed pairing); L_pos = (1/K) Σ_k Σ_j (2 − 2⟨Z1[a_j], Z2[b_j]⟩), divided by the configured K
     (``pos_normalization="clusters"``, official code). ``pos_normalization="pairs"`` divides the same sum by the
-    number P of positive pairs instead (a mean in [0, 4], independent of N; the package's default, see README:
-    with the sum, α·L_neg ≤ α is outweighed by a factor ≈ P/K and the embedding collapses on Cora).
+    number P of positive pairs instead (a mean in [0, 4], independent of N; opt-in variant ``stable``, see the
+    README: with the sum, α·L_neg ≤ α is outweighed by a factor ≈ P/K and the embedding collapses on Cora).
     Centres C^v_k = rownorm(mean_{i∈H_k} Z^v_i); S = C¹C²ᵀ with a zeroed diagonal; L_neg = mean(S²) over K'².
     ``skip_first_cluster`` reproduces the official loop that never visits the smallest label present in H.
     The epoch is ``skipped`` (no gradient step) when fewer than 2 clusters occur in H or when L_pos = 0.

@@ -10,6 +10,7 @@ from pytorch_lightning import LightningModule
 from ccgc.engine import CCGCConfig, cluster_embedding, epoch_objective
 from ccgc.evaluate import ProtocolTracker, clustering_metrics
 from ccgc.models import SiameseLinearEncoder
+from paperlab_core.errors import ConfigError, UserError
 
 
 class CCGCModule(LightningModule):
@@ -86,9 +87,11 @@ class CCGCModule(LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "graph"):
-            raise RuntimeError("CCGCModule needs a CCGCDataModule (it provides the graph and K)")
+            raise ConfigError("CCGCModule needs a CCGCDataModule (it provides the graph and K)")
         if self.trainer.num_devices > 1 or self.trainer.num_nodes > 1:
-            raise SystemExit("ccgc: full-batch training is single-process; use --trainer.devices 1")
+            raise ConfigError(
+                "full-batch training is single-process (use --trainer.devices 1 --trainer.num_nodes 1)"
+            )
         datamodule.setup(stage)
         self.num_clusters = datamodule.graph.num_clusters
         if self.encoder is None:
@@ -155,8 +158,7 @@ class CCGCModule(LightningModule):
         return x, y
 
     def on_train_end(self) -> None:
-        from paperlab_core.cli import current_run_dir
-        from paperlab_core.logging import write_metrics
+        from paperlab_core.logging import current_run_dir, write_metrics
 
         x, y = self._full_batch()
         assert self.encoder is not None
@@ -179,7 +181,7 @@ class CCGCModule(LightningModule):
         result = self._kmeans(self.encoder.embed(batch["x"]))
         metrics = self._metrics(batch["y"], result.labels)
         if metrics is None:
-            raise SystemExit("ccgc evaluate: the dataset has no labels; use `ccgc predict` instead")
+            raise UserError("the dataset has no labels, so there is nothing to score (use `ccgc predict`)")
         self.log_dict({f"test/{k}": v for k, v in metrics.items()}, batch_size=1)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:

@@ -1,263 +1,249 @@
-"""``ccgc reproduce``: baselines + CCGC over seeds on the paper's datasets; writes results.md / results.json."""
+"""``ccgc reproduce``: the paper's Table 1 rows — k-means baselines, CCGC variants and SCGC over seeds.
+
+The grid is datasets × methods × seeds (:class:`paperlab_core.experiment.Cell`); each cell is one run and its record
+holds the three protocols (``best``, ``best_trained``, ``last``) or the three k-means baselines. The tables are built
+from the records alone, so ``--shard K/N`` runs and ``--merge DIR...`` give the same tables as one whole run.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
+from ccgc.names import DATASETS, METHODS, VARIANTS
+from paperlab_core.errors import ConfigError, UserError
+from paperlab_core.experiment import Cell, run_experiment, shard_cells
+from paperlab_core.results import Table
+from paperlab_core.verbs import Run
 
-from ccgc.baselines import kmeans_baselines, run_scgc
-from ccgc.engine import CCGCConfig, train_ccgc
-from ccgc.evaluate import METRICS, aggregate
-from ccgc.paper import TABLE1_CCGC
-
-PAPER_DATASETS = ("cora", "citeseer", "bat", "eat", "uat", "amap")
+FULL_DATASETS = ("cora", "citeseer", "bat", "eat", "uat")
+QUICK_DATASETS = ("rpg", "karate", "digits")
+DEFAULT_METHODS = ("kmeans", *VARIANTS)
+DEFAULT_EPOCHS = 400
 PROTOCOLS = ("best", "best_trained", "last")
+METRIC_COLUMNS = {"acc": "ACC", "nmi": "NMI", "ari": "ARI", "f1": "F1"}
+BASELINES = {
+    "kmeans_x": "k-means(X)",
+    "kmeans_xs": "k-means(X̃)",
+    "spherical_kmeans_xs": "spherical k-means(rownorm X̃)",
+}
+LABELS = {
+    "paper": "CCGC paper",
+    "stable": "CCGC stable",
+    "legacy": "CCGC legacy",
+    "scgc": "SCGC (official t/lr, no zero_grad)",
+}
 
 
-def _fmt(stats: dict[str, dict[str, float]]) -> list[str]:
-    return [f"{stats[m]['mean']:.2f} ± {stats[m]['std']:.2f}" if m in stats else "—" for m in METRICS]
+def variant_config(variant: str, epochs: int = DEFAULT_EPOCHS) -> Any:
+    """The :class:`ccgc.engine.CCGCConfig` of a variant (official hyper-parameters otherwise).
 
+    ``paper``: the package default (``zero_grad`` every step, the paper's L_pos = Σ/K; preset ``paper`` on Cora);
+    ``stable``: the per-pair mean of L_pos (preset ``stable``); ``legacy``: the official code's three quirks and
+    Σ/K (preset ``paper_legacy``).
+    """
+    from ccgc.engine import CCGCConfig
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """Markdown tables: baselines, CCGC best / best_trained / last, the paper's Table 1 row and Δ."""
-    lines = [
-        "# CCGC reproduction",
-        "",
-        f"Command: `{results['command']}`  ",
-        f"Device: {results['device']}; threads {results['threads']}; seeds {results['seeds']}; "
-        f"epochs {results['epochs']}; mean ± population std (×100).",
-        "",
-    ]
-    for dataset, block in results["datasets"].items():
-        lines += [f"## {dataset}", ""]
-        if "skipped" in block:
-            lines += [f"skipped: {block['skipped']}", ""]
-            continue
-        if not block["ccgc"] and not any(block["baselines"].values()):
-            continue
-        lines += [
-            f"N = {block['nodes']}, undirected edges = {block['edges']}, K = {block['clusters']}, t = 4",
-            "",
-            "| method | protocol | runs | ACC | NMI | ARI | F1 |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for name, label in (
-            ("kmeans_x", "k-means(X)"),
-            ("kmeans_xs", "k-means(X̃)"),
-            ("spherical_kmeans_xs", "spherical k-means(rownorm X̃)"),
-        ):
-            stats = aggregate(block["baselines"][name])
-            lines.append(
-                f"| {label} | — | {len(block['baselines'][name])} | " + " | ".join(_fmt(stats)) + " |"
-            )
-        if block.get("scgc"):
-            for protocol in PROTOCOLS:
-                runs = [r[protocol] for r in block["scgc"]]
-                lines.append(
-                    f"| SCGC (official t/lr, no zero_grad) | {protocol} | {len(runs)} | "
-                    + " | ".join(_fmt(aggregate(runs)))
-                    + " |"
-                )
-        for variant, runs in block["ccgc"].items():
-            if not runs:
-                continue
-            for protocol in PROTOCOLS:
-                stats = aggregate([r[protocol] for r in runs])
-                lines.append(
-                    f"| CCGC {variant} | {protocol} | {len(runs)} | " + " | ".join(_fmt(stats)) + " |"
-                )
-        paper = TABLE1_CCGC.get(dataset)
-        if paper:
-            lines.append(
-                "| CCGC paper Table 1 | best (10 runs) | 10 | "
-                + " | ".join(f"{paper[m][0]:.2f} ± {paper[m][1]:.2f}" for m in METRICS)
-                + " |"
-            )
-            for variant, runs in block["ccgc"].items():
-                if not runs:
-                    continue
-                stats = aggregate([r["best"] for r in runs])
-                cells = []
-                for m in METRICS:
-                    delta = stats[m]["mean"] - paper[m][0]
-                    cells.append(f"{delta:+.2f}" + (" ⚠" if abs(delta) > 3 else ""))
-                lines.append(f"| Δ CCGC {variant} best − paper | | | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines.append("⚠ marks |Δ| > 3 points.")
-    return "\n".join(lines) + "\n"
-
-
-def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate the per-seed records of several ``results.json`` files (e.g. seeds run in two processes)."""
-    merged: dict[str, Any] = {
-        "device": parts[0]["device"],
-        "threads": parts[0]["threads"],
-        "epochs": parts[0]["epochs"],
-        "datasets": {},
-        "merged_from": [p.get("command") for p in parts],
-    }
-    for part in parts:
-        for dataset, block in part["datasets"].items():
-            if "skipped" in block:
-                merged["datasets"].setdefault(dataset, block)
-                continue
-            target = merged["datasets"].setdefault(
-                dataset,
-                {k: block[k] for k in ("nodes", "edges", "clusters")}
-                | {"baselines": {}, "ccgc": {}, "scgc": []},
-            )
-            for name, runs in block["baselines"].items():
-                target["baselines"].setdefault(name, []).extend(runs)
-            for variant, runs in block["ccgc"].items():
-                target["ccgc"].setdefault(variant, []).extend(runs)
-            target["scgc"].extend(block.get("scgc", []))
-    seeds = {len(r) for b in merged["datasets"].values() for r in b.get("ccgc", {}).values()}
-    merged["seeds"] = ",".join(str(s) for s in sorted(seeds))
-    return merged
-
-
-def variant_config(variant: str, epochs: int) -> CCGCConfig:
+    if variant == "paper":
+        return CCGCConfig(epochs=epochs, pos_normalization="clusters")
+    if variant == "stable":
+        return CCGCConfig(epochs=epochs, pos_normalization="pairs")
     if variant == "legacy":
         return CCGCConfig.legacy(epochs=epochs)
-    if variant == "fixed":
-        return CCGCConfig(epochs=epochs, pos_normalization="pairs")
-    if variant == "fixed_sum":
-        return CCGCConfig(epochs=epochs, pos_normalization="clusters")
-    raise SystemExit(f"ccgc reproduce: unknown variant {variant!r} (legacy, fixed, fixed_sum)")
+    raise ConfigError(f"unknown CCGC variant {variant!r} (expected one of {', '.join(VARIANTS)})")
 
 
-def reproduce_main(argv: list[str]) -> int:
-    """Reproduce Table 1: baselines + CCGC (legacy / fixed) over seeds; writes results.md/json."""
-    from ccgc.data import load_graph
-    from ccgc.smoothing import smooth
-    from paperlab_core.logging import log, make_run_dir, write_json_atomic, write_text_atomic
-    from paperlab_core.runtime import set_threads
+class GraphCache:
+    """Each dataset loaded and smoothed (t = 4, the official setting) once per process."""
 
-    parser = argparse.ArgumentParser(prog="ccgc reproduce", description=reproduce_main.__doc__)
-    parser.add_argument("--datasets", default="cora,citeseer,bat,eat,uat", help="comma list (also rpg, amap)")
-    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (official: 10)")
-    parser.add_argument("--no-baselines", action="store_true", help="skip the k-means baselines")
-    parser.add_argument("--seed-start", type=int, default=0, help="first seed (seeds start..start+S-1)")
-    parser.add_argument(
-        "--merge", nargs="+", default=None, help="render one table from several results.json files and exit"
-    )
-    parser.add_argument(
-        "--variants",
-        default="legacy,fixed",
-        help="legacy (official code), fixed (zero_grad + per-pair mean, config stable), fixed_sum (zero_grad + the "
-        "paper's L_pos = Σ/K: the package default)",
-    )
-    parser.add_argument("--epochs", type=int, default=400)
-    parser.add_argument(
-        "--scgc-seeds",
-        type=int,
-        default=0,
-        help="SCGC baseline runs per dataset, seeds from --seed-start (0: skip)",
-    )
-    parser.add_argument("--quick", action="store_true", help="Cora 3 seeds legacy, BAT/EAT/UAT 10 seeds, rpg")
-    parser.add_argument("--planetoid-root", default=None, help="folder holding Cora/raw, CiteSeer/raw")
-    parser.add_argument("--adgc-root", default=None, help="folder holding bat/, eat/, uat/, amap/")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=None, help="output folder (default runs/ccgc/<ts>-reproduce)")
-    args = parser.parse_args(argv)
-    threads = set_threads(args.threads)
-    if args.merge:
-        merged = merge_results([json.loads(Path(p).read_text()) for p in args.merge])
-        merged["command"] = "ccgc reproduce " + " ".join(argv)
-        if args.out:
-            write_json_atomic(Path(args.out) / "results.json", merged)
-            write_text_atomic(Path(args.out) / "results.md", render_markdown(merged))
-        print(render_markdown(merged))
-        return 0
+    def __init__(self, root: Any = None, t: int = 4, path: Any = None) -> None:
+        self.root = root
+        self.t = t
+        self.path = path
+        self.graphs: dict[str, tuple[Any, Any]] = {}
 
-    plan: list[tuple[str, int, list[str]]]
-    variants = [v for v in args.variants.split(",") if v]
-    if args.quick:
-        plan = [("cora", 3, ["legacy"]), ("bat", 10, variants), ("eat", 10, variants), ("uat", 10, variants)]
-        plan.append(("rpg", 3, variants))
-    else:
-        plan = [(d.strip().lower(), args.seeds, variants) for d in args.datasets.split(",") if d.strip()]
-    out_dir = Path(args.out) if args.out else make_run_dir("ccgc", "reproduce")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {
-        "command": "ccgc reproduce " + " ".join(argv),
-        "device": args.device,
-        "threads": threads,
-        "seeds": args.seeds if not args.quick else "quick",
-        "epochs": args.epochs,
-        "datasets": {},
+    def get(self, dataset: str) -> tuple[Any, Any]:
+        if dataset not in self.graphs:
+            from ccgc.data import load_graph
+            from ccgc.smoothing import smooth
+
+            graph = load_graph(dataset, self.root, self.path)
+            if graph.y is None:
+                raise UserError(f"{dataset}: the graph has no labels, so it cannot be scored")
+            self.graphs[dataset] = (graph, smooth(graph.edge_index, graph.x, self.t))
+        return self.graphs[dataset]
+
+
+def run_method(
+    graphs: GraphCache,
+    dataset: str,
+    method: str,
+    seed: int,
+    epochs: int = DEFAULT_EPOCHS,
+    device: Any = "cpu",
+    plot_to: Any = None,
+) -> dict[str, Any]:
+    """One cell: the three k-means baselines, one CCGC variant or SCGC on ``dataset`` with ``seed``."""
+    from ccgc.baselines import kmeans_baselines, run_scgc
+    from ccgc.engine import train_ccgc
+
+    graph, x_smooth = graphs.get(dataset)
+    info = {
+        "nodes": graph.num_nodes,
+        "edges": graph.num_undirected_edges,
+        "clusters": graph.num_clusters,
+        "t": graphs.t,
     }
+    if method == "kmeans":
+        return {**info, **kmeans_baselines(graph, x_smooth, seed)}
+    if method == "scgc":
+        # the official SCGC code never zeroes its gradients; run as published
+        out = run_scgc(graph, seed=seed, epochs=epochs, legacy_accumulate_grads=True, device=device)
+        return {**info, **{p: out[p] for p in PROTOCOLS}, "scgc_t": out["t"], "scgc_lr": out["lr"]}
+    cfg = variant_config(method, epochs)
+    run = train_ccgc(
+        x_smooth.to(device),
+        graph.num_clusters,
+        graph.y.to(device),
+        cfg,
+        seed=seed,
+        keep_embedding=plot_to is not None,
+    )
+    if plot_to is not None and run.embedding is not None:
+        from ccgc.plots import save_embedding_pca
 
-    def save() -> None:
-        write_json_atomic(out_dir / "results.json", results)
-        write_text_atomic(out_dir / "results.md", render_markdown(results))
+        save_embedding_pca(
+            run.embedding.cpu(), run.labels.cpu(), plot_to, title=f"CCGC {method} on {dataset} (seed {seed})"
+        )
+    return {**info, **{p: getattr(run, p) for p in PROTOCOLS}}
 
-    for dataset, seeds, dataset_variants in plan:
-        root = args.planetoid_root if dataset in ("cora", "citeseer") else args.adgc_root
-        try:
-            graph = load_graph(dataset, root=root)
-        except FileNotFoundError as err:
-            log(f"ccgc reproduce: skipping {dataset}: {err}")
-            results["datasets"][dataset] = {"skipped": str(err)}
-            save()
+
+# --------------------------------------------------------------------------------------------- tables
+def _stats(runs: Sequence[Mapping[str, Any] | None]) -> dict[str, str]:
+    """``"mean ± std"`` (population std, ×100 already) per metric over runs."""
+    from ccgc.evaluate import aggregate
+
+    stats = aggregate([r for r in runs if r is not None])
+    return {m: f"{stats[m]['mean']:.2f} ± {stats[m]['std']:.2f}" for m in METRIC_COLUMNS if m in stats}
+
+
+def _order(records: Sequence[Mapping[str, Any]], key: str, order: Sequence[str]) -> list[str]:
+    found = {r["params"][key] for r in records}
+    return [name for name in order if name in found]
+
+
+def dataset_table(dataset: str, records: Sequence[Mapping[str, Any]]) -> Table:
+    """Baselines, every method × protocol and the paper's Table 1 row of one dataset."""
+    from ccgc.paper import TABLE1_CCGC
+
+    mine = [r for r in records if r["params"]["dataset"] == dataset]
+    first = mine[0]["result"]
+    title = (
+        f"{dataset}: N = {first['nodes']}, undirected edges = {first['edges']}, K = {first['clusters']}, "
+        f"t = {first.get('t', 4)}"
+    )
+    table = Table(["method", "protocol", "runs", *METRIC_COLUMNS.values()], title=title)
+    for method in _order(mine, "method", METHODS):
+        results = [r["result"] for r in mine if r["params"]["method"] == method]
+        if method == "kmeans":
+            for name, label in BASELINES.items():
+                stats = _stats([res[name] for res in results])
+                table.add(label, "—", len(results), *(stats.get(m) for m in METRIC_COLUMNS))
             continue
-        x_smooth = smooth(graph.edge_index, graph.x, 4).to(args.device)
-        y = graph.y.to(args.device)
-        block: dict[str, Any] = {
-            "nodes": graph.num_nodes,
-            "edges": graph.num_undirected_edges,
-            "clusters": graph.num_clusters,
-            "baselines": {"kmeans_x": [], "kmeans_xs": [], "spherical_kmeans_xs": []},
-            "ccgc": {},
-            "scgc": [],
-        }
-        results["datasets"][dataset] = block
-        for seed in range(args.seed_start, args.seed_start + (0 if args.no_baselines else seeds)):
-            for name, metrics in kmeans_baselines(graph, x_smooth.cpu(), seed).items():
-                block["baselines"][name].append(metrics)
-        save()
-        for variant in dataset_variants:
-            cfg = variant_config(variant, args.epochs)
-            block["ccgc"][variant] = []
-            for seed in range(args.seed_start, args.seed_start + seeds):
-                start = time.perf_counter()
-                run = train_ccgc(
-                    x_smooth, graph.num_clusters, y, cfg, seed=seed, keep_embedding=seed == args.seed_start
-                )
-                record = {**run.to_dict(), "seed": seed, "wall_s": time.perf_counter() - start}
-                record["timings"] = {k: v for k, v in record["timings"].items() if k != "config"}
-                block["ccgc"][variant].append(record)
-                log(
-                    f"{dataset} {variant} seed {seed}: best ACC {run.best['acc']:.2f} NMI {run.best['nmi']:.2f}"
-                    f" | last ACC {run.last['acc']:.2f} NMI {run.last['nmi']:.2f} ({record['wall_s']:.0f} s)"
-                )
-                if seed == args.seed_start and run.embedding is not None:
-                    from ccgc.plots import save_embedding_pca
+        for protocol in PROTOCOLS:
+            stats = _stats([res[protocol] for res in results])
+            table.add(LABELS[method], protocol, len(results), *(stats.get(m) for m in METRIC_COLUMNS))
+    paper = TABLE1_CCGC.get(dataset)
+    if paper:
+        cells = [f"{paper[m][0]:.2f} ± {paper[m][1]:.2f}" for m in METRIC_COLUMNS]
+        table.add("CCGC, paper's Table 1", "best", 10, *cells)
+    return table
 
-                    save_embedding_pca(
-                        run.embedding.cpu(),
-                        run.labels.cpu(),
-                        out_dir / f"{dataset}_{variant}_seed0_pca.png",
-                        title=f"CCGC {variant} on {dataset} (seed 0)",
-                    )
-                save()
-        for seed in range(args.seed_start, args.seed_start + args.scgc_seeds):
-            run = run_scgc(
-                graph, seed=seed, epochs=args.epochs, legacy_accumulate_grads=True, device=args.device
+
+def main_table(records: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per dataset: ACC of k-means(X̃), each variant's honest ``last`` and label-selected ``best``."""
+    from ccgc.paper import TABLE1_CCGC
+
+    columns = ["dataset", "seeds", "k-means(X̃)"]
+    for variant in VARIANTS:
+        columns += [f"{variant} last", f"{variant} best"]
+    columns.append("paper (best)")
+    table = Table(columns, title="ACC (mean ± std over seeds, ×100)")
+    for dataset in _order(records, "dataset", DATASETS):
+        mine = [r for r in records if r["params"]["dataset"] == dataset]
+        seeds = len({r["params"]["seed"] for r in mine})
+        row: list[Any] = [dataset, seeds]
+        kmeans = [r["result"]["kmeans_xs"] for r in mine if r["params"]["method"] == "kmeans"]
+        row.append(_stats(kmeans).get("acc") if kmeans else None)
+        for variant in VARIANTS:
+            runs = [r["result"] for r in mine if r["params"]["method"] == variant]
+            for protocol in ("last", "best"):
+                row.append(_stats([res[protocol] for res in runs]).get("acc") if runs else None)
+        paper = TABLE1_CCGC.get(dataset)
+        row.append(f"{paper['acc'][0]:.2f} ± {paper['acc'][1]:.2f}" if paper else None)
+        table.add(*row)
+    return table
+
+
+NOTES = (
+    "Mean ± population std over seeds, ×100. `best`: the official protocol (highest ACC over the pre-training "
+    "k-means(X̃) and every 10-epoch re-clustering, chosen with the labels); `best_trained`: the same without the "
+    "pre-training candidate; `last`: k-means on the embedding after the final epoch (no label peeking). "
+    "Variants: `paper` = package default (zero_grad, L_pos = Σ/K), `stable` = per-pair mean of L_pos, "
+    "`legacy` = official-code parity (no zero_grad, first cluster skipped, official k-means init, Σ/K)."
+)
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``main`` (ACC per dataset) and one table per dataset, from the records alone."""
+    epochs = {r["params"].get("epochs", DEFAULT_EPOCHS) for r in records}
+    if len(epochs) > 1:
+        raise UserError(
+            f"the records mix runs of different --epochs ({sorted(epochs)}); merge like with like"
+        )
+    tables: dict[str, Any] = {"main": main_table(records)}
+    for dataset in _order(records, "dataset", DATASETS):
+        tables[dataset] = dataset_table(dataset, records)
+    tables["text"] = NOTES
+    return tables
+
+
+# --------------------------------------------------------------------------------------------- verb
+def grid(datasets: Sequence[str], methods: Sequence[str], seeds: Sequence[int], epochs: int) -> list[Cell]:
+    """Cells dataset × method × seed; a non-default epoch budget is part of the key (records never mix)."""
+    suffix = "" if epochs == DEFAULT_EPOCHS else f"/epochs{epochs}"
+    return [
+        Cell(f"{d}/{m}/seed{s}{suffix}", {"dataset": d, "method": m, "seed": s, "epochs": epochs})
+        for d in datasets
+        for m in methods
+        for s in seeds
+    ]
+
+
+def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """Datasets × methods × seeds (``--quick``: the generated graphs, one seed); tables from the records."""
+    datasets = args.data_dataset or list(QUICK_DATASETS if args.quick else FULL_DATASETS)
+    methods = args.methods or list(DEFAULT_METHODS)
+    seeds = args.seeds or ([0] if args.quick else list(range(10)))
+    cells = grid(datasets, methods, seeds, args.epochs)
+    graphs = GraphCache(args.data_root)
+    if not args.merge:  # a missing file fails now, before any cell runs
+        for dataset in dict.fromkeys(c.params["dataset"] for c in shard_cells(cells, args.shard)):
+            graphs.get(dataset)
+    device = run.device
+
+    def run_cell(cell: Cell) -> dict[str, Any]:
+        p = cell.params
+        plot = None
+        if p["method"] in VARIANTS and p["seed"] == seeds[0]:
+            plot = run.path(f"{p['dataset']}_{p['method']}_seed{p['seed']}_pca.png")
+        result = run_method(graphs, p["dataset"], p["method"], p["seed"], p["epochs"], device, plot)
+        if "last" in result:
+            run.log(
+                f"{cell.key}: best ACC {result['best']['acc']:.2f} | last ACC {result['last']['acc']:.2f} "
+                f"NMI {result['last']['nmi']:.2f}"
             )
-            run = {k: v for k, v in run.items() if k != "timings"} | {"seed": seed}
-            block["scgc"].append(run)
-            log(
-                f"{dataset} SCGC seed {seed}: best ACC {run['best']['acc']:.2f} last ACC {run['last']['acc']:.2f}"
-            )
-            save()
-    save()
-    print(render_markdown(results))
-    log(f"ccgc reproduce: wrote {out_dir / 'results.md'} and results.json")
-    return 0
+        return result
+
+    return run_experiment(run, args, cells, run_cell, summarize)

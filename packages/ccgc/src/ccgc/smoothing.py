@@ -10,6 +10,8 @@ import warnings
 
 import torch
 
+from paperlab_core.errors import ConfigError
+
 
 def remove_self_loops(edge_index: torch.Tensor) -> torch.Tensor:
     """Drop entries (i, i) of a ``2 × E`` edge index."""
@@ -27,18 +29,18 @@ def coalesce_edges(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 
 
 def validate_edge_index(edge_index: torch.Tensor, num_nodes: int, name: str = "edge_index") -> None:
-    """Raise ``ValueError`` if ``edge_index`` is malformed, out of range or not symmetric."""
+    """Raise :class:`ConfigError` (a ``ValueError``) if ``edge_index`` is malformed, out of range or not symmetric."""
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"{name}: expected shape (2, E), got {tuple(edge_index.shape)}")
+        raise ConfigError(f"{name}: expected shape (2, E), got {tuple(edge_index.shape)}")
     if edge_index.numel() == 0:
         return
     low, high = int(edge_index.min()), int(edge_index.max())
     if low < 0 or high >= num_nodes:
-        raise ValueError(f"{name}: node ids must lie in [0, {num_nodes - 1}], found [{low}, {high}]")
+        raise ConfigError(f"{name}: node ids must lie in [0, {num_nodes - 1}], found [{low}, {high}]")
     edges = coalesce_edges(edge_index, num_nodes)
     reverse = coalesce_edges(edges.flip(0), num_nodes)
     if edges.shape != reverse.shape or not torch.equal(edges, reverse):
-        raise ValueError(
+        raise ConfigError(
             f"{name}: the adjacency is not symmetric (CCGC needs an undirected graph); "
             "symmetrise it first, e.g. torch_geometric.utils.to_undirected, or pass symmetrize=True"
         )
@@ -82,10 +84,10 @@ def smooth(
 ) -> torch.Tensor:
     """X̃ = H^t X by ``t`` sparse–dense products (spec §2.2 step 5). Memory O(E + N·D)."""
     if t < 0:
-        raise ValueError(f"t must be >= 0, got {t}")
+        raise ConfigError(f"t must be >= 0, got {t}")
     n = x.size(0) if num_nodes is None else num_nodes
     if x.size(0) != n:
-        raise ValueError(f"features have {x.size(0)} rows but the graph has {n} nodes")
+        raise ConfigError(f"features have {x.size(0)} rows but the graph has {n} nodes")
     if check_symmetric:
         validate_edge_index(edge_index, n)
     out = x

@@ -10,13 +10,14 @@ row norm of X̃W₁ᵀ (the part of the pre-normalisation output that depends on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 import torch
 
 from ccgc.engine import EpochLoss, train_ccgc
 from ccgc.models import SiameseLinearEncoder
-from ccgc.reproduce import variant_config
+from paperlab_core.verbs import Run
 
 COLUMNS = (
     ("epoch", 5, "d"),
@@ -42,28 +43,21 @@ def _cell(value: Any, width: int, fmt: str) -> str:
     return f"{value:>{width}{fmt}}"
 
 
-def trace_main(argv: list[str]) -> int:
-    """Per-re-clustering collapse diagnostics of one CCGC run (variants legacy / fixed / fixed_sum)."""
-    from ccgc.data import load_graph
-    from ccgc.smoothing import smooth
-    from paperlab_core.runtime import set_threads
+def trace(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """Per-re-clustering collapse diagnostics of one CCGC run (variants paper / stable / legacy).
 
-    parser = argparse.ArgumentParser(prog="ccgc trace", description=trace_main.__doc__)
-    parser.add_argument("--dataset", default="cora")
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--variant", default="fixed", help="legacy, fixed (default) or fixed_sum")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=400)
-    parser.add_argument("--every", type=int, default=10, help="print every N epochs (re-clustering epochs)")
-    parser.add_argument("--lr", type=float, default=None, help="override the Adam learning rate")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    graph = load_graph(args.dataset, root=args.root)
-    x = smooth(graph.edge_index, graph.x, 4)
+    Prints the table and writes every row to ``trace.json`` in the run folder.
+    """
+    from ccgc.data import load_graph
+    from ccgc.reproduce import variant_config
+    from ccgc.smoothing import smooth
+
+    graph = load_graph(args.data_dataset, args.data_root)
+    device = run.device
+    x = smooth(graph.edge_index, graph.x, 4).to(device)
     cfg = variant_config(args.variant, args.epochs)
     if args.lr is not None:
-        cfg.lr = args.lr
+        cfg = dataclasses.replace(cfg, lr=args.lr)
     previous: dict[str, Any] = {}
 
     def on_step(epoch: int, model: SiameseLinearEncoder, out: EpochLoss) -> dict[str, Any] | None:
@@ -82,17 +76,15 @@ def trace_main(argv: list[str]) -> int:
                 "xw1": (x @ model.view1.weight.T).norm(dim=1).mean().item(),
             }
 
-    print(
-        f"ccgc trace {' '.join(argv)}: {args.dataset}, variant {args.variant}, lr {cfg.lr}, seed {args.seed}"
-    )
+    print(f"{run.command}: {args.data_dataset}, variant {args.variant}, lr {cfg.lr}, seed {args.seed}")
     print(" ".join(f"{name:>{width}}" for name, width, _ in COLUMNS))
-    run = train_ccgc(x, graph.num_clusters, graph.y, cfg, seed=args.seed, on_step=on_step)
-    for record in run.history:
-        if "mean_e" not in record:
-            continue
+    result = train_ccgc(x, graph.num_clusters, graph.y.to(device), cfg, seed=args.seed, on_step=on_step)
+    rows = [record for record in result.history if "mean_e" in record]
+    for record in rows:
         print(" ".join(_cell(record.get(name), width, fmt) for name, width, fmt in COLUMNS))
-    best, last = run.best, run.last
+    best, last = result.best, result.last
     print(
         f"best ACC {best['acc']:.2f} (epoch {best['epoch']}) | last ACC {last['acc']:.2f} NMI {last['nmi']:.2f}"
     )
-    return 0
+    run.write_json("trace.json", {"command": run.command, "rows": rows, "best": best, "last": last})
+    return {"best": best, "last": last}
