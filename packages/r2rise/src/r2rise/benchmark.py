@@ -146,10 +146,10 @@ def summary_table(result: dict[str, Any]) -> Table:
            result["batched"]["fit_s"], result["batched"]["evaluate_s"]]  # fmt: skip
     if "sequential" in result:
         same = result["same_results"]
-        columns += ["sequential s", "speed-up (wall)", "speed-up (CPU)", "identical returns", "max |Δparam|",
+        columns += ["sequential s", "speed-up (wall)", "speed-up (CPU)", "identical returns", "max abs Δparam",
                     "Spearman (centred)"]  # fmt: skip
         formats.update({"sequential s": ".1f", "speed-up (wall)": ".1f", "speed-up (CPU)": ".1f",
-                        "identical returns": ".0%", "max |Δparam|": ".1e", "Spearman (centred)": ".4f"})  # fmt: skip
+                        "identical returns": ".0%", "max abs Δparam": ".1e", "Spearman (centred)": ".4f"})  # fmt: skip
         row += [result["sequential"]["total_s"], result["speedup"], result["speedup_cpu_time"],
                 same["fraction_models_identical_returns"], same["max_abs_param_diff"],
                 same["spearman_centred_maps"]]  # fmt: skip
