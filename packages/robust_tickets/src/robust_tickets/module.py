@@ -461,7 +461,7 @@ class TicketModule(LightningModule):
                 m = keep[s.offset : s.offset + s.numel].view(s.rows, s.cols).to(torch.bool)
                 m = m.repeat_interleave(s.out_block, 0).repeat_interleave(s.in_block, 1)
                 w = weights[s.name].weight
-                w.copy_(torch.where(m, w, fresh[s.name + ".weight"].to(w.dtype)))
+                w.copy_(torch.where(m.to(w.device), w, fresh[s.name + ".weight"].to(w.device, w.dtype)))
 
     # ------------------------------------------------------------------------------------- steps
     def noise_generator(self, like: torch.Tensor) -> torch.Generator:

@@ -164,15 +164,21 @@ def config_id(cfg: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------- one seed
 def _trainer(limit_val: float | int, accelerator: str) -> Any:
+    import warnings
+
     from pytorch_lightning import Trainer
 
-    from paperlab_core.lightning import AtomicCheckpointIO
+    from paperlab_core.lightning import AtomicCheckpointIO, quiet_lightning_info
     from paperlab_core.runtime import select_precision
 
+    quiet_lightning_info()  # the environment line already says where the run is
+    warnings.filterwarnings(
+        "ignore", message=r".*configure_optimizers.* returned `None`.*"
+    )  # phases own them
     return Trainer(
         accelerator=accelerator, devices=1, precision=select_precision(accelerator), logger=False,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        max_epochs=1, limit_val_batches=limit_val, plugins=[AtomicCheckpointIO()],
+        max_epochs=1, limit_val_batches=None if limit_val == 1.0 else limit_val, plugins=[AtomicCheckpointIO()],
     )  # fmt: skip
 
 
