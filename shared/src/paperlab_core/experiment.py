@@ -125,7 +125,13 @@ def write_summary(run: Run, args: argparse.Namespace, records: list[Record], sum
     tables = {name: table for name, table in summary.items() if isinstance(table, Table)}
     extra = {k: v for k, v in summary.items() if not isinstance(v, Table)}
     document = results_record(
-        run.command, environment_line(run.env), _seeds(records, args), tables, records, **extra
+        run.command,
+        environment_line(run.env),
+        _seeds(records, args),
+        tables,
+        records,
+        package=run.package,
+        **extra,
     )
     markdown = [f"# {run.prog} {run.verb}", "", f"`{run.command}`", ""]
     for name, table in tables.items():

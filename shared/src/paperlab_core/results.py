@@ -71,19 +71,32 @@ class Table:
         return "\n".join(lines)
 
 
-def git_commit(cwd: str | Path | None = None) -> str:
-    """``<sha>`` of HEAD (``<sha>+dirty`` when tracked files changed), or ``unknown`` outside a checkout.
+def package_paths(package: str) -> list[Path]:
+    """The source folders whose changes matter for ``package``'s numbers: its own and paperlab_core's."""
+    import importlib.util
+
+    found = []
+    for name in (package, "paperlab_core"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            found.append(Path(spec.origin).resolve().parent)
+    return found
+
+
+def git_commit(cwd: str | Path | None = None, paths: Sequence[str | Path] = ()) -> str:
+    """``<sha>`` of HEAD (``<sha>+dirty`` when tracked files under ``paths`` — everywhere when empty — changed),
+    or ``unknown`` outside a checkout.
 
     Looks in ``cwd`` (default: the working folder), then next to this file (an editable install in a checkout).
     """
     for folder in [cwd] if cwd else [None, Path(__file__).resolve().parent]:
-        found = _git_commit(folder)
+        found = _git_commit(folder, paths)
         if found != "unknown":
             return found
     return "unknown"
 
 
-def _git_commit(cwd: str | Path | None) -> str:
+def _git_commit(cwd: str | Path | None, paths: Sequence[str | Path] = ()) -> str:
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
@@ -91,8 +104,8 @@ def _git_commit(cwd: str | Path | None) -> str:
         if sha.returncode != 0:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True,
-            timeout=10,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *map(str, paths)],
+            cwd=cwd, capture_output=True, text=True, timeout=10,
         )  # fmt: skip
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -105,13 +118,14 @@ def results_record(
     seeds: Sequence[int] | None,
     tables: Mapping[str, Table],
     records: Sequence[Mapping[str, Any]] = (),
+    package: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The JSON document of a results file."""
+    """The JSON document of a results file (``package`` limits the dirty check to its sources and the core's)."""
     return {
         "schema": SCHEMA,
         "command": command,
-        "commit": git_commit(),
+        "commit": git_commit(paths=package_paths(package) if package else ()),
         "machine": machine,
         "seeds": list(seeds) if seeds is not None else None,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -377,9 +377,9 @@ def execute(
     )
 
     threads = set_threads(getattr(args, "threads", None), import_torch=verb.uses_torch)
-    accelerator = "cpu"
-    if verb.uses_torch:
-        accelerator = resolve_accelerator(getattr(args, "device", "auto"))
+    accelerator = "cpu"  # a verb that declares no --device computes on the CPU
+    if verb.uses_torch and "device" in verb.option_dests():
+        accelerator = resolve_accelerator(args.device)
         configure_tf32(accelerator)
     env = environment(
         accelerator=accelerator, threads=threads, packages={prog: version}, uses_torch=verb.uses_torch
