@@ -143,3 +143,13 @@ def test_discard_if_unused_keeps_folders_with_results(tmp_path: Path) -> None:
     (kept / "checkpoints" / "last.ckpt").write_bytes(b"x")
     assert not plog.discard_if_unused(kept) and kept.exists()
     assert not plog.discard_if_unused(None)
+
+
+def test_discarding_the_only_run_removes_the_empty_package_folder(tmp_path: Path) -> None:
+    run = plog.make_run_dir("demo", "x", root=tmp_path / "runs")
+    assert plog.discard_if_unused(run)
+    assert not (tmp_path / "runs").exists()
+    kept = plog.make_run_dir("demo", "kept", root=tmp_path / "runs")
+    (kept / "metrics.json").write_text("{}")
+    other = plog.make_run_dir("demo", "y", root=tmp_path / "runs")
+    assert plog.discard_if_unused(other) and kept.is_dir()

@@ -119,7 +119,11 @@ def discard_if_unused(folder: str | os.PathLike[str] | None) -> bool:
         return False
     import shutil
 
+    folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
+    for parent in (folder.parent, folder.parent.parent):  # runs/<pkg>/ and runs/ when this run made them
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only succeeds when empty
     return True
 
 
