@@ -237,9 +237,7 @@ class TicketModule(LightningModule):
         self._sched: torch.optim.lr_scheduler.LambdaLR | None = None
         self._phase_step = 0
         self._phase_total = 1
-        self._gen: torch.Generator | None = (
-            None  # the perturbation noise's, on the inputs' device (noise_generator)
-        )
+        self._gen: torch.Generator | None = None  # the perturbation noise's: see noise_generator
         self._gen_pending: dict[str, Any] | None = None  # generator state of a checkpoint being resumed
         self._init_loaded = False
         self._resume: dict[str, Any] | None = (
