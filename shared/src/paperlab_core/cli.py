@@ -173,7 +173,7 @@ def drop_flag(args: Sequence[str], name: str) -> list[str]:
 def expand_config_args(
     args: Sequence[str], package: str, base_preset: str = "default", renames: Mapping[str, str] | None = None
 ) -> list[str]:
-    """Resolve preset names in ``--config``, apply flag renames, and put the base preset first."""
+    """Resolve preset names in ``--config``, apply flag renames, and put the base preset (if any) first."""
     renames = {"--ckpt": "--ckpt_path", **(renames or {})}
     out: list[str] = []
     index = 0
@@ -194,7 +194,7 @@ def expand_config_args(
         out.append(arg)
         index += 1
     folder = preset_dir(package)
-    base = folder / f"{base_preset}.yaml" if folder else None
+    base = folder / f"{base_preset}.yaml" if folder and base_preset else None
     if base is not None and base.is_file():
         out = ["--config", str(base), *out]
     return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import shlex
@@ -29,6 +28,7 @@ from paperlab_core.logging import (
     log,
     make_run_dir,
     progress_bar_callback,
+    quiet_lightning_info,
     save_torch_atomic,
     write_metrics,
 )
@@ -42,34 +42,6 @@ from paperlab_core.runtime import (
     set_threads,
 )
 from paperlab_core.verbs import resolve_target
-
-#: Lightning's own hardware lines; the environment line says the same in one line
-_HARDWARE_LINES = (
-    "GPU available:",
-    "TPU available:",
-    "HPU available:",
-    "LOCAL_RANK:",
-    "Seed set to",
-    "💡 Tip",
-)
-
-
-class _HardwareLineFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(_HARDWARE_LINES)
-
-
-def quiet_lightning_info() -> None:
-    """Drop Lightning's hardware/seed info lines (replaced by the environment line). Idempotent."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        targets = [logger, *logger.handlers]
-        for target in targets:
-            if not any(isinstance(f, _HardwareLineFilter) for f in target.filters):
-                target.addFilter(_HardwareLineFilter())
-    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed",
-                 "lightning_fabric.utilities.rank_zero"):  # fmt: skip
-        logging.getLogger(name).addFilter(_HardwareLineFilter())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -92,7 +64,11 @@ def data_fingerprint(datamodule: Any, data_config: Any) -> str:
 
 class ConfigInCheckpoint(Callback):
     """Stores the model/data configuration and classes in every checkpoint (``checkpoint["paperlab"]``) and, when
-    evaluating, warns if the data differs from the data the checkpoint was trained on."""
+    evaluating, warns if the data differs from the data the checkpoint was trained on.
+
+    A LightningModule may define ``checkpoint_config(self, config: dict) -> dict`` to store what it resolved
+    instead of what the command line said (e.g. an architecture read from an init file).
+    """
 
     def __init__(self, meta: dict[str, Any], expected_fingerprint: str | None = None) -> None:
         self.meta = meta
@@ -100,8 +76,14 @@ class ConfigInCheckpoint(Callback):
         self.warned = False
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        import copy
+
+        meta = copy.deepcopy(self.meta)
+        hook = getattr(pl_module, "checkpoint_config", None)
+        if callable(hook):  # the module may replace what the command line said by what it resolved
+            meta["config"] = hook(meta["config"])
         checkpoint["paperlab"] = {
-            **self.meta,
+            **meta,
             "data_fingerprint": data_fingerprint(trainer.datamodule, self.meta["config"].get("data")),
         }
 

@@ -21,13 +21,6 @@ from paperlab_core.logging import RUN_DIR_ENV, discard_if_unused, log, runs_root
 LIGHTNING_CKPT_ALIASES = {"last", "best", "hpc", "registry"}
 
 
-def _insert_after_base(args: list[str], extra: list[str]) -> list[str]:
-    """Put ``extra`` right after the base preset (``--config default.yaml``) when there is one."""
-    if len(args) >= 2 and args[0] == "--config":
-        return [*args[:2], *extra, *args[2:]]
-    return [*extra, *args]
-
-
 def latest_run(package: str, run_name: str | None = None) -> Path | None:
     """The most recent run folder of ``package`` with ``checkpoints/last.ckpt`` (named ``*-<run_name>``)."""
     base = runs_root() / package
@@ -74,7 +67,10 @@ def _config_file(meta: dict[str, Any]) -> str:
 def run_lightning_verb(spec: PackageSpec, verb: LightningVerb, user_args: list[str]) -> int:
     """Check the command line, then build the LightningCLI and run the verb's stages."""
     showing = any(a in {"-h", "--help"} or a.startswith("--print_config") for a in user_args)
-    args = expand_config_args([*verb.args, *user_args], spec.package, verb.base_preset, verb.renames)
+    # the command line in parts: base preset, a resumed run's config, the checkpoint's config, the user's flags
+    base_preset = verb.base_preset
+    stored: list[str] = []
+    args = expand_config_args([*verb.args, *user_args], spec.package, base_preset="", renames=verb.renames)
     model_class, data_class = verb.model or spec.model, verb.data or spec.data
     run_dir: Path | None = None
     temp_files: list[str] = []
@@ -83,9 +79,8 @@ def run_lightning_verb(spec: PackageSpec, verb: LightningVerb, user_args: list[s
     if resume is not None:
         if "fit" not in verb.stages:
             raise UsageError(f"--resume continues a training run; `{spec.prog} {verb.name}` does not train")
-        args = drop_flag(args, "--resume")
-        extra, last = resume_args(Path(resume), spec.prog)
-        args = [*_insert_after_base(args, extra), "--ckpt_path", str(last)]
+        stored, last = resume_args(Path(resume), spec.prog)
+        args = [*drop_flag(args, "--resume"), "--ckpt_path", str(last)]
         run_dir = Path(resume)
     ckpt = flag_value(args, "--ckpt_path")
     if ckpt == "last" and "fit" in verb.stages and run_dir is None:
@@ -95,8 +90,8 @@ def run_lightning_verb(spec: PackageSpec, verb: LightningVerb, user_args: list[s
                 "a run with checkpoints/last.ckpt", runs_root() / spec.package, "nothing to resume yet"
             )
         log(f"{spec.prog} {verb.name}: resuming {found}")
-        extra, last = resume_args(found, spec.prog)
-        args = [*_insert_after_base(drop_flag(args, "--ckpt_path"), extra), "--ckpt_path", str(last)]
+        stored, last = resume_args(found, spec.prog)
+        args = [*drop_flag(args, "--ckpt_path"), "--ckpt_path", str(last)]
         run_dir, ckpt = found, str(last)
     if verb.needs_ckpt and not ckpt and not showing:
         raise UsageError(f"--ckpt PATH is required (a checkpoint written by `{spec.prog} train`)")
@@ -115,15 +110,21 @@ def run_lightning_verb(spec: PackageSpec, verb: LightningVerb, user_args: list[s
             log(f"{spec.prog} {verb.name}: {ckpt} carries no paperlab config; using the command line's")
         else:
             temp_files.append(_config_file(meta))
-            args = _insert_after_base(args, ["--config", temp_files[-1]])
+            stored = ["--config", temp_files[-1]]
             stored_model, stored_data = meta.get("model_class"), meta.get("data_class")
             if stored_model and stored_model != model_class:
                 if stored_model not in spec.model_classes():
                     raise ConfigError(f"checkpoint {ckpt} holds a {stored_model}, not a model of {spec.prog}")
                 model_class = stored_model
+                owner = next(
+                    (v for v in spec.verbs if isinstance(v, LightningVerb) and v.model == stored_model), None
+                )
+                if owner is not None:  # that model's own base preset (the verb's would not fit the class)
+                    base_preset = owner.base_preset
             if stored_data and stored_data in spec.data_classes():
                 data_class = stored_data
             expected_fingerprint = meta.get("data_fingerprint")
+    args = [*expand_config_args([], spec.package, base_preset), *stored, *args]
 
     from paperlab_core.lightning import make_cli, run_stages
 

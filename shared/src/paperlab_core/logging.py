@@ -7,6 +7,7 @@ import datetime as _dt
 import importlib.util
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -237,6 +238,36 @@ def track(iterable: Iterable[T], description: str = "working", total: int | None
     from rich.progress import track as rich_track
 
     yield from rich_track(iterable, description=description, total=total, transient=True)
+
+
+#: Lightning's own hardware/seed lines; the environment line says the same in one line
+_HARDWARE_LINES = (
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+    "LOCAL_RANK:",
+    "Seed set to",
+    "💡 Tip",
+)
+_LIGHTNING_LOGGERS = (
+    "pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric",
+    "pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed", "lightning_fabric.utilities.rank_zero",
+)  # fmt: skip
+
+
+class _HardwareLineFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(_HARDWARE_LINES)
+
+
+def quiet_lightning_info() -> None:
+    """Drop Lightning's hardware/seed info lines (the environment line replaces them). Idempotent; does not
+    import Lightning (filters attach to the logger names)."""
+    for name in _LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if not any(isinstance(f, _HardwareLineFilter) for f in target.filters):
+                target.addFilter(_HardwareLineFilter())
 
 
 def log(message: str) -> None:

@@ -367,7 +367,14 @@ def execute(
 ) -> int:
     import yaml
 
-    from paperlab_core.logging import discard_if_unused, log, make_run_dir, write_metrics, write_text_atomic
+    from paperlab_core.logging import (
+        discard_if_unused,
+        log,
+        make_run_dir,
+        quiet_lightning_info,
+        write_metrics,
+        write_text_atomic,
+    )
     from paperlab_core.runtime import (
         configure_tf32,
         environment,
@@ -377,6 +384,8 @@ def execute(
     )
 
     threads = set_threads(getattr(args, "threads", None), import_torch=verb.uses_torch)
+    if verb.uses_torch:
+        quiet_lightning_info()  # verbs that build their own Trainer
     accelerator = "cpu"  # a verb that declares no --device computes on the CPU
     if verb.uses_torch and "device" in verb.option_dests():
         accelerator = resolve_accelerator(args.device)
