@@ -161,3 +161,22 @@ def test_merge_refuses_conflicting_records_and_empty_folders(tmp_path: Path) -> 
         experiment.run_experiment(
             run, argparse.Namespace(shard=(1, 2), merge=[tmp_path]), [], dict, _summarize
         )
+
+
+def test_records_with_other_parameters_are_not_reused(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def run_cell(cell: experiment.Cell) -> dict:
+        calls.append(cell.key)
+        return {"value": cell.params["n"]}
+
+    run = _grid_run(tmp_path, "r", [])
+    run.dir.mkdir()
+    ns = argparse.Namespace(shard=None, merge=None)
+    experiment.run_experiment(run, ns, [experiment.Cell("k", {"n": 1, "seed": 0})], run_cell, _summarize)
+    experiment.run_experiment(run, ns, [experiment.Cell("k", {"n": 1, "seed": 0})], run_cell, _summarize)
+    assert calls == ["k"]
+    experiment.run_experiment(run, ns, [experiment.Cell("k", {"n": 2, "seed": 0})], run_cell, _summarize)
+    assert calls == ["k", "k"]
+    rows = json.loads((tmp_path / "r" / "results.json").read_text())["tables"]["main"]["rows"]
+    assert rows == [[2, 2]]

@@ -42,7 +42,7 @@ class LightningVerb:
     """A verb run by Lightning: ``stages`` are Trainer methods (fit, test, validate, predict) run in order.
 
     ``model``/``data`` override the package's classes (``"module:Class"``); ``base_preset`` is applied first;
-    ``args`` are put before the user's arguments; ``renames`` maps verb-specific flags onto config keys
+    ``args`` are fixed flags applied after the user's (they define the verb, so they win); ``renames`` maps verb-specific flags onto config keys
     (``{"--finetuned": "--model.init_ckpt"}``); ``needs_ckpt`` requires ``--ckpt``; ``restores_config`` takes the
     model and data configuration (and classes) stored in that checkpoint.
     """

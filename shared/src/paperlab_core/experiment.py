@@ -10,7 +10,7 @@ function that runs one cell and returns its numbers, and a function that turns t
 ``--shard K/N`` runs every N-th cell starting at the K-th and writes one record per cell under
 ``<out>/records/``; ``--merge DIR...`` reads the records of any set of folders and builds the tables; with
 neither, every cell runs and the tables are built at the end. Records already present in ``--out`` are reused,
-so an interrupted run continues where it stopped. ``summarize(records)`` returns ``{name: Table}`` (optionally
+so an interrupted run continues where it stopped (a record made with other parameters is re-run). ``summarize(records)`` returns ``{name: Table}`` (optionally
 with a ``"text"`` entry: markdown printed and written to ``results.md`` after the tables).
 """
 
@@ -102,11 +102,13 @@ def _write_record(folder: Path, cell: Cell, result: Mapping[str, Any], run: Run,
 
 
 def _existing(folder: Path, cell: Cell) -> Record | None:
+    """A record of ``cell`` already in ``folder`` — only if it was made with the same parameters."""
     path = folder / RECORDS / cell.filename
     if not path.is_file():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    return record if record.get("key") == cell.key else None
+    same_params = record.get("params") == json.loads(json.dumps(dict(cell.params), default=str))
+    return record if record.get("key") == cell.key and same_params else None
 
 
 def _seeds(records: Sequence[Record], args: argparse.Namespace) -> list[int] | None:
@@ -170,7 +172,11 @@ def run_experiment(
             run.log(f"[{index}/{len(todo)}] {cell.key}: record found, skipped")
             records.append(existing)
             continue
-        run.log(f"[{index}/{len(todo)}] {cell.key}")
+        stale = (run.dir / RECORDS / cell.filename).is_file()
+        run.log(
+            f"[{index}/{len(todo)}] {cell.key}"
+            + (" (its record has other parameters: re-run)" if stale else "")
+        )
         start = time.perf_counter()
         result = run_cell(cell)
         records.append(_write_record(run.dir, cell, result, run, time.perf_counter() - start))

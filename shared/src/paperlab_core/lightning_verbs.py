@@ -70,7 +70,8 @@ def run_lightning_verb(spec: PackageSpec, verb: LightningVerb, user_args: list[s
     # the command line in parts: base preset, a resumed run's config, the checkpoint's config, the user's flags
     base_preset = verb.base_preset
     stored: list[str] = []
-    args = expand_config_args([*verb.args, *user_args], spec.package, base_preset="", renames=verb.renames)
+    # the verb's fixed flags come last: `finetune --config X` must not let X change what finetune means
+    args = expand_config_args([*user_args, *verb.args], spec.package, base_preset="", renames=verb.renames)
     model_class, data_class = verb.model or spec.model, verb.data or spec.data
     run_dir: Path | None = None
     temp_files: list[str] = []
