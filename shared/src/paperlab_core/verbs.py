@@ -337,9 +337,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_verb(
-    package: str, version: str, prog: str, verb: Verb, argv: list[str], command: str | None = None
-) -> int:
+def run_verb(package: str, version: str, prog: str, verb: Verb, argv: list[str]) -> int:
     """Parse ``argv`` for ``verb`` and run it (see the module docstring)."""
     if verb.subverbs:
         names = {v.name: v for v in verb.subverbs}
