@@ -1,7 +1,135 @@
-"""``doorping`` entry point (under construction)."""
+"""Command line: ``doorping train|distill|attack|evaluate`` (Lightning) and ``reproduce|bench``.
+
+Declarations only (targets as strings, choices as literal tuples checked against the registries by the tests), so
+``--help``, ``--version`` and ``VERB --help`` never import torch or Lightning.
+"""
 
 from __future__ import annotations
 
-from paperlab_core.cli import build_cli
+from paperlab_core.cli import LightningVerb, build_cli
+from paperlab_core.verbs import (
+    OUT,
+    REPRODUCE_OPTIONS,
+    SEED,
+    THREADS,
+    Verb,
+    option,
+    positive_int,
+)
 
-main = build_cli("doorping", description="DOORPING: backdoor attacks against dataset distillation (NAIVEATTACK, DOORPING; NDSS 2023)", verbs=[])
+#: ``doorping.config.METHODS``
+METHOD_CHOICES = ("dc", "dd", "dm")
+#: ``doorping.trigger.ATTACKS``
+ATTACK_CHOICES = ("none", "naive", "doorping", "invisible")
+#: ``doorping.defences.DEFENCES``
+DEFENCE_CHOICES = ("neural-cleanse", "strip", "fine-pruning", "range-check")
+#: ``doorping.reproduce.PRESETS``
+PRESET_CHOICES = ("toy", "mnist-offline", "cifar10-subset")
+
+DISTILL_RENAMES = {
+    "--method": "--model.method",
+    "--attack": "--model.attack",
+    "--ipc": "--model.ipc",
+    "--seed": "--model.seed",
+    "--iterations": "--model.iterations",
+    "--arch": "--model.arch",
+    "--trigger.bound": "--model.trigger.bound",
+}
+
+TRAIN = LightningVerb(
+    "train",
+    "distil the embedded default (digits, DC, DOORPING) and evaluate it on fresh nets (Lightning fit + test)",
+    stages=("fit", "test"),
+)
+DISTILL = LightningVerb(
+    "distill",
+    "distil a dataset (--method dc|dd|dm --attack none|naive|doorping|invisible --trigger.bound ...) and "
+    "evaluate it; writes distilled.pt/png and trigger.pt/png",
+    stages=("fit", "test"),
+    renames=DISTILL_RENAMES,
+)
+ATTACK = LightningVerb(
+    "attack",
+    "distill with --attack doorping (alias)",
+    stages=("fit", "test"),
+    args=("--model.attack", "doorping"),
+    renames=DISTILL_RENAMES,
+)
+EVALUATE = LightningVerb(
+    "evaluate",
+    "CTA and ASR of fresh nets trained on a distilled set: --ckpt PATH (config restored) or --distilled FILE "
+    "[--trigger FILE] [--arch A --num-eval N --epochs E --lr LR]",
+    stages=("test",),
+    restores_config=True,
+    renames={
+        "--distilled": "--model.distilled",
+        "--trigger": "--model.trigger_file",
+        "--arch": "--model.evaluation.arch",
+        "--num-eval": "--model.evaluation.num_eval",
+        "--epochs": "--model.evaluation.epochs",
+        "--lr": "--model.evaluation.lr",
+    },
+)
+
+main = build_cli(
+    "doorping",
+    model="doorping.module:DistillModule",
+    data="doorping.data:DistillData",
+    description="DOORPING: backdoor attacks against dataset distillation (NAIVEATTACK, DOORPING; NDSS 2023)",
+    verbs=[
+        TRAIN,
+        DISTILL,
+        ATTACK,
+        EVALUATE,
+        Verb(
+            "reproduce",
+            "doorping.reproduce:reproduce",
+            "the toy experiment of spec §5.1 (clean, NAIVE, DOORPING unclamped and clamped × seeds) → results.json",
+            (
+                *REPRODUCE_OPTIONS,
+                option(
+                    "--preset", default="toy", choices=PRESET_CHOICES, help="dataset preset (default toy)"
+                ),
+                option(
+                    "--extras", flag=True, help="also DD, DM, INVISIBLE and linf:0.1 rows (reported only)"
+                ),
+            ),
+        ),
+        Verb(
+            "bench",
+            "doorping.bench:bench",
+            "performance measurements (spec §7)",
+            subverbs=(
+                Verb(
+                    "dc",
+                    "doorping.bench:bench_dc",
+                    "DC iterations with DOORPING: the fast path vs the official design (hook leak, model per "
+                    "trigger step, no detach) → bench.json",
+                    (
+                        option(
+                            "--iterations", type=positive_int, default=5, help="timed iterations (default 5)"
+                        ),
+                        option(
+                            "--max-steps", type=positive_int, default=1000, help="trigger steps cap (1000)"
+                        ),
+                        option(
+                            "--outer-loop", type=positive_int, default=10, help="outer loop (official 10)"
+                        ),
+                        option(
+                            "--inner-loop", type=positive_int, default=50, help="inner loop (official 50)"
+                        ),
+                        SEED,
+                        THREADS.but(default=2),
+                        OUT,
+                    ),
+                ),
+            ),
+        ),
+    ],
+    trainer_defaults={"devices": 1, "inference_mode": False},
+)
+
+__all__ = ["ATTACK_CHOICES", "DEFENCE_CHOICES", "METHOD_CHOICES", "PRESET_CHOICES", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

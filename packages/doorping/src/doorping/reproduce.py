@@ -1,0 +1,222 @@
+"""``doorping reproduce``: the toy experiment of spec §5.1 (and the offline real-data presets of §5.2).
+
+Grid: preset × row × seed. Rows: clean DC, NAIVEATTACK, DOORPING unclamped (the official behaviour) and DOORPING
+with the trigger clamped to the valid pixel range; ``--extras`` adds DOORPING ``linf:0.1``, INVISIBLE, DD and DM
+rows (reported, not gated). Each cell is one ``distill`` run (fit + test) with its artifacts under
+``<out>/cells/<key>/``; ``--with-defences`` also runs the defences on a victim trained on each distilled set.
+The tables and the acceptance checks (criterion 9) are built from the cell records alone, so ``--shard``/``--merge``
+give the same tables as one whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paperlab_core.experiment import Cell, Record, run_experiment
+from paperlab_core.results import Table
+from paperlab_core.verbs import Run
+
+PRESETS = ("toy", "mnist-offline", "cifar10-subset")
+#: the gated rows of criterion 9, in table order
+ROWS: dict[str, dict[str, Any]] = {
+    "clean": {"attack": "none"},
+    "naive": {"attack": "naive"},
+    "doorping": {"attack": "doorping", "trigger": {"bound": "none"}},
+    "doorping-valid": {"attack": "doorping", "trigger": {"bound": "valid"}},
+}
+#: reported-only rows (``--extras``)
+EXTRAS: dict[str, dict[str, Any]] = {
+    "doorping-linf0.1": {"attack": "doorping", "trigger": {"bound": "linf:0.1"}},
+    "invisible": {"attack": "invisible"},
+    "dm-doorping": {"method": "dm", "attack": "doorping", "iterations": 200, "dc": {"dm_trigger_every": 10}},
+    "dd-doorping": {
+        "method": "dd",
+        "attack": "doorping",
+        "iterations": 100,
+        "dd": {"distill_steps": 10, "distill_epochs": 3, "images_per_class_per_step": 1, "batch_size": 1024},
+    },
+}
+LABELS = {
+    "clean": "clean DC",
+    "naive": "NAIVEATTACK",
+    "doorping": "DOORPING, unclamped (official)",
+    "doorping-valid": "DOORPING, trigger clamped to the valid range",
+    "doorping-linf0.1": "DOORPING, linf 0.1 around the initial trigger",
+    "invisible": "INVISIBLE (package default semantics)",
+    "dm-doorping": "DOORPING under DM (proposed)",
+    "dd-doorping": "DOORPING under DD (replay evaluation)",
+}
+
+
+def cells_for(args: argparse.Namespace) -> list[Cell]:
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    rows = list(ROWS) + (list(EXTRAS) if getattr(args, "extras", False) else [])
+    preset = getattr(args, "preset", "toy")
+    return [
+        Cell(
+            f"{preset}/{row}/seed{s}",
+            {
+                "preset": preset,
+                "row": row,
+                "seed": s,
+                "quick": bool(args.quick),
+                "defences": bool(getattr(args, "with_defences", False)),
+            },
+        )
+        for row in rows
+        for s in seeds
+    ]
+
+
+def cell_config(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Model and data kwargs of a cell: the preset, the row's overrides, the seed, the quick budget."""
+    from doorping.runner import merge, preset
+
+    config = preset(params["preset"])
+    row = {**ROWS, **EXTRAS}[params["row"]]
+    model = merge(config["model"], row)
+    model["seed"] = params["seed"]
+    if params["quick"]:
+        model["iterations"] = min(int(model.get("iterations", 40)), 5)
+        model = merge(model, {"evaluation": {"num_eval": 1, "epochs": 50}})
+    return model, dict(config["data"])
+
+
+def run_cell(params: dict[str, Any], out: Path, accelerator: str) -> dict[str, Any]:
+    """One cell: distil + evaluate (and the defences) → numbers."""
+    from doorping.runner import fit_and_test
+
+    model_kwargs, data_kwargs = cell_config(params)
+    folder = out / "cells" / f"{params['preset']}-{params['row']}-seed{params['seed']}"
+    result, module, _ = fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
+    if params.get("defences") and params["row"] in ROWS:
+        from doorping.defend import run_defences
+
+        result["defences"] = run_defences(module, folder, quick=params["quick"], seed=params["seed"])
+    return result
+
+
+# --------------------------------------------------------------------------------------------- tables
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def _range(records: list[Record]) -> str:
+    lows = [r["result"]["trigger_min"] for r in records if r["result"].get("trigger_min") is not None]
+    highs = [r["result"]["trigger_max"] for r in records if r["result"].get("trigger_max") is not None]
+    if not lows:
+        return "–"
+    return " / ".join(f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(lows, highs, strict=True))
+
+
+def by_row(records: list[Record]) -> dict[str, list[Record]]:
+    order = list(ROWS) + list(EXTRAS)
+    grouped: dict[str, list[Record]] = {}
+    for record in sorted(records, key=lambda r: (order.index(r["params"]["row"]), r["params"]["seed"])):
+        grouped.setdefault(record["params"]["row"], []).append(record)
+    return grouped
+
+
+def means(records: list[Record], key: str) -> float:
+    values = [r["result"][key] for r in records if r["result"].get(key) is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def checks(grouped: dict[str, list[Record]]) -> list[tuple[str, float, str, bool]]:
+    """Criterion 9 on the means over seeds (rows present only)."""
+    found = []
+    if "doorping" in grouped:
+        d_asr = means(grouped["doorping"], "asr")
+        found.append(("DOORPING (unclamped) ASR non-target ≥ 0.9", d_asr, "≥ 0.9", d_asr >= 0.9))
+    if "naive" in grouped:
+        n_asr = means(grouped["naive"], "asr")
+        found.append(("NAIVE ASR non-target ≤ 0.3", n_asr, "≤ 0.3", n_asr <= 0.3))
+        if "doorping" in grouped:
+            d_asr = means(grouped["doorping"], "asr")
+            found.append(("NAIVE ASR ≤ DOORPING ASR − 0.5", n_asr - d_asr, "≤ −0.5", n_asr <= d_asr - 0.5))
+    if "clean" in grouped:
+        c_cta = means(grouped["clean"], "cta")
+        found.append(("clean-DC CTA ≥ 0.75", c_cta, "≥ 0.75", c_cta >= 0.75))
+        c_asr = means(grouped["clean"], "asr")
+        found.append(("clean model ASR non-target (white-square probe) ≤ 0.1", c_asr, "≤ 0.1", c_asr <= 0.1))
+        if "doorping" in grouped:
+            gap = means(grouped["doorping"], "cta") - c_cta
+            found.append(("DOORPING CTA − clean CTA ≥ −0.15", gap, "≥ −0.15", gap >= -0.15))
+    return found
+
+
+def summarize(records: list[Record]) -> dict[str, Any]:
+    grouped = by_row(records)
+    main = Table(
+        ["attack", "seeds", "CTA", "ASR non-target", "ASR all test images", "trigger range (normalised)",
+         "trigger updates", "steps / update", "wall s"],
+        formats={"steps / update": ".0f", "wall s": ".0f"},
+        title="CTA / ASR (mean ± std over seeds; 3 fresh evaluation nets each)",
+    )  # fmt: skip
+    for row, recs in grouped.items():
+        main.add(
+            LABELS[row],
+            ",".join(str(r["params"]["seed"]) for r in recs),
+            _mean_std([r["result"]["cta"] for r in recs]),
+            _mean_std([r["result"]["asr"] for r in recs]),
+            _mean_std([r["result"]["asr_all"] for r in recs]),
+            _range(recs) if row != "clean" else "–",
+            int(np.mean([r["result"]["trigger_updates"] for r in recs])),
+            float(np.mean([r["result"]["trigger_steps_mean"] for r in recs])),
+            float(np.mean([r["wall_s"] for r in recs])),
+        )
+    gate = Table(["criterion (spec §6.9, means over seeds)", "measured", "threshold", "pass"],
+                 formats={"measured": ".3f"}, title="Acceptance checks")  # fmt: skip
+    for name, value, threshold, ok in checks(grouped):
+        gate.add(name, value, threshold, "yes" if ok else "NO")
+    tables: dict[str, Any] = {"main": main, "checks": gate}
+    defence = defence_table(grouped)
+    if defence is not None:
+        tables["defences"] = defence
+    text = []
+    if "doorping-valid" in grouped and "naive" in grouped and "doorping" in grouped:
+        text.append(
+            f"Clamped to the valid pixel range, DOORPING reaches ASR {means(grouped['doorping-valid'], 'asr'):.3f} "
+            f"(NAIVE {means(grouped['naive'], 'asr'):.3f}, unclamped DOORPING {means(grouped['doorping'], 'asr'):.3f})."
+        )
+    tables["text"] = "\n".join(text)
+    return tables
+
+
+def defence_table(grouped: dict[str, list[Record]]) -> Table | None:
+    rows = [(row, r) for row, recs in grouped.items() for r in recs if "defences" in r["result"]]
+    if not rows:
+        return None
+    table = Table(
+        ["attack", "seed", "NC anomaly index", "NC flags target", "STRIP FAR @ FRR 1 %", "range-check detection",
+         "FP CTA pruned", "FP ASR pruned", "FP CTA fine-tuned", "FP ASR fine-tuned"],
+        formats={"NC anomaly index": ".2f", "STRIP FAR @ FRR 1 %": ".3f", "range-check detection": ".3f",
+                 "FP CTA pruned": ".3f", "FP ASR pruned": ".3f", "FP CTA fine-tuned": ".3f",
+                 "FP ASR fine-tuned": ".3f"},
+        title="Defences against a victim trained on each distilled set (reported, not asserted)",
+    )  # fmt: skip
+    for row, record in rows:
+        d = record["result"]["defences"]
+        table.add(
+            LABELS[row], record["params"]["seed"], d["nc"]["anomaly_index"], "yes" if d["nc"]["target_flagged"] else "no",
+            d["strip"]["far"], d["range_check"]["detection_rate"], d["fine_pruning"]["pruned"]["cta"],
+            d["fine_pruning"]["pruned"]["asr"], d["fine_pruning"]["finetuned"]["cta"], d["fine_pruning"]["finetuned"]["asr"],
+        )  # fmt: skip
+    return table
+
+
+def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    cells = cells_for(args)
+    return run_experiment(
+        run, args, cells, lambda cell: run_cell(dict(cell.params), run.dir, run.accelerator), summarize
+    )
