@@ -163,3 +163,25 @@ def test_user_errors_are_one_line(capsys, tmp_path):
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert err[-1].startswith("ccgc: error: ") and expected in err[-1], (argv, err)
         assert "Traceback" not in "\n".join(err)
+
+
+def test_benchmark_verbs_write_their_reports(tmp_path):
+    from ccgc.cli import main
+
+    from paperlab_core.results import load_results
+
+    epoch = tmp_path / "epoch"
+    assert (
+        main(["benchmark", "epoch-time", "--data.dataset", "sbm", "--epochs", "12", "--out", str(epoch)]) == 0
+    )
+    report = json.loads((epoch / "benchmark.json").read_text())
+    assert (
+        report["epochs"] == 12 and report["ours"]["total_s"] > 0 and report["official_pattern"]["total_s"] > 0
+    )
+    table = load_results(epoch / "results.json")["tables"]["main"]
+    assert [row[0] for row in table["rows"]][-1] == "total_s"
+    scale = tmp_path / "scale"
+    args = ["benchmark", "scale", "--nodes", "300", "--edges", "1500", "--clusters", "3", "--epochs", "2"]
+    assert main([*args, "--out", str(scale)]) == 0
+    report = json.loads((scale / "benchmark.json").read_text())
+    assert report["nodes"] == 300 and report["epochs"] == 2 and report["last"]["epoch"] == 1

@@ -97,7 +97,7 @@ def epoch_time(args: argparse.Namespace, run: Run) -> dict[str, Any]:
 
     Writes ``benchmark.json`` (all numbers) and ``results.json`` (the table, for the README).
     """
-    from ccgc.data import load_graph
+    from ccgc.graphs import load_graph
     from ccgc.smoothing import smooth
     from paperlab_core.results import Table, results_record
     from paperlab_core.runtime import environment_line

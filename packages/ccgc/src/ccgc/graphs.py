@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ccgc.names import PLANETOID, PLANETOID_SUFFIXES
+from ccgc.names import ADGC, DATASETS, PLANETOID, PLANETOID_SUFFIXES, dataset_root
 from ccgc.smoothing import coalesce_edges, remove_self_loops, symmetrize, validate_edge_index
 from paperlab_core.errors import ConfigError, MissingFileError
 
@@ -335,3 +335,43 @@ def karate() -> Graph:
     clubs = nx.karate_club_graph().nodes(data="club")
     y = torch.tensor([0 if club == "Mr. Hi" else 1 for _, club in sorted(clubs)])
     return make_graph("karate", torch.eye(data.num_nodes), data.edge_index, y)
+
+
+# ---------------------------------------------------------------- any dataset by name
+
+
+def load_graph(
+    dataset: str,
+    root: str | os.PathLike[str] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    num_clusters: int | None = None,
+    graph_seed: int = 0,
+    rpg_class_sep: float = 0.5,
+    sbm_nodes: int = 400,
+    sbm_edges: int = 2000,
+    sbm_homophily: float = 0.8,
+    sbm_features: int = 50,
+    sbm_signal: float = 0.35,
+) -> Graph:
+    """One of :data:`DATASETS` (see the README for each); ``root`` as in :func:`ccgc.names.dataset_root`."""
+    key = dataset.lower()
+    if key == "rpg":
+        return random_partition_graph(class_sep=rpg_class_sep, seed=graph_seed)
+    if key == "sbm":
+        k = num_clusters or 4
+        return sparse_sbm(sbm_nodes, sbm_edges, k, sbm_homophily, sbm_features, sbm_signal, seed=graph_seed)
+    if key == "digits":
+        return digits_knn()
+    if key == "karate":
+        return karate()
+    if key in PLANETOID:
+        return load_planetoid(key, dataset_root(key, root))
+    if key in ADGC:
+        return load_adgc(key, dataset_root(key, root))
+    if key == "pyg":
+        if path is None:
+            raise ConfigError(
+                "--data.dataset pyg needs --data.path FILE (a torch.save'd torch_geometric Data)"
+            )
+        return load_pyg_file(path, num_clusters)
+    raise ConfigError(f"unknown dataset {dataset!r} (expected one of {', '.join(DATASETS)})")

@@ -65,7 +65,7 @@ class GraphCache:
 
     def get(self, dataset: str) -> tuple[Any, Any]:
         if dataset not in self.graphs:
-            from ccgc.data import load_graph
+            from ccgc.graphs import load_graph
             from ccgc.smoothing import smooth
 
             graph = load_graph(dataset, self.root, self.path)

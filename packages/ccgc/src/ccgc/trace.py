@@ -48,7 +48,7 @@ def trace(args: argparse.Namespace, run: Run) -> dict[str, Any]:
 
     Prints the table and writes every row to ``trace.json`` in the run folder.
     """
-    from ccgc.data import load_graph
+    from ccgc.graphs import load_graph
     from ccgc.reproduce import variant_config
     from ccgc.smoothing import smooth
 
