@@ -4,7 +4,8 @@ For each package folder (or the names given on the command line):
 
 1. ``<cli> train --trainer.fast_dev_run=5 --trainer.accelerator=cuda`` — the Lightning path, bf16 where supported;
 2. ``<cli> reproduce --quick --device cuda`` — the package's key experiment at its smallest budget;
-3. with two or more GPUs, ``train --trainer.fast_dev_run=5 --trainer.devices=2 --trainer.strategy=ddp``.
+3. with two or more GPUs, ``train --trainer.fast_dev_run=5 --trainer.devices=2 --trainer.strategy=ddp`` (not for
+   packages declared ``max_devices=1``: full-batch methods).
 
 Each command runs in a fresh process through ``python -m paperlab_core.offline`` (network guard on), with the
 sources on ``PYTHONPATH`` (``make gpu-smoke`` sets it), so the packages need not be installed. Any failure —
@@ -13,6 +14,7 @@ an ImportError included — fails the package; the exit status is non-zero when 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -86,7 +88,8 @@ def main() -> int:
                       "--trainer.enable_progress_bar=false"],
             "reproduce": ["reproduce", "--quick", "--device", "cuda"],
         }  # fmt: skip
-        if gpus >= 2:
+        spec = importlib.import_module(entry.split(":")[0]).main.spec
+        if gpus >= 2 and (spec.max_devices or gpus) >= 2:
             steps["ddp"] = ["train", "--trainer.fast_dev_run=5", "--trainer.accelerator=cuda",
                             "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.enable_progress_bar=false"]  # fmt: skip
         cells = []
@@ -96,10 +99,15 @@ def main() -> int:
             for step, args in steps.items():
                 ok, why, seconds = run(entry, args, runs)
                 ok_all &= ok
-                cells.append(f"{step} {'ok' if ok else 'FAILED'} {seconds:.0f}s" + ("" if ok else f" ({why})"))
+                cells.append(
+                    f"{step} {'ok' if ok else 'FAILED'} {seconds:.0f}s" + ("" if ok else f" ({why})")
+                )
             precision = precision_of(runs, name)
         failures += not ok_all
-        print(f"{name:15s} {'ok' if ok_all else 'FAILED':7s} precision {precision:11s} " + " | ".join(cells), flush=True)
+        print(
+            f"{name:15s} {'ok' if ok_all else 'FAILED':7s} precision {precision:11s} " + " | ".join(cells),
+            flush=True,
+        )
     return 1 if failures else 0
 
 

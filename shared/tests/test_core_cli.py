@@ -220,3 +220,27 @@ def test_two_process_cpu_ddp_fit(example_src: Path, tmp_path: Path) -> None:
     # 256 samples split over two ranks with batch 32: 4 optimiser steps per epoch on each rank
     assert metrics["fit"]["global_step"] == 4
     assert (run / "checkpoints" / "last.ckpt").exists()
+
+
+def test_max_devices_caps_auto_and_rejects_more(example_src: Path, tmp_path: Path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from paperlab_core.errors import ConfigError
+    from paperlab_core.lightning import PaperCLI
+
+    class Config(dict):
+        def get(self, key, default=None):  # jsonargparse-style dotted get
+            return super().get(key, default)
+
+    cli = PaperCLI.__new__(PaperCLI)
+    cli.spec = SimpleNamespace(max_devices=1, prog="demo")
+    for value, expected in (("auto", 1), (-1, 1), (1, 1)):
+        config = Config({"trainer.devices": value})
+        config.trainer = SimpleNamespace(devices=value)
+        cli._cap_devices(config)
+        assert config.trainer.devices == expected
+    for value in (2, "0,1", [0, 1]):
+        config = Config({"trainer.devices": value})
+        config.trainer = SimpleNamespace(devices=value)
+        with pytest.raises(ConfigError, match="at most 1 device"):
+            cli._cap_devices(config)

@@ -102,6 +102,7 @@ class PackageSpec:
     trainer_defaults: Mapping[str, Any]
     seed: int | bool
     cli_class: str | None
+    max_devices: int | None = None
 
     def model_classes(self) -> set[str]:
         found = {self.model} | {v.model for v in self.verbs if isinstance(v, LightningVerb)}
@@ -220,12 +221,14 @@ def build_cli(
     cli_class: str | None = None,
     version: str | None = None,
     prog: str | None = None,
+    max_devices: int | None = None,
 ) -> Callable[[Sequence[str] | None], int]:
     """Return the ``main(argv=None) -> int`` entry point of a package's command line.
 
     ``model``/``data``: ``"module:Class"`` of the LightningModule and LightningDataModule; ``cli_class``: an
     optional ``"module:Class"`` subclass of :class:`paperlab_core.lightning.PaperCLI`. The version defaults to
-    the installed distribution's metadata.
+    the installed distribution's metadata. ``max_devices``: the most devices one run can use (1 for full-batch
+    methods that cannot be split over DDP ranks); ``auto`` is capped to it and more is a one-line error.
     """
     prog = prog or package.replace("_", "-")
     names = [v.name for v in verbs]
@@ -233,7 +236,7 @@ def build_cli(
         raise ValueError(f"{package}: duplicate verb names in {names}")
     spec = PackageSpec(
         package, prog, version or _dist_version(prog), description, model, data, tuple(verbs),
-        dict(trainer_defaults or {}), seed, cli_class,
+        dict(trainer_defaults or {}), seed, cli_class, max_devices,
     )  # fmt: skip
     by_name = {v.name: v for v in verbs}
 

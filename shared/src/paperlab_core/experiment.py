@@ -126,6 +126,9 @@ def write_summary(run: Run, args: argparse.Namespace, records: list[Record], sum
     text = summary.pop("text", "")
     tables = {name: table for name, table in summary.items() if isinstance(table, Table)}
     extra = {k: v for k, v in summary.items() if not isinstance(v, Table)}
+    machines = sorted({str(r["machine"]) for r in records if r.get("machine")})
+    if machines and machines != [environment_line(run.env)]:  # merged records keep where they ran
+        extra.setdefault("record_machines", machines)
     document = results_record(
         run.command,
         environment_line(run.env),

@@ -20,7 +20,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from paperlab_core.cli import LightningVerb, PackageSpec
-from paperlab_core.errors import MissingFileError, UsageError, one_line
+from paperlab_core.errors import ConfigError, MissingFileError, UsageError, one_line
 from paperlab_core.logging import (
     RUN_DIR_ENV,
     build_loggers,
@@ -198,6 +198,7 @@ class PaperCLI(LightningCLI):
         accelerator = resolve_accelerator(requested) if requested is not None else "custom"
         if config.get("trainer.precision") is None:
             config.trainer.precision = select_precision(accelerator)
+        self._cap_devices(config)
         configure_tf32(accelerator)
         root = config.get("data.root", None) if "data" in config else None
         if root is None and "data" in config:
@@ -210,6 +211,27 @@ class PaperCLI(LightningCLI):
             accelerator, str(config.trainer.precision), threads, packages={self.spec.prog: self.spec.version}
         )
         print_environment(self.env)
+
+    def _cap_devices(self, config: Any) -> None:
+        """Apply the package's ``max_devices``: ``auto``/-1 become the cap, an explicit larger count is an error."""
+        cap = self.spec.max_devices
+        if cap is None:
+            return
+        devices = config.get("trainer.devices", "auto")
+        if devices in ("auto", -1, "-1", None):
+            config.trainer.devices = cap
+            return
+        if isinstance(devices, (list, tuple)):
+            count = len(devices)
+        elif isinstance(devices, str) and "," in devices:
+            count = len([d for d in devices.split(",") if d.strip()])
+        else:
+            count = int(devices)
+        if count > cap:
+            raise ConfigError(
+                f"trainer.devices={devices}: {self.spec.prog} runs on at most {cap} device(s) per run "
+                "(full-batch training cannot be split over DDP ranks)"
+            )
 
     def _run_dir(self) -> Path:
         existing = current_run_dir()

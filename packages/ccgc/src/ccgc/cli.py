@@ -147,6 +147,7 @@ TRACE = Verb(
 
 main = build_cli(
     "ccgc",
+    max_devices=1,  # full-batch training on one graph: DDP ranks would each see the whole graph
     model="ccgc.module:CCGCModule",
     data="ccgc.data:CCGCDataModule",
     description="CCGC: cluster-guided contrastive graph clustering (Yang et al., AAAI 2023)",
