@@ -103,7 +103,8 @@ def test_corrupt_saved_sets_fail_in_one_line(in_tmp: Path) -> None:
 def test_distill_writes_artifacts_and_evaluate_reproduces_them(in_tmp: Path) -> None:
     """Criterion 10: the saved set and trigger re-evaluated by `evaluate` (checkpoint and files) give the same
     CTA/ASR (seeded nets: identical; the spec allows |Δ| ≤ 0.05)."""
-    code, _, err = call(["distill", "--method", "dc", "--attack", "doorping", *TINY])
+    code, _, err = call(["distill", "--method", "dc", "--attack", "doorping", "--model.trigger.keep_trajectory", "true",
+                         "--model.trigger.threshold", "0", *TINY])  # fmt: skip
     assert code == 0, err
     (run,) = runs(in_tmp)
     for name in (
@@ -116,6 +117,9 @@ def test_distill_writes_artifacts_and_evaluate_reproduces_them(in_tmp: Path) -> 
     ):
         assert (run / name).is_file(), name
     first = json.loads((run / "metrics.json").read_text())["test"]
+    kept = sorted((run / "trajectory").glob("trigger_it*.pt")) if (run / "trajectory").exists() else []
+    assert first["test/trajectory_kept"] == len(kept)
+    assert all(torch.load(p, weights_only=True)["asr"] > 0.95 for p in kept)
     trigger = torch.load(run / "trigger.pt", weights_only=True)
     assert trigger["kind"] == "patch" and trigger["bound"] == "none" and len(trigger["poison_indices"]) == 12
     distilled = torch.load(run / "distilled.pt", weights_only=True)
@@ -135,6 +139,7 @@ def test_distill_writes_artifacts_and_evaluate_reproduces_them(in_tmp: Path) -> 
                          *TINY[6:]])  # fmt: skip
     assert code == 0, err
     evaluated = [json.loads((p / "metrics.json").read_text())["test"] for p in runs(in_tmp) if p != run]
+    assert len(evaluated) == 2
     for again in evaluated:
         for key in ("test/cta", "test/asr", "test/asr_all"):
             assert abs(again[key] - first[key]) <= 0.05, (key, again[key], first[key])
@@ -156,3 +161,16 @@ def test_invisible_under_dc_runs(in_tmp: Path) -> None:
     assert code == 0, err
     (run,) = runs(in_tmp)
     assert torch.load(run / "trigger.pt", weights_only=True)["kind"] == "additive"
+
+
+def test_defend_writes_its_report(in_tmp: Path) -> None:
+    code, _, err = call(["distill", "--attack", "doorping", *TINY])
+    assert code == 0, err
+    (run,) = runs(in_tmp)
+    out = in_tmp / "defence"
+    code, _, err = call(["defend", "--distilled", str(run / "distilled.pt"), "--trigger", str(run / "trigger.pt"),
+                         "--defence", "range-check", "--quick", "--out", str(out)])  # fmt: skip
+    assert code == 0, err
+    report = json.loads((out / "defence.json").read_text())
+    assert set(report) >= {"before", "range_check", "n_clean"} and report["n_clean"] == 50
+    assert 0.0 <= report["range_check"]["detection_rate"] <= 1.0

@@ -20,7 +20,7 @@ DISTILLED_KEYS = ("images", "labels", "mean", "std", "dataset", "method", "attac
 TRIGGER_KEYS = ("trigger", "mask", "target_label", "kind", "bound", "mean", "std")
 
 
-def _png(path: Path, image: np.ndarray) -> None:
+def save_png(path: Path, image: np.ndarray) -> None:
     """H×W(×C) float in [0, 1] → PNG, atomically."""
     from PIL import Image
 
@@ -48,7 +48,7 @@ def save_distilled(folder: Path, record: dict[str, Any], nrow: int) -> None:
     """``distilled.pt`` and ``distilled.png`` (denormalised, clipped, ``nrow`` = ipc images per row)."""
     save_torch_atomic(record, folder / "distilled.pt")
     pixels = denormalise(record["images"].float().cpu(), record["mean"], record["std"])
-    _png(folder / "distilled.png", grid(pixels, nrow))
+    save_png(folder / "distilled.png", grid(pixels, nrow))
 
 
 def save_trigger(folder: Path, record: dict[str, Any], name: str = "trigger") -> None:
@@ -57,14 +57,14 @@ def save_trigger(folder: Path, record: dict[str, Any], name: str = "trigger") ->
     trigger = record["trigger"].float().cpu()
     mask = record["paste_mask"].float().cpu() if "paste_mask" in record else record["mask"].float().cpu()
     pixels = denormalise(trigger, record["mean"], record["std"])[0].permute(1, 2, 0).numpy()
-    _png(folder / f"{name}.png", pixels)
+    save_png(folder / f"{name}.png", pixels)
     m = mask[0].permute(1, 2, 0).numpy() > 0
     scaled = np.zeros_like(pixels)
     values = trigger[0].permute(1, 2, 0).numpy()
     if m.any():
         lo, hi = values[m].min(), values[m].max()
         scaled = np.where(m, (values - lo) / (hi - lo) if hi > lo else 1.0, 0.0)
-    _png(folder / f"{name}_scaled.png", scaled)
+    save_png(folder / f"{name}_scaled.png", scaled)
 
 
 def _load(path: str | os.PathLike[str], keys: tuple[str, ...], what: str) -> dict[str, Any]:

@@ -49,7 +49,12 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     attack = AttackState(data, "doorping", settings.trigger, np.random.default_rng([settings.seed, 1]))
     rng = np.random.default_rng([settings.seed, 2])
-    syn = torch.cat([attack.sample(c, settings.ipc, rng) for c in range(10)]).detach().clone().requires_grad_(True)
+    syn = (
+        torch.cat([attack.sample(c, settings.ipc, rng) for c in range(10)])
+        .detach()
+        .clone()
+        .requires_grad_(True)
+    )
     optimizer = torch.optim.SGD([syn], lr=settings.dc.lr_img, momentum=settings.dc.momentum)
     times, steps = [], []
     for it in range(settings.iterations):
@@ -57,7 +62,9 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
         stats = dc_iteration(it, settings, attack, syn, optimizer, (1, 10, (8, 8)))
         times.append(time.perf_counter() - start)
         steps += stats.steps
-        print(f"{'legacy' if config['legacy'] else 'fast'} iteration {it}: {times[-1]:.2f} s", file=sys.stderr)
+        print(
+            f"{'legacy' if config['legacy'] else 'fast'} iteration {it}: {times[-1]:.2f} s", file=sys.stderr
+        )
     torch.save({"syn": syn.detach(), "trigger": attack.trigger.detach()}, config["out"])
     return {
         "times_s": times,
@@ -71,7 +78,9 @@ def worker(config: dict[str, Any]) -> dict[str, Any]:
 def _spawn(config: dict[str, Any]) -> dict[str, Any]:
     code = "import json, sys; from doorping.bench import worker; print(json.dumps(worker(json.loads(sys.argv[1]))))"
     env = {**os.environ, "OMP_NUM_THREADS": str(config["threads"]), "MKL_NUM_THREADS": str(config["threads"])}
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(config)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(config)], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker failed: {proc.stderr[-2000:]}")
     sys.stderr.write(proc.stderr)

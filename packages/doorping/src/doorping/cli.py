@@ -1,4 +1,4 @@
-"""Command line: ``doorping train|distill|attack|evaluate`` (Lightning) and ``reproduce|bench``.
+"""Command line: ``doorping train|distill|attack|evaluate`` (Lightning) and ``defend|reproduce|bench``.
 
 Declarations only (targets as strings, choices as literal tuples checked against the registries by the tests), so
 ``--help``, ``--version`` and ``VERB --help`` never import torch or Lightning.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from paperlab_core.cli import LightningVerb, build_cli
 from paperlab_core.verbs import (
+    DEVICE,
     OUT,
     REPRODUCE_OPTIONS,
     SEED,
     THREADS,
     Verb,
+    existing_file,
     option,
     positive_int,
 )
@@ -21,8 +23,8 @@ from paperlab_core.verbs import (
 METHOD_CHOICES = ("dc", "dd", "dm")
 #: ``doorping.trigger.ATTACKS``
 ATTACK_CHOICES = ("none", "naive", "doorping", "invisible")
-#: ``doorping.defences.DEFENCES``
-DEFENCE_CHOICES = ("neural-cleanse", "strip", "fine-pruning", "range-check")
+#: ``("all", *doorping.defences.DEFENCES)``
+DEFENCE_CHOICES = ("all", "neural-cleanse", "strip", "fine-pruning", "range-check")
 #: ``doorping.reproduce.PRESETS``
 PRESET_CHOICES = ("toy", "mnist-offline", "cifar10-subset")
 
@@ -82,6 +84,33 @@ main = build_cli(
         ATTACK,
         EVALUATE,
         Verb(
+            "defend",
+            "doorping.defend:defend",
+            "train (or load) victims on a distilled set and run a backdoor defence → defence.json + PNGs",
+            (
+                option(
+                    "--defence", default="all", choices=DEFENCE_CHOICES, help="which defence (default all)"
+                ),
+                option("--distilled", type=existing_file, required=True, metavar="PATH", help="distilled.pt"),
+                option("--trigger", type=existing_file, default=None, metavar="PATH", help="trigger.pt"),
+                option(
+                    "--data.root", default=None, metavar="DIR", help="dataset folder (see `train --help`)"
+                ),
+                option(
+                    "--n-clean",
+                    type=positive_int,
+                    default=None,
+                    metavar="N",
+                    help="defender's clean images (default 10 %% of the test split, stratified)",
+                ),
+                option("--quick", flag=True, help="the smallest budget (CI): fewer epochs and samples"),
+                SEED,
+                THREADS,
+                DEVICE,
+                OUT,
+            ),
+        ),
+        Verb(
             "reproduce",
             "doorping.reproduce:reproduce",
             "the toy experiment of spec §5.1 (clean, NAIVE, DOORPING unclamped and clamped × seeds) → results.json",
@@ -90,6 +119,7 @@ main = build_cli(
                 option(
                     "--preset", default="toy", choices=PRESET_CHOICES, help="dataset preset (default toy)"
                 ),
+                option("--with-defences", flag=True, help="also the defence table (§5.1)"),
                 option(
                     "--extras", flag=True, help="also DD, DM, INVISIBLE and linf:0.1 rows (reported only)"
                 ),

@@ -98,6 +98,8 @@ class DistillModule(LightningModule):
         self.history: list[dict[str, float]] = []
         self.imported: dict[str, Any] | None = None
         self.score_sink: list[dict[str, float]] | None = None  # per-net scores for programmatic callers
+        self.trajectory: list[tuple[int, torch.Tensor]] = []  # (iteration, trigger) with keep_trajectory
+        self.trajectory_asr: list[list[float]] = []
 
     # ----------------------------------------------------------------------------------------- set-up
     @property
@@ -246,6 +248,8 @@ class DistillModule(LightningModule):
                 stats = self._dd_step(it, s, optimizer)
         values = stats.as_dict()
         self.history.append({"iteration": it, **values})
+        if s.trigger.keep_trajectory and self.attack_state.attack in ("doorping", "invisible"):
+            self.trajectory.append((it, self.attack_state.trigger.detach().cpu().clone()))
         self.log("train/loss", values["loss"], prog_bar=True)
         if self.attack_state.attack in ("doorping", "invisible"):
             self.log("train/trigger_steps", values["trigger_steps"], prog_bar=True)
@@ -344,14 +348,31 @@ class DistillModule(LightningModule):
             else:
                 images, labels = self.evaluation_set()
                 arch = s.evaluation.arch or (self.imported or {}).get("arch") or s.arch
-                scores, _ = evaluate_one(
-                    index, images, labels, test_x, test_y, arch, s.evaluation, s.seed, apply,
-                    state.cfg.target, self.shape[1],
-                )  # fmt: skip
+                scores, net = evaluate_one(
+                    index,
+                    images,
+                    labels,
+                    test_x,
+                    test_y,
+                    arch,
+                    s.evaluation,
+                    s.seed,
+                    apply,
+                    state.cfg.target,
+                    self.shape[1],
+                )
+                if self.trajectory:
+                    self.trajectory_asr.append([
+                        score_model(net, test_x, test_y, lambda x, t=t: state.apply(x, t.to(x.device)),
+                                    state.cfg.target).asr
+                        for _, t in self.trajectory
+                    ])  # fmt: skip  # fmt: skip
         self.scores.append(scores)
         if self.score_sink is not None:
             self.score_sink.append(scores.as_dict())
         self.log_dict({f"test/{k}": v for k, v in scores.as_dict().items()}, on_epoch=True, prog_bar=True)
+        primary = scores.asr if s.evaluation.asr_primary == "non_target" else scores.asr_all
+        self.log("test/asr_primary", primary, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
         if not self.scores:
@@ -360,16 +381,36 @@ class DistillModule(LightningModule):
             values = np.array([getattr(sc, key) for sc in self.scores], dtype=float)
             self.log(f"test/{key}_std", float(values.std()) if len(values) > 1 else 0.0)
         self.log("test/num_eval", float(len(self.scores)))
+        if self.trajectory_asr:
+            self._keep_trajectory()
         state = self.attack_state
         if state.active:
             for key, value in trigger_range(state.trigger, state.paste_mask, state.std, state.mean).items():
                 self.log(f"test/{key}", value)
         self.scores = []
 
+    def _keep_trajectory(self, threshold: float = 0.95) -> None:
+        """Keep the triggers of the run whose mean ASR over the evaluation nets exceeds 0.95 (spec §2.3.6)."""
+        from pathlib import Path
+
+        from paperlab_core.logging import save_torch_atomic
+
+        asr = np.array(self.trajectory_asr, dtype=float).mean(0)
+        kept = [(it, t, a) for (it, t), a in zip(self.trajectory, asr, strict=True) if a > threshold]
+        self.log("test/trajectory_kept", float(len(kept)))
+        self.log("test/trajectory_asr_mean", float(np.mean([a for *_, a in kept])) if kept else float("nan"))
+        folder = current_run_dir() or (Path(self.trainer.default_root_dir) if self._trainer else None)
+        if folder is not None and self.trainer.is_global_zero:
+            for it, trigger, a in kept:
+                save_torch_atomic({"trigger": trigger, "iteration": it, "asr": float(a)},
+                                  Path(folder) / "trajectory" / f"trigger_it{it:05d}.pt")  # fmt: skip
+        self.trajectory_asr = []
+
     # ----------------------------------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["doorping_attack"] = self.attack_state.state()
         checkpoint["doorping_history"] = list(self.history)
+        checkpoint["doorping_trajectory"] = list(self.trajectory)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
@@ -382,6 +423,7 @@ class DistillModule(LightningModule):
         if self.attack_state is not None and "doorping_attack" in checkpoint:
             self.attack_state.load_state(checkpoint["doorping_attack"])
         self.history = list(checkpoint.get("doorping_history", []))
+        self.trajectory = list(checkpoint.get("doorping_trajectory", []))
 
     def checkpoint_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """A checkpoint evaluates itself, not the files it may have been evaluated from."""
@@ -397,6 +439,14 @@ class DistillModule(LightningModule):
         _, net = evaluate_one(index, images, labels, self.test_x, self.test_y, s.evaluation.arch or s.arch,
                               s.evaluation, s.seed, None, s.trigger.target, self.shape[1])  # fmt: skip
         return net
+
+    def victim_network(self) -> nn.Module:
+        """The model a defender audits: evaluation net 0 (DD: the replayed distilled training)."""
+        if self._replay_protocol():
+            steps = make_steps(self.syn.detach(), self.syn_labels, self.raw_lrs.detach(), self.settings.dd)
+            with torch.enable_grad():
+                return self.dd_net.module_with(replay(self.dd_net, self.w0, steps)).to(self.device)
+        return self.evaluation_network(0)
 
     def build(self, arch: str | None = None, seed: int | None = None) -> nn.Module:
         channels, num_classes, im_size = self.shape

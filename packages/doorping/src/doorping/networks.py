@@ -31,6 +31,11 @@ class FlatNet(nn.Sequential):
         self.embed_index = len(features)
         self.arch = arch
 
+    def __getitem__(self, idx: int | slice) -> nn.Module:
+        if isinstance(idx, slice):  # a plain Sequential (nn.Sequential would call FlatNet's own constructor)
+            return nn.Sequential(*list(self._modules.values())[idx])
+        return super().__getitem__(idx)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened features (the DM embedding, spec §2.8)."""
         return prefix_output(self, self.embed_index, x, apply_relu=False)

@@ -137,6 +137,14 @@ def update_trigger(
     return UpdateResult(steps, first, last)
 
 
+def invisible_fit(activation: torch.Tensor, scale: float, target: torch.Tensor | None) -> torch.Tensor:
+    """INVISIBLE's activation term: ``MSE(a, target)`` with the detached ``target = s·a(t₀)`` (package default), or
+    the official ``MSE(a, s·a)`` with a live target (``target=None``), which equals ``(s − 1)²·mean(a²)``."""
+    if target is None:
+        return F.mse_loss(activation, scale * activation)
+    return F.mse_loss(activation, target)
+
+
 def update_invisible_trigger(
     read: Callable[[torch.Tensor], torch.Tensor],
     trigger: torch.Tensor,
@@ -169,12 +177,9 @@ def update_invisible_trigger(
     for step in range(steps):
         optimizer.zero_grad()
         activation = read(trigger)[:, neurons]
-        if detach_target:
-            if target is None:
-                target = scale * activation.detach()
-            fit = F.mse_loss(activation, target)
-        else:
-            fit = F.mse_loss(activation, scale * activation)
+        if detach_target and target is None:
+            target = scale * activation.detach()
+        fit = invisible_fit(activation, scale, target if detach_target else None)
         deviation = (trigger - anchor).abs()
         loss = c * fit + deviation[deviation > tau].sum()
         if float(deviation.detach().max()) < tau:

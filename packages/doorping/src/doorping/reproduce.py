@@ -54,23 +54,27 @@ LABELS = {
 
 
 def cells_for(args: argparse.Namespace) -> list[Cell]:
+    """Distillation cells (row × seed); with ``--with-defences`` one defence cell per gated row × seed and the
+    Neural Cleanse positive control."""
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     rows = list(ROWS) + (list(EXTRAS) if getattr(args, "extras", False) else [])
     preset = getattr(args, "preset", "toy")
-    return [
-        Cell(
-            f"{preset}/{row}/seed{s}",
-            {
-                "preset": preset,
-                "row": row,
-                "seed": s,
-                "quick": bool(args.quick),
-                "defences": bool(getattr(args, "with_defences", False)),
-            },
-        )
+    base = {"preset": preset, "quick": bool(args.quick)}
+    cells = [
+        Cell(f"{preset}/{row}/seed{s}", {**base, "part": "distill", "row": row, "seed": s})
         for row in rows
         for s in seeds
     ]
+    if getattr(args, "with_defences", False):
+        cells += [
+            Cell(f"{preset}/{row}/seed{s}/defences", {**base, "part": "defences", "row": row, "seed": s})
+            for row in ROWS
+            for s in seeds
+        ]
+        cells.append(
+            Cell(f"{preset}/nc-control/seed{seeds[0]}", {**base, "part": "control", "seed": seeds[0]})
+        )
+    return cells
 
 
 def cell_config(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -83,22 +87,49 @@ def cell_config(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     model["seed"] = params["seed"]
     if params["quick"]:
         model["iterations"] = min(int(model.get("iterations", 40)), 5)
-        model = merge(model, {"evaluation": {"num_eval": 1, "epochs": 50}})
+        model = merge(model, {"evaluation": {"num_eval": 1}})
     return model, dict(config["data"])
 
 
+def cell_folder(out: Path, params: dict[str, Any]) -> Path:
+    return out / "cells" / f"{params['preset']}-{params['row']}-seed{params['seed']}"
+
+
 def run_cell(params: dict[str, Any], out: Path, accelerator: str) -> dict[str, Any]:
-    """One cell: distil + evaluate (and the defences) → numbers."""
+    """One cell: a distillation (fit + test), the defences against its victim, or the positive control."""
     from doorping.runner import fit_and_test
 
-    model_kwargs, data_kwargs = cell_config(params)
-    folder = out / "cells" / f"{params['preset']}-{params['row']}-seed{params['seed']}"
-    result, module, _ = fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
-    if params.get("defences") and params["row"] in ROWS:
-        from doorping.defend import run_defences
+    part = params.get("part", "distill")
+    if part == "control":
+        from doorping.datasets import load_dataset
+        from doorping.defend import badnets_control
 
-        result["defences"] = run_defences(module, folder, quick=params["quick"], seed=params["seed"])
-    return result
+        _, data_kwargs = cell_config({**params, "row": "clean"})
+        data = load_dataset(data_kwargs.get("name", "digits"), data_kwargs.get("root"))
+        return {
+            "defences": badnets_control(data, out / "cells" / "nc-control", params["quick"], params["seed"])
+        }
+    model_kwargs, data_kwargs = cell_config(params)
+    folder = cell_folder(out, params)
+    if part == "distill":
+        result, _, _ = fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
+        return result
+    import torch
+
+    from doorping.datasets import load_dataset
+    from doorping.defend import prepare_victim, run_defences
+
+    if not (folder / "distilled.pt").is_file():  # a shard without the distillation cell: distil first
+        fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
+    data = load_dataset(data_kwargs.get("name", "digits"), data_kwargs.get("root"))
+    trigger = folder / "trigger.pt" if (folder / "trigger.pt").is_file() else None
+    device = torch.device("cuda" if accelerator == "cuda" else "cpu")
+    victim, apply, target = prepare_victim(folder / "distilled.pt", trigger, data, device, params["seed"])
+    return {
+        "defences": run_defences(
+            victim, data, apply, target, folder / "defences", params["quick"], params["seed"]
+        )
+    }
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -122,7 +153,8 @@ def _range(records: list[Record]) -> str:
 def by_row(records: list[Record]) -> dict[str, list[Record]]:
     order = list(ROWS) + list(EXTRAS)
     grouped: dict[str, list[Record]] = {}
-    for record in sorted(records, key=lambda r: (order.index(r["params"]["row"]), r["params"]["seed"])):
+    distill = [r for r in records if r["params"].get("part", "distill") == "distill"]
+    for record in sorted(distill, key=lambda r: (order.index(r["params"]["row"]), r["params"]["seed"])):
         grouped.setdefault(record["params"]["row"], []).append(record)
     return grouped
 
@@ -180,7 +212,7 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     for name, value, threshold, ok in checks(grouped):
         gate.add(name, value, threshold, "yes" if ok else "NO")
     tables: dict[str, Any] = {"main": main, "checks": gate}
-    defence = defence_table(grouped)
+    defence = defence_table(records)
     if defence is not None:
         tables["defences"] = defence
     text = []
@@ -193,24 +225,38 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     return tables
 
 
-def defence_table(grouped: dict[str, list[Record]]) -> Table | None:
-    rows = [(row, r) for row, recs in grouped.items() for r in recs if "defences" in r["result"]]
+def defence_table(records: list[Record]) -> Table | None:
+    """One row per defence cell (and the positive control), from the records alone."""
+    order = list(ROWS)
+    rows = sorted(
+        (r for r in records if r["params"].get("part") in ("defences", "control")),
+        key=lambda r: (r["params"]["part"] == "control", order.index(r["params"].get("row", "clean")), r["params"]["seed"]),
+    )  # fmt: skip
     if not rows:
         return None
     table = Table(
-        ["attack", "seed", "NC anomaly index", "NC flags target", "STRIP FAR @ FRR 1 %", "range-check detection",
-         "FP CTA pruned", "FP ASR pruned", "FP CTA fine-tuned", "FP ASR fine-tuned"],
-        formats={"NC anomaly index": ".2f", "STRIP FAR @ FRR 1 %": ".3f", "range-check detection": ".3f",
-                 "FP CTA pruned": ".3f", "FP ASR pruned": ".3f", "FP CTA fine-tuned": ".3f",
-                 "FP ASR fine-tuned": ".3f"},
+        ["victim trained on", "seed", "CTA", "ASR", "NC anomaly index", "NC flags target", "STRIP FAR @ FRR 1 %",
+         "range-check detection", "FP pruned CTA / ASR", "FP fine-tuned CTA / ASR"],
+        formats={"CTA": ".3f", "ASR": ".3f", "NC anomaly index": ".2f", "STRIP FAR @ FRR 1 %": ".3f",
+                 "range-check detection": ".3f"},
         title="Defences against a victim trained on each distilled set (reported, not asserted)",
     )  # fmt: skip
-    for row, record in rows:
+    for record in rows:
         d = record["result"]["defences"]
+        control = record["params"]["part"] == "control"
+        label = (
+            "BadNets positive control (full train set, 10 % poisoned)"
+            if control
+            else LABELS[record["params"]["row"]]
+        )
+        fp = d.get("fine_pruning")
         table.add(
-            LABELS[row], record["params"]["seed"], d["nc"]["anomaly_index"], "yes" if d["nc"]["target_flagged"] else "no",
-            d["strip"]["far"], d["range_check"]["detection_rate"], d["fine_pruning"]["pruned"]["cta"],
-            d["fine_pruning"]["pruned"]["asr"], d["fine_pruning"]["finetuned"]["cta"], d["fine_pruning"]["finetuned"]["asr"],
+            label, record["params"]["seed"], d["before"]["cta"], d["before"]["asr"], d["nc"]["anomaly_index"],
+            "yes" if d["nc"]["target_flagged"] else "no",
+            d["strip"]["far"] if "strip" in d else None,
+            d["range_check"]["detection_rate"] if "range_check" in d else None,
+            f"{fp['pruned']['cta']:.3f} / {fp['pruned']['asr']:.3f}" if fp else None,
+            f"{fp['finetuned']['cta']:.3f} / {fp['finetuned']['asr']:.3f}" if fp else None,
         )  # fmt: skip
     return table
 
