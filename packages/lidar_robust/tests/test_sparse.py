@@ -93,13 +93,33 @@ def test_voxelize_mean_and_inverse():
 
 
 @pytest.mark.skipif(not spconv_backend.available(), reason="spconv not installed")
-def test_spconv_backend_equals_torch_backend():
-    x = _random_tensor(shape=(16, 16, 16), channels=8, density=0.2, dtype=torch.float32)
-    ours = SubMConv3d(8, 8, indice_key="a")
-    theirs = SubMConv3d(8, 8, indice_key="a", backend="spconv")
-    theirs.load_state_dict(ours.state_dict())
-    a, b = ours(x), theirs(x)
-    assert (a.feats - b.feats).abs().max() < 1e-5
-    ga = torch.autograd.grad(a.feats.sum(), ours.weight)[0]
-    gb = torch.autograd.grad(b.feats.sum(), theirs.weight)[0]
-    assert (ga - gb).abs().max() < 1e-4
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_spconv_backend_equals_torch_backend(seed):
+    """Values and gradients of SubM, strided and inverse convolutions (spconv on CPU: patched, one thread).
+    The coordinates come from ``nonzero()`` (not contiguous): the adapter must hand spconv contiguous tensors."""
+    x = _random_tensor(shape=(16, 16, 16), channels=8, density=0.2, dtype=torch.float32, seed=seed)
+    pairs = [
+        (SubMConv3d(8, 6, indice_key="a"), SubMConv3d(8, 6, indice_key="a", backend="spconv")),
+        (SparseConv3d(8, 6, indice_key="s"), SparseConv3d(8, 6, indice_key="s", backend="spconv")),
+    ]
+    for ours, theirs in pairs:
+        theirs.load_state_dict(ours.state_dict())
+        a, b = ours(x), theirs(x)
+        order_a = torch.argsort(a.keys())
+        order_b = torch.argsort(b.keys())
+        assert torch.equal(a.coords[order_a], b.coords[order_b].int())
+        assert (a.feats[order_a] - b.feats[order_b]).abs().max() < 1e-5
+        g = torch.randn_like(a.feats[order_a])
+        ga = torch.autograd.grad(a.feats[order_a], (ours.weight, x.feats), g)
+        gb = torch.autograd.grad(b.feats[order_b], (theirs.weight, x.feats), g)
+        assert all((u - v).abs().max() < 1e-4 for u, v in zip(ga, gb, strict=True))
+    down_t, down_s = pairs[1][0], pairs[1][1]
+    up_t = SparseInverseConv3d(6, 8, indice_key="s")
+    up_s = SparseInverseConv3d(6, 8, indice_key="s", backend="spconv")
+    up_s.load_state_dict(up_t.state_dict())
+    fresh = SparseTensor(
+        x.coords, x.feats, x.spatial_shape, x.batch_size
+    )  # a new forward pass: new kernel maps
+    za, zb = up_t(down_t(fresh)), up_s(down_s(fresh))
+    oa, ob = torch.argsort(za.keys()), torch.argsort(zb.keys())
+    assert (za.feats[oa] - zb.feats[ob]).abs().max() < 1e-5

@@ -62,7 +62,26 @@ main = build_cli(
                     help="validation scans corrupted for the benchmark (default 8; --quick 4)",
                 ),
                 option(
-                    "--models", default="minkunet,rlseg", help="comma list of models (default minkunet,rlseg)"
+                    "--models",
+                    default="minkunet,rlseg",
+                    help="comma list of variants (minkunet, rlseg, salsanext, rlseg-no_<augmentation>, "
+                    "rlseg-cylindrical, rlseg-mix3d_cyl; default minkunet,rlseg)",
+                ),
+                option(
+                    "--azimuth",
+                    type=positive_int,
+                    default=512,
+                    help="azimuth steps of the synthetic 64-beam scans (default 512; 256 halves the cost)",
+                ),
+                option(
+                    "--ablations",
+                    flag=True,
+                    help="add the leave-one-out RLSeg-style variants (meant for a GPU)",
+                ),
+                option(
+                    "--real-tiny",
+                    flag=True,
+                    help="train on real scans 000000-000001, evaluate on 000002 (+ its SemanticKITTI-C); report only",
                 ),
             ),
         ),

@@ -37,23 +37,77 @@ TYPE_LABELS = (
     ("16beam", "16-beam"),
 )
 TRAIN_SCANS = 64
+ROBUST = ("mix3d", "local_jitter", "global_outliers", "beam_drop", "point_subsample")
+#: variant → (model name, augmentations (None = the model's recipe), voxelization)
+VARIANTS: dict[str, tuple[str, list[str] | None, str]] = {
+    "minkunet": ("minkunet", None, "cartesian"),
+    "rlseg": ("rlseg", None, "cartesian"),
+    "salsanext": ("salsanext", None, "cartesian"),
+    **{f"rlseg-no_{a}": ("rlseg", [b for b in ROBUST if b != a], "cartesian") for a in ROBUST},
+    "rlseg-cylindrical": ("rlseg", None, "cylindrical"),
+    "rlseg-mix3d_cyl": ("rlseg", ["mix3d"], "cylindrical"),
+}
+ABLATIONS = [v for v in VARIANTS if v.startswith("rlseg-")]
 
 
 @lru_cache(maxsize=4)
 def _clean_val(count: int, azimuth: int) -> tuple:
+    """Synthetic validation scans (sequence 08, seed 0); ``azimuth == 0`` = real scan 000002 of sequence 00."""
+    if azimuth == 0:
+        return tuple(_real_scans()[2:3])
     from lidar_robust.synthetic import SensorConfig, generate_scan, scan_seed
 
     sensor = SensorConfig(azimuth=azimuth)
     return tuple(generate_scan(scan_seed(0, "08", i), sensor) for i in range(count))
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=1)
+def _real_scans() -> list:
+    from lidar_robust.formats import read_scan, sequence_frames
+    from lidar_robust.rings import ring_ids
+    from paperlab_core.data import find_shared_data
+    from paperlab_core.errors import MissingFileError
+
+    shared = find_shared_data()
+    if shared is None:
+        raise MissingFileError(
+            "shared data", "../shared/data/semantickitti", "--real-tiny needs the three real scans"
+        )
+    scans = []
+    for bin_path, label_path in sequence_frames(shared / "semantickitti", "00")[:3]:
+        scan = read_scan(bin_path, label_path)
+        scan.ring = ring_ids(scan.points)
+        scans.append(scan)
+    return scans
+
+
+@lru_cache(maxsize=64)
 def _corrupted(subset: str, count: int, azimuth: int) -> list[dict]:
-    """The synthetic SemanticKITTI-C subset (seed 0), built once per process and shared by every cell."""
+    """The SemanticKITTI-C subset (seed 0) of the validation scans, built once per process for every cell."""
     from lidar_robust.benchmark import corrupt_samples
     from lidar_robust.corruptions.registry import SEMANTICKITTI_C
 
-    return corrupt_samples(_clean_val(count, azimuth), SEMANTICKITTI_C[subset], 0, "semantickitti_c")
+    sequence = "00" if azimuth == 0 else "08"
+    return corrupt_samples(
+        _clean_val(count, azimuth), SEMANTICKITTI_C[subset], 0, "semantickitti_c", sequence
+    )
+
+
+def _list_datamodule(train: list[dict], val: list[dict]):
+    """A LightningDataModule over fixed sample lists (the real-tiny protocol)."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader
+
+    from lidar_robust.data import collate_list
+
+    class ListData(pl.LightningDataModule):
+        def train_dataloader(self) -> DataLoader:
+            return DataLoader(train, batch_size=2, shuffle=True, collate_fn=collate_list)
+
+        def val_dataloader(self) -> DataLoader:
+            return DataLoader(val, batch_size=2, collate_fn=collate_list)
+
+    return ListData()
 
 
 def run_cell(cell: Cell, device: object, quick: bool) -> dict:
@@ -67,9 +121,21 @@ def run_cell(cell: Cell, device: object, quick: bool) -> dict:
 
     p = cell.params
     pl.seed_everything(p["seed"], verbose=False)
-    data = LidarDataModule(train_scans=TRAIN_SCANS, val_scans=2, azimuth=p["azimuth"], seed=0, batch_size=2)
+    if p["data"] == "real":
+        train = [sample_from_scan(s.points, s.labels, s.ring) for s in _real_scans()[:2]]
+        data = _list_datamodule(train, train[:1])
+    else:
+        data = LidarDataModule(
+            train_scans=TRAIN_SCANS, val_scans=2, azimuth=p["azimuth"], seed=0, batch_size=2
+        )
+    name, augment, voxelization = VARIANTS[p["variant"]]
     module = SegmentationModule(
-        name=p["model"], cr=p["cr"], voxel_size=p["voxel_size"], augment_seed=p["seed"]
+        name=name,
+        cr=p["cr"],
+        voxel_size=p["voxel_size"],
+        voxelization=voxelization,
+        augment=augment,
+        augment_seed=p["seed"],
     )
     accelerator = "gpu" if getattr(device, "type", "cpu") == "cuda" else "cpu"
     trainer = pl.Trainer(
@@ -114,9 +180,14 @@ def _fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def _row_key(record: dict) -> str:
+    p = record["params"]
+    return f"{p['variant']}" + (" (real tiny)" if p.get("data") == "real" else "")
+
+
 def summarize(records: list[dict]) -> dict:
-    models = list(dict.fromkeys(r["params"]["model"] for r in records))
-    by_model = {m: [r["result"] for r in records if r["params"]["model"] == m] for m in models}
+    models = list(dict.fromkeys(_row_key(r) for r in records))
+    by_model = {m: [r["result"] for r in records if _row_key(r) == m] for m in models}
     columns = ["Method", "Clean mIoU", "RmIoU", "mR"]
     for _key, label in TYPE_LABELS:
         columns += [f"{label} mIoU", f"{label} R"]
@@ -139,7 +210,32 @@ def summarize(records: list[dict]) -> dict:
     tables = {"main": main, "subsets": subsets_table}
     if {"minkunet", "rlseg"} <= set(models):
         tables["claim"] = _claim(by_model["minkunet"], by_model["rlseg"])
+    ablations = [m for m in models if m in ABLATIONS]
+    if ablations and "rlseg" in by_model:
+        tables["ablations"] = _ablations(by_model, ablations)
     return tables
+
+
+def _ablations(by_model: dict[str, list[dict]], variants: list[str]) -> Table:
+    """Difference to the full RLSeg-style recipe per column, and how many seeds move in the expected direction."""
+    columns = ["clean", "rmiou", "mr", "global_miou", "local_miou", "32beam_miou", "16beam_miou"]
+    table = Table(
+        ["variant", *columns],
+        title="Ablations: variant − full RLSeg-style (seed means; report only)",
+        formats=dict.fromkeys(columns, "+.2f"),
+    )
+
+    def value(result: dict, key: str) -> float:
+        return result["summary"][key] if key in result["summary"] else result["miou"][key]
+
+    full = by_model["rlseg"]
+    for variant in variants:
+        row = [variant]
+        for key in columns:
+            pairs = [(value(a, key), value(b, key)) for a, b in zip(by_model[variant], full, strict=False)]
+            row.append(float(np.mean([a - b for a, b in pairs])) if pairs else None)
+        table.add(*row)
+    return table
 
 
 def _claim(base: list[dict], robust: list[dict]) -> Table:
@@ -171,23 +267,24 @@ def _claim(base: list[dict], robust: list[dict]) -> Table:
 def reproduce(args: argparse.Namespace, run: Run) -> dict:
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in LABELS]
+    unknown = [m for m in models if m not in VARIANTS]
     if unknown:
-        raise ConfigError(f"--models: unknown {unknown} (expected items of {', '.join(LABELS)})")
+        raise ConfigError(f"--models: unknown {unknown} (expected items of {', '.join(VARIANTS)})")
+    if args.ablations:
+        models += [v for v in ABLATIONS if v not in models]
     steps = args.steps or (30 if args.quick else 200)
     val_scans = args.val_scans or (4 if args.quick else 8)
+    data = "real" if args.real_tiny else "synthetic"
+    common = {"steps": steps, "cr": 0.25, "voxel_size": 0.2, "data": data}
+    if data == "real":
+        common.update(val_scans=1, azimuth=0)
+    else:
+        common.update(val_scans=val_scans, azimuth=args.azimuth)
+    prefix = "real/" if data == "real" else ""
     cells = [
         Cell(
-            f"{model}/seed{seed}",
-            {
-                "model": model,
-                "seed": seed,
-                "steps": steps,
-                "val_scans": val_scans,
-                "cr": 0.25,
-                "voxel_size": 0.2,
-                "azimuth": 512,
-            },
+            f"{prefix}{model}/seed{seed}",
+            {"variant": model, "model": VARIANTS[model][0], "seed": seed, **common},
         )
         for model in models
         for seed in seeds

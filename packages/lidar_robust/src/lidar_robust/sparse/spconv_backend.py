@@ -8,7 +8,8 @@ Two CPU pitfalls of spconv 2.3.x are handled here (spec §2.10, ENVIRONMENT.md):
   runs inside :func:`one_thread`, which pins torch to one thread and restores the previous count afterwards.
 
 Weights stay in this package's (k³, C_in, C_out) layout and are permuted to spconv's (C_out, k, k, k, C_in).
-The spconv kernel maps live in ``SparseTensor.indice_dict["spconv"]``, shared along the network.
+The spconv kernel maps live in ``SparseTensor.indice_dict["spconv"]``, shared along the network. spconv also reads
+raw pointers without looking at strides, so coordinates and features are made contiguous before every call.
 """
 
 from __future__ import annotations
@@ -81,12 +82,19 @@ def one_thread(device: torch.device) -> Iterator[None]:
 def _to_spconv(x: SparseTensor) -> Any:
     import spconv.pytorch as spconv
 
-    tensor = spconv.SparseConvTensor(x.feats, x.coords.int(), list(x.spatial_shape), x.batch_size)
+    # spconv reads raw pointers and ignores strides: non-contiguous inputs (e.g. ``nonzero().int()``) give silently
+    # wrong results, so both tensors are made contiguous here
+    tensor = spconv.SparseConvTensor(
+        x.feats.contiguous(), x.coords.int().contiguous(), list(x.spatial_shape), x.batch_size
+    )
     tensor.indice_dict = x.indice_dict.setdefault("spconv", {})
     return tensor
 
 
 def _from_spconv(t: Any, x: SparseTensor) -> SparseTensor:
+    x.indice_dict["spconv"] = (
+        t.indice_dict
+    )  # spconv copies the dict and adds this layer's kernel map to the copy
     return SparseTensor(
         t.indices, t.features, tuple(int(s) for s in t.spatial_shape), x.batch_size, x.indice_dict
     )
