@@ -1,0 +1,199 @@
+"""Where clips come from: the synthetic benchmark (rendered on demand) or an on-disk dataset; and the cached,
+preprocessed arrays built from them (``dfme prepare`` / the data module)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dfme.dataset import DFMEDataset, Sample, make_reader
+from dfme.labels import EMOTIONS, parse_aus
+from dfme.pipeline import FrameReader, PipelineConfig, process_sample
+from dfme.synthetic import SYNTHETIC_AUS, SyntheticConfig, SyntheticDataset
+from paperlab_core.logging import log
+
+CACHE_VERSION = 1
+TRAIN_VARIANTS = 3
+"""Training variants cached per clip for ``segment_random`` (one seeded draw per variant; an epoch picks one)."""
+
+
+@functools.lru_cache(maxsize=2)
+def _synthetic(config: SyntheticConfig) -> SyntheticDataset:
+    return SyntheticDataset.generate(config)
+
+
+class SyntheticSource:
+    """The embedded default: clips rendered from a :class:`SyntheticConfig`."""
+
+    def __init__(self, config: SyntheticConfig) -> None:
+        self.config = config
+        self.dataset = _synthetic(config)
+        self.samples = [
+            Sample(
+                c.sample_id,
+                self.dataset.subjects[c.subject].subject_id,
+                c.part,
+                float(c.fps),
+                c.onset,
+                c.apex,
+                c.offset,
+                c.emotion,
+                EMOTIONS.index(c.emotion),
+                parse_aus("+".join(map(str, c.aus))),
+                c.n_frames,
+                Path("<synthetic>"),
+                "synthetic",
+            )
+            for c in self.dataset.clips
+        ]
+        self.au_vocabulary = SYNTHETIC_AUS
+
+    def reader(self, index: int) -> FrameReader:
+        frames = self.dataset.render(index)
+        return lambda positions: frames[np.asarray(positions, np.int64)]
+
+    def fingerprint(self) -> str:
+        return json.dumps({"synthetic": self.config.to_dict()}, sort_keys=True, default=str)
+
+
+class DiskSource:
+    """A validated on-disk dataset (DFME layout, or CASME II / SAMM coding sheets)."""
+
+    def __init__(self, root: str | Path, layout: str = "dfme", **options: Any) -> None:
+        if layout == "dfme":
+            dataset = DFMEDataset(root)
+            self.samples = dataset.samples
+        else:
+            from dfme.coding_sheets import load_coding_sheet
+
+            self.samples = load_coding_sheet(root, layout, **options)
+        self.root = Path(root)
+        self.layout = layout
+        self.au_vocabulary = tuple(sorted({a for s in self.samples for a in s.au.aus}))
+
+    def reader(self, index: int) -> FrameReader:
+        return make_reader(self.samples[index])
+
+    def fingerprint(self) -> str:
+        stats = [
+            (s.sample_id, str(s.source), s.n_frames, s.onset, s.apex, s.offset, s.label) for s in self.samples
+        ]
+        digest = hashlib.sha256(json.dumps(stats).encode()).hexdigest()
+        return json.dumps({"root": str(self.root.resolve()), "layout": self.layout, "samples": digest})
+
+
+@dataclass
+class ProcessedSet:
+    """Preprocessed arrays of every sample: ``clips`` (N, T, S, S, C) uint8 (eval sampling), ``train_clips``
+    (N, V, T, S, S, C) for ``segment_random`` (else None), ``flows`` (N, 3, 28, 28) float32 or None,
+    ``align_status`` (N,) and ``tim_fallback`` (N,) strings ('' = none)."""
+
+    clips: np.ndarray | None
+    train_clips: np.ndarray | None
+    flows: np.ndarray | None
+    align_status: np.ndarray
+    tim_fallback: np.ndarray
+    key: str
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        from collections import Counter
+
+        return {
+            "align_status": dict(Counter(self.align_status.tolist())),
+            "tim_fallback": dict(Counter(f for f in self.tim_fallback.tolist() if f)),
+        }
+
+
+_MEMORY: dict[str, ProcessedSet] = {}
+"""Processed sets already loaded in this process (folds and cells of one ``cv``/``reproduce`` share them)."""
+_MEMORY_LIMIT = 2
+
+
+def cache_key(source_fingerprint: str, pipeline: PipelineConfig, want_clip: bool) -> str:
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "source": source_fingerprint, "pipeline": asdict(pipeline), "clip": want_clip},
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def process_source(
+    source: SyntheticSource | DiskSource,
+    pipeline: PipelineConfig,
+    cache_dir: Path | None = None,
+    want_clip: bool = True,
+    seed: int = 0,
+) -> ProcessedSet:
+    """Preprocess every sample (or load the cache entry). The cache entry is written to a temporary file and
+    renamed, so an interrupted run never leaves a partial entry."""
+    key = cache_key(source.fingerprint(), pipeline, want_clip)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = cache_dir / f"processed-{key}.npz" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            loaded = ProcessedSet(
+                data["clips"] if "clips" in data else None,
+                data["train_clips"] if "train_clips" in data else None,
+                data["flows"] if "flows" in data else None,
+                data["align_status"], data["tim_fallback"], key,
+            )  # fmt: skip
+        return _remember(loaded)
+    n = len(source.samples)
+    variants = TRAIN_VARIANTS if (want_clip and pipeline.sampling == "segment_random") else 0
+    clips, train_clips, flows, status, fallback = [], [], [], [], []
+    start = time.perf_counter()
+    step = max(1, n // 10)
+    for index, sample in enumerate(source.samples):
+        read = source.reader(index)
+        args = (sample.onset, sample.apex, sample.offset, sample.n_frames, sample.fps, pipeline)
+        out = process_sample(read, *args, want_clip=want_clip)
+        if out.clip is not None:
+            clips.append(out.clip)
+        if out.flow is not None:
+            flows.append(out.flow)
+        status.append(out.align_status)
+        fallback.append(out.tim_info.fallback or "" if out.tim_info else "")
+        if variants:
+            no_flow = replace(pipeline, flow=None)
+            rngs = [np.random.default_rng([seed, index, v]) for v in range(variants)]
+            train_clips.append(
+                np.stack([process_sample(read, *args[:-1], no_flow, train=True, rng=r).clip for r in rngs])
+            )
+        if (index + 1) % step == 0 or index + 1 == n:
+            elapsed = time.perf_counter() - start
+            log(f"dfme: preprocessed {index + 1}/{n} clips ({elapsed:.0f} s)")
+    result = ProcessedSet(
+        np.stack(clips) if clips else None,
+        np.stack(train_clips) if train_clips else None,
+        np.stack(flows) if flows else None,
+        np.array(status),
+        np.array(fallback),
+        key,
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v for k, v in asdict(result).items() if isinstance(v, np.ndarray)}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return _remember(result)
+
+
+def _remember(processed: ProcessedSet) -> ProcessedSet:
+    while len(_MEMORY) >= _MEMORY_LIMIT:
+        _MEMORY.pop(next(iter(_MEMORY)))
+    _MEMORY[processed.key] = processed
+    return processed

@@ -1,0 +1,168 @@
+"""The command line: registries behind the literal choices, train → evaluate, cv, reproduce shards, generate →
+validate → prepare, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dfme import cli
+from dfme.cli import main
+
+TINY = str(Path(__file__).with_name("tiny.yaml"))
+
+
+@pytest.fixture(scope="module")
+def data_home(tmp_path_factory):
+    """One preprocessing cache for the module (the tiny benchmark is processed once)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("data")
+    before = os.environ.get("PAPERLAB_DATA")
+    os.environ["PAPERLAB_DATA"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("PAPERLAB_DATA")
+    else:
+        os.environ["PAPERLAB_DATA"] = before
+
+
+def test_cli_choices_equal_the_registries():
+    from dfme.dataset import LAYOUTS
+    from dfme.flow import FLOWS
+    from dfme.losses import IMBALANCE
+    from dfme.models import MODELS
+    from dfme.reproduce import TABLES
+    from dfme.sampling import STRATEGIES
+
+    assert cli.MODEL_CHOICES == MODELS and cli.SAMPLING_CHOICES == STRATEGIES
+    assert cli.IMBALANCE_CHOICES == IMBALANCE and cli.LAYOUT_CHOICES == LAYOUTS
+    assert cli.FLOW_CHOICES == FLOWS and cli.TABLE_CHOICES == TABLES
+
+
+def _runs(kind: str) -> list[Path]:
+    import os
+
+    return sorted(Path(os.environ["PAPERLAB_RUNS"], "dfme").glob(f"*-{kind}*"))
+
+
+def test_train_then_evaluate_restores_the_checkpoint(data_home, capsys):
+    assert main(["train", "--config", TINY, "--run_name", "tiny"]) == 0
+    (run,) = _runs("tiny")
+    fit = json.loads((run / "metrics.json").read_text())["fit"]
+    assert {"val/uf1", "val/uar", "val/acc"} <= set(fit)
+    assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt")]) == 0
+    (evaluation,) = _runs("evaluate")
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    report = metrics["test_report"]
+    assert len(report["confusion"]) == 7 and sum(map(sum, report["confusion"])) > 0
+    assert metrics["test"]["test/uf1"] == pytest.approx(report["uf1"])
+
+
+def test_flow_model_and_au_task_train(data_home):
+    argv = [
+        "train",
+        "--config",
+        TINY,
+        "--model.name",
+        "ststnet",
+        "--data.sampling",
+        "onset_apex_pair",
+        "--run_name",
+        "flow",
+    ]
+    assert main(argv) == 0
+    argv = ["train", "--config", TINY, "--data.task", "au", "--run_name", "au"]
+    assert main(argv) == 0
+    (run,) = _runs("au")
+    assert "val/macro_f1" in json.loads((run / "metrics.json").read_text())["fit"]
+
+
+def test_cv_reports_both_aggregations(data_home, tmp_path):
+    out = tmp_path / "cv"
+    assert main(["cv", "--config", TINY, "--run-folds", "0,1", "--out", str(out)]) == 0
+    summary = json.loads((out / "metrics.json").read_text())["cv"]
+    assert {"concatenated/uf1", "per_fold/uf1"} <= set(summary)
+    folds = json.loads((out / "cv.json").read_text())["runs"][0]["folds"]
+    assert [f["fold"] for f in folds] == [0, 1]
+    assert not set(folds[0]["sample_ids"]) & set(folds[1]["sample_ids"])
+
+
+def test_reproduce_shards_merge_to_the_whole_run(data_home, tmp_path):
+    common = [
+        "reproduce",
+        "--config",
+        TINY,
+        "--tables",
+        "gate",
+        "--folds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--seeds",
+        "0",
+    ]
+    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*common, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
+    assert main([*common, "--shard", "2/2", "--out", str(tmp_path / "s2")]) == 0
+    assert (
+        main(
+            ["reproduce", "--merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m")]
+        )
+        == 0
+    )
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    merged = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert merged["tables"]["gate"] == whole["tables"]["gate"]
+    assert [row[0] for row in whole["tables"]["gate"]["rows"]] == ["ce", "cb"]
+    assert (tmp_path / "whole" / "results.md").read_text().count("Gate") == 1
+
+
+def test_generate_validate_prepare(tmp_path):
+    root = tmp_path / "gen"
+    assert main(["generate", "--out", str(root), "--subjects", "3", "--limit", "4", "--format", "jpg"]) == 0
+    assert len((root / "annotations.csv").read_text().splitlines()) == 5
+    assert json.loads((root / "meta.json").read_text())["config"]["subjects"] == 3
+    assert main(["validate", "--data.root", str(root), "--out", str(tmp_path / "v")]) == 0
+    assert json.loads((tmp_path / "v" / "metrics.json").read_text())["validate"]["samples"] == 4
+    argv = [
+        "prepare",
+        str(root),
+        "--data.size",
+        "32",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "p"),
+    ]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "p" / "metrics.json").read_text())["preprocess"]
+    assert sum(report["align_status"].values()) == 4
+    assert len(list((tmp_path / "cache").glob("processed-*.npz"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["validate", "--data.root", "{tmp}/none"], "folder {tmp}/none does not exist"),
+        (["prepare", "{tmp}/none"], "dataset root {tmp}/none does not exist"),
+        (["cv", "--run-folds", "x"], "--run-folds takes fold numbers"),
+        (["reproduce", "--tables", "Z"], "unknown 'Z'"),
+        (["generate", "--out", "{tmp}", "--format", "gif"], "invalid choice: 'gif'"),
+        (["train", "--model.name", "nope"], "nope"),
+        (["train", "--data.fold", "12"], "data.fold must be in 0..9"),
+    ],
+)
+def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dfme: error: ") and message.format(tmp=tmp_path) in err[-1]
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_generate_refuses_an_existing_dataset(tmp_path, capsys):
+    (tmp_path / "annotations.csv").write_text("sample_id\n")
+    assert main(["generate", "--out", str(tmp_path), "--subjects", "2", "--limit", "1"]) == 1
+    assert "already holds a dataset" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""The preprocessing pipeline and its cache (spec §2.3–§2.5, §7)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from dfme import sources
+from dfme.face import align_frame, rescale_alignment, warp_frames
+from dfme.pipeline import PipelineConfig, process_sample
+from dfme.sources import SyntheticSource, process_source
+from dfme.synthetic import SyntheticConfig
+from dfme.tim import tim
+
+
+@pytest.fixture(scope="module")
+def source() -> SyntheticSource:
+    return SyntheticSource(SyntheticConfig(subjects=4, clips_per_subject=(2, 2)))
+
+
+def test_tim_before_warp_equals_warp_before_tim(source):
+    sample = source.samples[0]
+    frames = source.dataset.render(0)
+    config = PipelineConfig(size=48)
+    out = process_sample(
+        lambda i: frames[i], sample.onset, sample.apex, sample.offset, sample.n_frames, sample.fps, config
+    )
+    alignment = rescale_alignment(align_frame(frames[sample.onset], 112, config.detector), 48)
+    warped = warp_frames(frames[sample.onset : sample.offset + 1].astype(np.float32), alignment.matrix, 48)
+    reference = np.clip(np.rint(tim(warped, 16)), 0, 255)
+    assert out.clip.shape == (16, 48, 48, 3) and out.clip.dtype == np.uint8
+    assert np.abs(reference - out.clip).max() <= 1  # float rounding only
+    assert out.tim_info is not None and out.align_status in ("eyes", "box")
+
+
+def test_index_strategies_flow_and_grayscale(source):
+    sample = source.samples[1]
+    frames = source.dataset.render(1)
+    config = PipelineConfig(
+        sampling="uniform_on_off", num_frames=8, size=32, grayscale=True, flow="farneback"
+    )
+    out = process_sample(
+        lambda i: frames[i], sample.onset, sample.apex, sample.offset, sample.n_frames, sample.fps, config
+    )
+    assert out.clip.shape == (8, 32, 32, 1) and out.tim_info is None
+    assert out.flow.shape == (3, 28, 28)
+
+
+def test_cache_roundtrip_and_no_partial_entry(source, tmp_path, monkeypatch):
+    config = PipelineConfig(size=16, num_frames=4)
+    first = process_source(source, config, tmp_path)
+    assert first.clips.shape == (len(source.samples), 4, 16, 16, 3)
+    sources._MEMORY.clear()
+    again = process_source(source, config, tmp_path)
+    np.testing.assert_array_equal(first.clips, again.clips)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+    calls = {"n": 0}
+    real = sources.process_sample
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "process_sample", failing)
+    with pytest.raises(KeyboardInterrupt):
+        process_source(source, replace(config, size=20), tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1  # no partial entry, no temporary file
+
+
+def test_segment_random_caches_seeded_training_variants(source, tmp_path):
+    config = PipelineConfig(sampling="segment_random", num_frames=4, size=16)
+    processed = process_source(source, config, tmp_path, seed=3)
+    assert processed.train_clips.shape == (len(source.samples), sources.TRAIN_VARIANTS, 4, 16, 16, 3)
