@@ -60,6 +60,9 @@ def cells_for(args: argparse.Namespace) -> list[Cell]:
     rows = list(ROWS) + (list(EXTRAS) if getattr(args, "extras", False) else [])
     preset = getattr(args, "preset", "toy")
     base = {"preset": preset, "quick": bool(args.quick)}
+    if getattr(args, "iterations", None):
+        base["iterations"] = int(args.iterations)
+        preset = f"{preset}-it{args.iterations}"  # keys of a reduced budget never collide with the preset's
     cells = [
         Cell(f"{preset}/{row}/seed{s}", {**base, "part": "distill", "row": row, "seed": s})
         for row in rows
@@ -85,6 +88,8 @@ def cell_config(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     row = {**ROWS, **EXTRAS}[params["row"]]
     model = merge(config["model"], row)
     model["seed"] = params["seed"]
+    if params.get("iterations"):
+        model["iterations"] = params["iterations"]
     if params["quick"]:
         model["iterations"] = min(int(model.get("iterations", 40)), 5)
         model = merge(model, {"evaluation": {"num_eval": 1}})
@@ -92,7 +97,8 @@ def cell_config(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def cell_folder(out: Path, params: dict[str, Any]) -> Path:
-    return out / "cells" / f"{params['preset']}-{params['row']}-seed{params['seed']}"
+    budget = f"-it{params['iterations']}" if params.get("iterations") else ""
+    return out / "cells" / f"{params['preset']}{budget}-{params['row']}-seed{params['seed']}"
 
 
 def run_cell(params: dict[str, Any], out: Path, accelerator: str) -> dict[str, Any]:

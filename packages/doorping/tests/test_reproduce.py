@@ -1,0 +1,54 @@
+"""The reproduction grid and its tables are built from records alone (shards + merge = one run)."""
+
+from __future__ import annotations
+
+import argparse
+
+from doorping.reproduce import by_row, cell_config, cells_for, checks, summarize
+
+
+def _record(row: str, seed: int, cta: float, asr: float) -> dict:
+    return {
+        "key": f"toy/{row}/seed{seed}",
+        "params": {"preset": "toy", "part": "distill", "row": row, "seed": seed, "quick": False},
+        "result": {"cta": cta, "asr": asr, "asr_all": asr, "trigger_min": 1.0, "trigger_max": 2.0,
+                   "trigger_updates": 160, "trigger_steps_mean": 200.0},
+        "wall_s": 60.0,
+    }  # fmt: skip
+
+
+def test_cells_cover_rows_seeds_and_defences() -> None:
+    args = argparse.Namespace(
+        seeds=[0, 1], quick=False, preset="toy", extras=False, with_defences=True, iterations=None
+    )
+    keys = [c.key for c in cells_for(args)]
+    assert len(keys) == 4 * 2 + 4 * 2 + 1 and len(set(keys)) == len(keys)
+    assert "toy/doorping-valid/seed1" in keys and "toy/nc-control/seed0" in keys
+    reduced = argparse.Namespace(**{**vars(args), "iterations": 7, "with_defences": False})
+    cell = cells_for(reduced)[0]
+    assert cell.key.startswith("toy-it7/") and cell_config(dict(cell.params))[0]["iterations"] == 7
+
+
+def test_rows_resolve_to_the_preset_with_their_attack_and_bound() -> None:
+    model, data = cell_config({"preset": "toy", "row": "doorping-valid", "seed": 2, "quick": False})
+    assert model["attack"] == "doorping" and model["trigger"]["bound"] == "valid" and model["seed"] == 2
+    assert model["trigger"]["max_steps"] == 200 and data["name"] == "digits"
+    quick, _ = cell_config({"preset": "toy", "row": "clean", "seed": 0, "quick": True})
+    assert quick["attack"] == "none" and quick["iterations"] == 5 and quick["evaluation"]["num_eval"] == 1
+
+
+def test_checks_and_tables_from_records() -> None:
+    records = [
+        *(_record("clean", s, 0.85, 0.01) for s in range(3)),
+        *(_record("naive", s, 0.85, 0.40) for s in range(3)),
+        *(_record("doorping", s, 0.75, 1.0) for s in range(3)),
+        *(_record("doorping-valid", s, 0.82, 0.05) for s in range(3)),
+    ]
+    results = {name: ok for name, _, _, ok in checks(by_row(records))}
+    assert results["DOORPING (unclamped) ASR non-target ≥ 0.9"]
+    assert not results["NAIVE ASR non-target ≤ 0.3"]
+    assert results["DOORPING CTA − clean CTA ≥ −0.15"]
+    tables = summarize(list(reversed(records)))  # order of the records does not matter
+    main = tables["main"]
+    assert main.rows[0][0] == "clean DC" and main.rows[2][3] == "1.000 ± 0.000"
+    assert "clamped" in tables["text"] and "defences" not in tables
