@@ -91,9 +91,9 @@ def _cases(scan) -> dict:
                              lambda: reference.beam_delete_loop(pts, ring, np.setdiff1d(np.arange(64), np.arange(0, 64, 4))),
                              1.0, True),
         "motion blur": (lambda: robo3d.motion_blur(scan, rng(0), 0.3),
-                        lambda: _motion_blur_numpy(pts, 0.3, rng(0)), 1.0, False),
+                        lambda: _motion_blur_numpy(pts, labels, 0.3, rng(0)), 1.0, False),
         "crosstalk": (lambda: robo3d.crosstalk(scan, rng(0), 0.01),
-                      lambda: _crosstalk_numpy(pts, 0.01, rng(0)), 1.0, False),
+                      lambda: _crosstalk_numpy(pts, labels, 0.01, rng(0)), 1.0, False),
         "global outliers (heavy)": (lambda: basic.global_outliers(scan, rng(0), 0.5),
                                     lambda: _global_numpy(pts, 0.5, rng(0)), 1.0, False),
         "local distortion (heavy)": (lambda: basic.local_distortion(scan, rng(0), 0.2),
@@ -117,20 +117,24 @@ def corruption_rows(scans: list, repeats: int) -> list[dict]:
     return rows
 
 
-def _motion_blur_numpy(pts: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+def _motion_blur_numpy(pts: np.ndarray, labels: np.ndarray, sigma: float, rng: np.random.Generator) -> tuple:
+    """The official script's vectorised operations (points and the written labels)."""
     out = pts.copy()
     out[:, :3] += rng.normal(0, sigma, 3)
     noise = np.stack([rng.normal(0, 0.1 * sigma, len(pts)), rng.normal(0, 0.1 * sigma, len(pts)),
                       rng.normal(0, 0.05 * sigma, len(pts))], 1)  # fmt: skip
     out[:, :3] += np.clip(noise, -3 * sigma, 3 * sigma)
-    return out
+    return out, labels & 0xFFFF
 
 
-def _crosstalk_numpy(pts: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
+def _crosstalk_numpy(pts: np.ndarray, labels: np.ndarray, ratio: float, rng: np.random.Generator) -> tuple:
+    """The official script's vectorised operations (points and the written labels)."""
     out = pts.copy()
     index = rng.choice(len(pts), int(ratio * len(pts)), replace=False)
     out[index] += rng.normal(0, 1, (len(index), 4)) * 3.0
-    return out
+    written = labels & 0xFFFF
+    written[index] = 23
+    return out, written
 
 
 def _global_numpy(pts: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:

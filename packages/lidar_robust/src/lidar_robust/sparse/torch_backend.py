@@ -45,25 +45,33 @@ def _lookup(
 def submanifold_map(
     coords: torch.Tensor, shape: tuple[int, int, int], kernel: int = 3, dilation: int = 1
 ) -> KernelMap:
-    """Output = input sites; pair (j → i) for offset o when ``c_j = c_i + dilation·(o − k//2)``."""
-    keys = linear_keys(coords, shape)
-    sorted_keys, order = torch.sort(keys)
+    """Output = input sites; pair (j → i) for offset o when ``c_j = c_i + dilation·(o − k//2)``.
+
+    Keys are computed on the grid padded by the kernel's reach, so a neighbour's key is the site's key plus a
+    constant per offset (out-of-grid neighbours land in the padding, where no site lives), and all offsets are
+    looked up in one ``searchsorted``."""
+    reach = (kernel // 2) * dilation
+    padded = tuple(d + 2 * reach for d in shape)
     c = coords.long()
-    bounds = torch.tensor(shape, device=c.device)
+    keys = (
+        ((c[:, 0] * padded[0] + c[:, 1] + reach) * padded[1] + c[:, 2] + reach) * padded[2] + c[:, 3] + reach
+    )
+    sorted_keys, order = torch.sort(keys)
+    n = c.shape[0]
+    offsets = (kernel_offsets(kernel, c.device) - kernel // 2) * dilation  # (K, 3)
+    shift = (offsets[:, 0] * padded[1] + offsets[:, 1]) * padded[2] + offsets[:, 2]  # (K,)
+    query = keys[None] + shift[:, None]
+    pos = torch.searchsorted(sorted_keys, query.reshape(-1)).reshape(query.shape).clamp_max(n - 1)
+    found = sorted_keys[pos] == query
+    rows = torch.arange(n, device=c.device)
     pairs = []
-    centre = kernel // 2
-    rows = torch.arange(c.shape[0], device=c.device)
-    for offset in kernel_offsets(kernel, c.device):
-        delta = (offset - centre) * dilation
-        if not bool(delta.any()):
+    centre = (offsets == 0).all(1)
+    for k in range(offsets.shape[0]):
+        if bool(centre[k]):
             pairs.append((rows, rows))
             continue
-        nb = c[:, 1:] + delta
-        inside = ((nb >= 0) & (nb < bounds)).all(1)
-        query = ((c[:, 0] * shape[0] + nb[:, 0]) * shape[1] + nb[:, 1]) * shape[2] + nb[:, 2]
-        found, src = _lookup(sorted_keys, order, query)
-        hit = inside & found
-        pairs.append((src[hit], rows[hit]))
+        hit = found[k]
+        pairs.append((order[pos[k][hit]], rows[hit]))
     return KernelMap(pairs, coords, shape, coords, shape)
 
 
@@ -121,13 +129,25 @@ def apply_pairs(
     transpose: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """``out[dst] += feats[src] @ W[k]`` for every offset k (``transpose`` swaps src and dst)."""
-    out = feats.new_zeros(n_out, weight.shape[-1])
-    for k, (src, dst) in enumerate(pairs):
+    order = list(range(len(pairs)))
+    centre = len(pairs) // 2
+    identity = (
+        not transpose
+        and len(pairs) % 2 == 1
+        and pairs[centre][0].numel() == feats.shape[0] == n_out
+        and bool((pairs[centre][0] == pairs[centre][1]).all())
+    )
+    if identity:  # the centre of a submanifold kernel: a plain GEMM starts the sum (no gather, no scatter)
+        out = feats @ weight[centre]
+        order.remove(centre)
+    else:
+        out = feats.new_zeros(n_out, weight.shape[-1])
+    for k in order:
+        src, dst = pairs[k]
         if transpose:
             src, dst = dst, src
-        if src.numel() == 0:
-            continue
-        out.index_add_(0, dst, feats[src] @ weight[k])
+        if src.numel():
+            out.index_add_(0, dst, feats[src] @ weight[k])
     return out
 
 
