@@ -1,0 +1,316 @@
+"""Synthetic training/evaluation sets built from the stills (spec §3a): spatial patches and temporal cubes.
+
+Labels follow spec §2.5: for the PEA a sample was made for, positive when its level ≥ ``min_positive_level``,
+ignored (−1, masked out of the loss) below that, negative at level 0; samples of another PEA are negatives.
+A positive patch in which the generator changed (almost) nothing (mean |x' − x| < ``visible_threshold`` grey
+levels, e.g. a blurred flat sky or a ringing level on a patch without edges) is ignored rather than called
+positive (proposed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sstam.stills import GREY_STILLS, TEXTURES, content_of, is_grey, load_still
+from sstam.synth import (
+    FLICKER_GAINS,
+    FLICKER_QUALITIES,
+    FLOAT_DELTAS,
+    SPATIAL_PEAS,
+    blur,
+    constant_quant,
+    degrade,
+    flicker_gain,
+    flicker_quant,
+    floating_clip,
+    matched_constant_quality,
+    num_levels,
+)
+
+IGNORE = -1.0
+
+
+@dataclass
+class PatchSet:
+    """Spatial samples: ``patches uint8 [N, P, P, 3]``, ``labels float32 [N, 4]`` (1 / 0 / −1 = ignore)."""
+
+    patches: np.ndarray
+    labels: np.ndarray
+    pea: np.ndarray  # index into SPATIAL_PEAS, −1 for clean samples
+    level: np.ndarray
+    content: np.ndarray
+    heads: tuple[str, ...] = SPATIAL_PEAS
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    def subset(self, index: np.ndarray) -> PatchSet:
+        return PatchSet(
+            self.patches[index],
+            self.labels[index],
+            self.pea[index],
+            self.level[index],
+            self.content[index],
+            self.heads,
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[PatchSet]) -> PatchSet:
+        return PatchSet(
+            *(
+                np.concatenate([getattr(p, k) for p in parts])
+                for k in ("patches", "labels", "pea", "level", "content")
+            ),
+            parts[0].heads,
+        )
+
+
+@dataclass
+class CubeSet:
+    """Temporal samples: ``cubes uint8 [N, L+1, P, P, 3]`` (frame 0 is the predecessor of the window),
+    ``labels float32 [N, 2]`` (flickering, floating), ``kind`` names the generator of each sample."""
+
+    cubes: np.ndarray
+    labels: np.ndarray
+    kind: np.ndarray
+    level: np.ndarray
+    content: np.ndarray
+    has_prev: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    def __len__(self) -> int:
+        return len(self.cubes)
+
+    def subset(self, index: np.ndarray) -> CubeSet:
+        return CubeSet(
+            self.cubes[index],
+            self.labels[index],
+            self.kind[index],
+            self.level[index],
+            self.content[index],
+            self.has_prev[index],
+        )
+
+
+def _split_counts(total: int, parts: int) -> list[int]:
+    base, extra = divmod(total, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
+def _positions(height: int, width: int, patch: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    ys = rng.integers(0, height - patch + 1, size=count)
+    xs = rng.integers(0, width - patch + 1, size=count)
+    return np.stack([ys, xs], axis=1)
+
+
+def _gather(image: np.ndarray, corners: np.ndarray, patch: int) -> np.ndarray:
+    offsets = np.arange(patch)
+    rows = corners[:, 0, None, None] + offsets[None, :, None]
+    cols = corners[:, 1, None, None] + offsets[None, None, :]
+    return image[rows, cols]
+
+
+def build_patch_set(
+    stills: Sequence[str],
+    n_per_level: int,
+    patch: int = 64,
+    seed: int = 0,
+    peas: Sequence[str] = SPATIAL_PEAS,
+    min_positive_level: int = 2,
+    visible_threshold: float = 1.0,
+) -> PatchSet:
+    """``n_per_level`` patches per (PEA, level) spread over ``stills`` (clean level-0 patches once per PEA
+    count, shared); grey stills make no colour-bleeding samples."""
+    rng = np.random.default_rng(seed)
+    heads = SPATIAL_PEAS
+    parts: list[PatchSet] = []
+    jobs: list[tuple[str, int]] = [("clean", 0)]
+    jobs += [(pea, level) for pea in peas for level in range(1, num_levels(pea))]
+    for pea, level in jobs:
+        names = [s for s in stills if not (pea == "bleeding" and is_grey(s))]
+        count = n_per_level * (len(peas) if pea == "clean" else 1)
+        for name, n in zip(names, _split_counts(count, len(names)), strict=True):
+            if n == 0:
+                continue
+            still = load_still(name)
+            corners = _positions(still.shape[0], still.shape[1], patch, n, rng)
+            clean = _gather(still, corners, patch)
+            labels = np.zeros((n, len(heads)), np.float32)
+            if pea == "clean":
+                patches, pea_index = clean, -1
+            else:
+                degraded = degrade(still, pea, level, seed)
+                patches = _gather(degraded, corners, patch)
+                pea_index = heads.index(pea)
+                if level < min_positive_level:
+                    labels[:, pea_index] = IGNORE
+                else:
+                    change = np.abs(patches.astype(np.int16) - clean.astype(np.int16)).mean(axis=(1, 2, 3))
+                    labels[:, pea_index] = np.where(change >= visible_threshold, 1.0, IGNORE)
+            parts.append(
+                PatchSet(
+                    patches,
+                    labels,
+                    np.full(n, pea_index),
+                    np.full(n, level),
+                    np.full(n, content_of(name), dtype=object),
+                    heads,
+                )
+            )
+    return PatchSet.concat(parts)
+
+
+# --------------------------------------------------------------------------------------------- temporal cubes
+def _pan_cube(
+    still: np.ndarray, size: int, frames: int, velocity: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    vx, vy = velocity
+    span_x, span_y = abs(vx) * (frames - 1), abs(vy) * (frames - 1)
+    h, w = still.shape[:2]
+    x0 = int(rng.integers(0, w - size - span_x + 1)) + (span_x if vx < 0 else 0)
+    y0 = int(rng.integers(0, h - size - span_y + 1)) + (span_y if vy < 0 else 0)
+    return np.stack(
+        [still[y0 + vy * t : y0 + vy * t + size, x0 + vx * t : x0 + vx * t + size] for t in range(frames)]
+    )
+
+
+def _velocity(rng: np.random.Generator, vmax: int = 3) -> tuple[int, int]:
+    return int(rng.integers(-vmax, vmax + 1)), int(rng.integers(-vmax, vmax + 1))
+
+
+def _drift(rng: np.random.Generator, delta: int) -> tuple[int, int]:
+    directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+    dx, dy = directions[int(rng.integers(len(directions)))]
+    return dx * delta, dy * delta
+
+
+def _texture_for(name: str, pool: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+    return load_still(str(rng.choice([p for p in pool if p != name] or list(pool))))
+
+
+def build_cube_set(
+    stills: Sequence[str],
+    n_per_class: int,
+    frames: int = 8,
+    patch: int = 64,
+    seed: int = 0,
+    min_positive_level: int = 1,
+    textures: Sequence[str] | None = None,
+    prev_drop: float = 0.15,
+) -> CubeSet:
+    """Flicker and floating positives and their negatives, ``n_per_class`` each (spec §3a).
+
+    * flicker +: luminance-gain oscillation (A ∈ {0.02, 0.04, 0.08}, period 2/4/8 frames) or JPEG quality
+      alternating 90 ↔ q (q ∈ {50, 25, 10}) every k ∈ {1, 2, 4} frames, on integer pans;
+    * flicker −: clean pans, constant JPEG quality at the **same mean per-frame PSNR** as a flicker positive of
+      the same cube, a constant gain, constant blur (the blur-only distractor);
+    * floating +: a textured region whose content drifts δ ∈ {1, 2, 3} px/frame against the scene, or is frozen
+      on screen while the camera pans;
+    * floating −: the same composite with consistent motion (δ = 0) and plain pans.
+
+    Cubes hold ``frames + 1`` frames: the first is the predecessor used by the frame-difference stream; for a
+    fraction ``prev_drop`` it is a copy of frame 1 (a window at the start of a clip has no predecessor).
+    """
+    rng = np.random.default_rng(seed)
+    total = frames + 1
+    textures = (
+        list(textures) if textures is not None else [s for s in stills if s in TEXTURES] or list(stills)
+    )
+    backgrounds = list(stills)
+    cubes, labels, kinds, levels, contents = [], [], [], [], []
+
+    def add(cube: np.ndarray, flick: float, floating: float, kind: str, level: int, name: str) -> None:
+        cubes.append(cube)
+        labels.append((flick, floating))
+        kinds.append(kind)
+        levels.append(level)
+        contents.append(content_of(name))
+
+    def flick_label(level: int) -> float:
+        return 1.0 if level >= min_positive_level else IGNORE
+
+    for i in range(n_per_class):
+        name = backgrounds[i % len(backgrounds)]
+        still = load_still(name)
+        base = _pan_cube(still, patch, total, _velocity(rng), rng)
+        if i % 2 == 0:  # luminance-gain flicker
+            level = 1 + int(rng.integers(len(FLICKER_GAINS) - 1))
+            period = int(rng.choice([2, 4, 8]))
+            add(
+                flicker_gain(base, FLICKER_GAINS[level], period, float(rng.uniform(0, 2 * np.pi))),
+                flick_label(level),
+                0.0,
+                "flicker_gain",
+                level,
+                name,
+            )
+            gain = 1.0 + float(rng.uniform(-0.08, 0.08))
+            add(
+                flicker_gain(base, 0.0, 2)
+                if gain == 1.0
+                else np.clip(np.rint(base * gain), 0, 255).astype(np.uint8),
+                0.0,
+                0.0,
+                "constant_gain",
+                0,
+                name,
+            )
+        else:  # quantisation flicker and its equal-mean-quality control
+            level = 1 + int(rng.integers(len(FLICKER_QUALITIES) - 1))
+            period = int(rng.choice([1, 2, 4]))
+            flickered = flicker_quant(
+                base, FLICKER_QUALITIES[level], period, phase=int(rng.integers(0, 2 * period))
+            )
+            add(flickered, flick_label(level), 0.0, "flicker_quant", level, name)
+            add(
+                constant_quant(base, matched_constant_quality(base, flickered)),
+                0.0,
+                0.0,
+                "constant_quant",
+                0,
+                name,
+            )
+        # floating positive and its consistent-motion twin
+        name_f = backgrounds[(i + 1) % len(backgrounds)]
+        still_f = load_still(name_f)
+        texture = _texture_for(name_f, textures, rng)
+        region = int(rng.choice([r for r in (24, 32, 48) if r <= patch - 16] or [patch // 2]))
+        camera = _velocity(rng)
+        if rng.random() < 0.25 and camera != (0, 0):
+            drift, level = camera, max(1, min(3, max(abs(camera[0]), abs(camera[1]))))
+            kind = "floating_frozen"
+        else:
+            level = int(rng.choice(FLOAT_DELTAS[1:]))
+            drift, kind = _drift(rng, level), "floating_drift"
+        seed_i = int(rng.integers(2**31))
+        positive, _ = floating_clip(
+            still_f, texture, patch, total, camera, drift, region, np.random.default_rng(seed_i)
+        )
+        negative, _ = floating_clip(
+            still_f, texture, patch, total, camera, (0, 0), region, np.random.default_rng(seed_i)
+        )
+        add(positive, 0.0, 1.0, kind, level, name_f)
+        add(negative, 0.0, 0.0, "floating_consistent", 0, name_f)
+        # distractors shared by both heads: plain pan and constant blur
+        if i % 2 == 0:
+            add(_pan_cube(still_f, patch, total, _velocity(rng), rng), 0.0, 0.0, "clean", 0, name_f)
+        else:
+            sigma_level = int(rng.integers(2, 6))
+            add(np.stack([blur(f, sigma_level) for f in base]), 0.0, 0.0, "blur_only", 0, name)
+    array = np.stack(cubes)
+    has_prev = rng.random(len(array)) >= prev_drop
+    array[~has_prev, 0] = array[~has_prev, 1]
+    return CubeSet(
+        array,
+        np.asarray(labels, np.float32),
+        np.asarray(kinds),
+        np.asarray(levels),
+        np.asarray(contents, dtype=object),
+        has_prev,
+    )
+
+
+def grey_textures() -> tuple[str, ...]:
+    return tuple(t for t in TEXTURES if t in GREY_STILLS)
