@@ -162,6 +162,28 @@ def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
     assert "Traceback" not in "\n".join(err)
 
 
+def test_generate_is_byte_identical_under_a_seed(tmp_path):
+    for name in ("a", "b"):
+        argv = ["generate", "--out", str(tmp_path / name), "--subjects", "2", "--limit", "3", "--seed", "4"]
+        assert main(argv) == 0
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "annotations.csv").read_bytes() == (b / "annotations.csv").read_bytes()
+    files = sorted(p.name for p in (a / "frames").iterdir())
+    assert len(files) == 3
+    assert all((a / "frames" / f).read_bytes() == (b / "frames" / f).read_bytes() for f in files)
+
+
+def test_bench_functions_at_small_size():
+    from dfme.bench import bench_pipeline, bench_tim
+
+    tim = bench_tim(batch=2, n=20, length=8, side=16, loop_clips=1)
+    # float32 paths on values up to 255: 1e-2 absolute is ~4e-5 relative, a few ulps over a 20-term sum
+    assert tim["max_abs_diff_vs_loop"] < 1e-2 and tim["speedup_weights"] > 0
+    pipeline = bench_pipeline(clips=2, passes=1, workers=0, layouts=["npy"])
+    assert pipeline["npy"]["clips"] == 2 and pipeline["npy_ceiling"]["clips_per_s"] > 0
+    assert set(pipeline["gate"]) == {"target", "passed", "ratio_to_ceiling"}
+
+
 def test_generate_refuses_an_existing_dataset(tmp_path, capsys):
     (tmp_path / "annotations.csv").write_text("sample_id\n")
     assert main(["generate", "--out", str(tmp_path), "--subjects", "2", "--limit", "1"]) == 1

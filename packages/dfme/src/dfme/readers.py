@@ -110,10 +110,10 @@ class NpyReader:
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         positions = np.asarray(positions, np.int64)
-        if len(positions) > 1 and np.all(np.diff(positions) == 1):
-            frames = np.asarray(self.array[positions[0] : positions[-1] + 1])
+        if len(positions) > 1 and np.all(np.diff(positions) == 1):  # one contiguous read from the memory map
+            frames = np.array(self.array[positions[0] : positions[-1] + 1])
         else:
-            frames = np.asarray(self.array[positions])
+            frames = np.array(self.array[positions])
         if frames.ndim == 3:
             return np.repeat(frames[..., None], 3, axis=3)
         return frames if frames.shape[3] == 3 else np.repeat(frames, 3, axis=3)

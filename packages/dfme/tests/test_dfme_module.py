@@ -1,0 +1,52 @@
+"""The LightningModule's pieces that are not covered by the CLI runs: augmentation, input preparation, LDAM head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from dfme.module import MERModule, NormedLinear, augment_clips
+
+
+def test_augmentation_is_the_same_for_every_frame():
+    torch.manual_seed(0)
+    frame = torch.rand(4, 3, 1, 16, 16)
+    clip = frame.expand(4, 3, 6, 16, 16).contiguous()
+    out = augment_clips(clip, flip=True, max_shift=2.0)
+    assert out.shape == clip.shape
+    for t in range(1, 6):
+        assert torch.equal(out[:, :, t], out[:, :, 0])
+    assert not torch.allclose(out, clip)
+    identity = augment_clips(clip, flip=False, max_shift=0.0)
+    torch.testing.assert_close(identity, clip)
+
+
+def test_flip_mirrors_the_clip():
+    torch.manual_seed(1)
+    clip = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).reshape(2, 3, 2, 4, 4)
+    for _ in range(8):  # some draw flips sample 0
+        out = augment_clips(clip, flip=True, max_shift=0.0)
+        if not torch.allclose(out[0], clip[0]):
+            torch.testing.assert_close(out[0], clip[0].flip(-1))
+            return
+    raise AssertionError("no flip in 8 draws of p = 0.5")
+
+
+def test_onset_diff_input_and_inference_logits_without_the_prior():
+    module = MERModule(imbalance="logit_adjust", clip_input="onset_diff", width_mult=0.125)
+    counts = np.array([300, 200, 150, 120, 100, 80, 50])
+    module.build(7, 3, counts)
+    module.eval()
+    x = torch.randint(0, 255, (2, 8, 16, 16, 3), dtype=torch.uint8)
+    prepared = module.prepare_inputs(x)
+    assert prepared.shape == (2, 3, 8, 16, 16)
+    assert torch.count_nonzero(prepared[:, :, 0]) == 0  # the first frame minus itself, normalised with mean 0
+    with torch.inference_mode():
+        torch.testing.assert_close(module(x), module.net(prepared))  # inference: plain logits, no log-prior
+
+
+def test_ldam_uses_a_cosine_head():
+    module = MERModule(imbalance="ldam_drw", width_mult=0.125)
+    module.build(7, 3, np.array([30, 20, 10, 10, 10, 5, 5]))
+    assert isinstance(module.net.fc, NormedLinear)
+    logits = module.net.fc(torch.randn(5, module.net.num_features))
+    assert logits.abs().max() <= 1.0 + 1e-6
