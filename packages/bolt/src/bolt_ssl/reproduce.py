@@ -1,0 +1,576 @@
+"""``bolt reproduce``: BOLT vs scratch / pixel BYOL / token-BYOL / MAE at several label fractions (spec §5).
+
+Grid (one :class:`~paperlab_core.experiment.Cell` each): ``floors/seed<s>`` (majority class and pixel logistic
+regression), ``<method>/seed<s>`` (pre-train once, cached under ``<out>/pretrain/``, then fine-tune and linear-probe
+at every label fraction on the labelled subset of seed s — the same images for every method), and with
+``--sweep`` the "what was tried" BOLT variants (pre-trained once with seed 0, fine-tuned on the label draws of
+seeds 0..2 at the lowest fraction). Tables are built from the records alone (``--merge`` works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paperlab_core.experiment import Cell, Record, run_experiment
+from paperlab_core.results import Table
+from paperlab_core.verbs import Run
+
+DATASETS = ("retinamnist", "breastmnist", "digits", "synthetic-retina")
+INITS = ("scratch", "byol", "token_byol", "mae", "bolt")
+METRICS = ("accuracy", "macro_f1", "auc_ovr", "qwk")
+METRIC_NAMES = {"accuracy": "acc", "macro_f1": "macro-F1", "auc_ovr": "AUC", "qwk": "QWK"}
+METHOD_NAMES = {"scratch": "scratch (random init)", "byol": "pixel BYOL", "token_byol": "token-BYOL (λ=0)",
+                "mae": "MAE", "bolt": "BOLT (λ=0.5)"}  # fmt: skip
+#: "what was tried" (spec §5.1 item 10): one factor at a time from the default BOLT configuration
+SWEEP = {
+    "default": ("BOLT defaults (the seed-0 backbone of the main grid)", {}),
+    "pool+4000": ("pool 1,080 + 4,000 synthetic-retina, equal optimiser steps", {"pool_extra": 4000}),
+    "epochs×3": ("3× the pre-training epochs", {"epochs_factor": 3}),
+    "s_max=0.4": ("perturbation strength s_max 0.4 (default 0.8)", {"model": {"perturb": {"s_max": 0.4}}}),
+    "image_aug=independent": (
+        "independent image augmentation per view",
+        {"model": {"image_aug": "independent"}},
+    ),
+    "λ=1.0": ("ranking weight λ = 1.0", {"model": {"rank": {"weight": 1.0}}}),
+}
+QUICK_SWEEP = ("default", "s_max=0.4")
+
+
+# --------------------------------------------------------------------------------------------- setup
+def _dataset_plan(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """Preset, data overrides, label specs and notes for ``--dataset`` (with the offline fallback)."""
+    from bolt_ssl.data import find_medmnist
+
+    dataset = args.dataset
+    notes: list[str] = []
+    root = str(args.data_root) if args.data_root else args.shared_data
+    if args.shared_data and not args.data_root:
+        root = str(Path(args.shared_data) / "medmnist")
+    if dataset in ("retinamnist", "breastmnist") and find_medmnist(dataset, 28, root) is None:
+        if not args.quick:
+            from bolt_ssl.data import load_medmnist
+
+            load_medmnist(dataset, 28, root, None, False)  # raises the one-line missing-file error
+        notes.append(
+            f"{dataset}.npz not found: --quick fell back to synthetic-retina (generated, not DR data)"
+        )
+        run.log(notes[-1])
+        dataset = "synthetic-retina"
+    preset = {"retinamnist": "retinamnist", "breastmnist": "retinamnist", "digits": "digits",
+              "synthetic-retina": "default"}[dataset]  # fmt: skip
+    data = {"name": dataset, "root": root if dataset in ("retinamnist", "breastmnist") else None}
+    model: dict[str, Any] = {"vit": {"in_chans": 1}} if dataset == "breastmnist" else {}
+    if dataset == "digits":
+        labels = [("k", 1), ("k", 3), ("k", 10)]
+    else:
+        fractions = args.fractions or ([0.01, 1.0] if args.quick else [0.01, 0.1, 1.0])
+        labels = [("f", f) for f in fractions]
+    return {
+        "dataset": dataset,
+        "preset": preset,
+        "data": data,
+        "model": model,
+        "labels": labels,
+        "notes": notes,
+    }
+
+
+def _label_key(kind: str, value: float) -> str:
+    return f"k={int(value)}" if kind == "k" else f"{100 * value:g}%"
+
+
+def _pretrain_config(
+    plan: dict[str, Any], method: str, epochs: int, seed: int, variant: dict[str, Any]
+) -> dict:
+    """The resolved pre-training configuration (preset + plan + variant), JSON-able."""
+    from bolt_ssl.presets import deep_merge, load_preset
+
+    config = load_preset(plan["preset"])
+    config = deep_merge(
+        config, {"model": plan["model"], "data": {k: v for k, v in plan["data"].items() if v}}
+    )
+    config = deep_merge(config, {"model": {"method": method, "seed": seed}, "data": {"seed": 0}})
+    config = deep_merge(config, {"model": variant.get("model", {})})
+    if variant.get("pool_extra"):
+        config["data"]["pool_extra"] = variant["pool_extra"]
+    config["epochs"] = epochs * int(variant.get("epochs_factor", 1))
+    return config
+
+
+def _equal_steps_epochs(config: dict[str, Any], base_pool: int, epochs: int) -> int:
+    """Epochs that give the pool-extended run the optimiser steps of the default run (drop_last batches)."""
+    batch = int(config["data"].get("batch_size", 128))
+    steps = (base_pool // batch) * epochs
+    per_epoch = (base_pool + int(config["data"].get("pool_extra", 0))) // batch
+    return max(1, int(round(steps / max(per_epoch, 1))))
+
+
+# --------------------------------------------------------------------------------------------- one pre-training
+def pretrain(config: dict[str, Any], folder: Path, accelerator: str, log: Any) -> dict[str, Any]:
+    """Pre-train (or reuse ``folder/backbone.pt`` and ``pretrain_metrics.json``); return the summary."""
+    import json
+
+    from bolt_ssl.module import BACKBONE_FILE, PRETRAIN_METRICS, BoltData, module_from_config
+
+    done = folder / PRETRAIN_METRICS
+    if (folder / BACKBONE_FILE).is_file() and done.is_file():
+        log(f"  pre-training cached: {folder}")
+        return json.loads(done.read_text(encoding="utf-8"))
+    import pytorch_lightning as pl
+
+    from paperlab_core.logging import progress_bar_callback
+    from paperlab_core.runtime import select_precision
+
+    module = module_from_config(config["model"])
+    data = BoltData(**config["data"])
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer = pl.Trainer(
+        max_epochs=int(config["epochs"]), accelerator=accelerator, devices=1, precision=select_precision(accelerator),
+        logger=False, enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(folder),
+        num_sanity_val_steps=0, callbacks=[progress_bar_callback()], log_every_n_steps=10,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=data)
+    return json.loads(done.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------------------------- downstream
+def _downstream(init_spec: str, init_name: str, plan: dict[str, Any], labels: list[tuple[str, float]], seeds: list[int],
+                device: Any, protocol: Any, log: Any) -> dict[str, Any]:  # fmt: skip
+    """Fine-tune and linear-probe ``init_spec`` on the label subsets of ``seeds``: {label: {seed: {...}}}."""
+    from bolt_ssl.data import Split, label_subset, load_dataset
+    from bolt_ssl.metrics import classification_metrics
+    from bolt_ssl.presets import data_config, deep_merge, load_preset, vit_config
+    from bolt_ssl.protocols import (
+        build_backbone,
+        check_fits,
+        downstream_stats,
+        features,
+        finetune,
+        load_init,
+        logistic_probe,
+        predict_proba,
+    )
+
+    preset = deep_merge(load_preset(plan["preset"]), {"model": plan["model"], "data": plan["data"]})
+    data = load_dataset(data_config(preset, pool_extra=0))
+    init = load_init(init_spec, vit_config(preset))
+    mean, std = downstream_stats(data)
+    out: dict[str, Any] = {}
+    for kind, value in labels:
+        key = _label_key(kind, value)
+        out[key] = {}
+        for seed in seeds:
+            idx = label_subset(data.train.labels, data.n_classes, data.task, seed,
+                               fraction=value if kind == "f" else None, k=int(value) if kind == "k" else None)  # fmt: skip
+            train = Split(data.train.images[idx], data.train.labels[idx])
+            probe_net = build_backbone(init, seed, device)
+            check_fits(probe_net, data)
+            prob = logistic_probe(features(probe_net, train.images, mean, std), train.labels,
+                                  features(probe_net, data.test.images, mean, std), data.task, data.n_classes, protocol)  # fmt: skip
+            lp = classification_metrics(data.test.labels, prob, data.task, data.n_classes)
+            model = finetune(
+                build_backbone(init, seed, device),
+                train,
+                data.task,
+                data.n_classes,
+                mean,
+                std,
+                protocol,
+                seed,
+            )
+            ft = classification_metrics(data.test.labels, predict_proba(model, data.test.images, data.task, mean, std),
+                                        data.task, data.n_classes)  # fmt: skip
+            ft_val = classification_metrics(data.val.labels, predict_proba(model, data.val.images, data.task, mean, std),
+                                            data.task, data.n_classes)  # fmt: skip
+            out[key][str(seed)] = {
+                "n_labelled": int(len(idx)),
+                "indices": "all" if len(idx) == len(data.train) else idx.tolist(),
+                "finetune": ft, "finetune_val": ft_val, "linear_probe": lp,
+            }  # fmt: skip
+            log(f"  {init_name} {key} seed {seed}: ft {_brief(ft, data.task)} | lp {_brief(lp, data.task)}")
+    return {"dataset": data.name, "task": data.task, "data_md5": data.md5, "data_official": data.official,
+            "n_train": len(data.train), "n_test": len(data.test), "labels": out,
+            "protocol": {**protocol.to_dict(), "init": init_name}}  # fmt: skip
+
+
+def _brief(metrics: dict[str, Any], task: str) -> str:
+    key = "qwk" if task == "ordinal" else "accuracy"
+    return f"{key} {metrics[key]:.3f}"
+
+
+def _floors(
+    plan: dict[str, Any], labels: list[tuple[str, float]], seed: int, protocol: Any
+) -> dict[str, Any]:
+    from bolt_ssl.data import label_subset, load_dataset
+    from bolt_ssl.metrics import classification_metrics
+    from bolt_ssl.presets import data_config, deep_merge, load_preset
+    from bolt_ssl.protocols import logistic_probe, majority_proba, pixel_features
+
+    preset = deep_merge(load_preset(plan["preset"]), {"model": plan["model"], "data": plan["data"]})
+    data = load_dataset(data_config(preset, pool_extra=0))
+    out: dict[str, Any] = {}
+    test_px = pixel_features(data.test.images)
+    for kind, value in labels:
+        idx = label_subset(data.train.labels, data.n_classes, data.task, seed,
+                           fraction=value if kind == "f" else None, k=int(value) if kind == "k" else None)  # fmt: skip
+        y = data.train.labels[idx]
+        major = classification_metrics(data.test.labels, majority_proba(y, len(test_px), data.task, data.n_classes),
+                                       data.task, data.n_classes)  # fmt: skip
+        prob = logistic_probe(
+            pixel_features(data.train.images[idx]), y, test_px, data.task, data.n_classes, protocol
+        )
+        pixel = classification_metrics(data.test.labels, prob, data.task, data.n_classes)
+        out[_label_key(kind, value)] = {"n_labelled": int(len(idx)), "majority": major, "pixel_lr": pixel}
+    return {"dataset": data.name, "task": data.task, "labels": out}
+
+
+# --------------------------------------------------------------------------------------------- the verb
+def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    import warnings
+
+    from bolt_ssl.protocols import ProtocolConfig
+
+    warnings.filterwarnings("ignore", message=".*(AUC|QWK) undefined.*")
+    if args.merge:  # the tables come from the records alone
+        return run_experiment(run, args, [], lambda cell: {}, summarize)
+    plan = _dataset_plan(args, run)
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    methods = args.methods or list(INITS)
+    epochs = args.epochs or (5 if args.quick else (10 if plan["dataset"] == "digits" else 60))
+    if args.pool_extra:
+        plan["data"]["pool_extra"] = args.pool_extra
+    protocol = ProtocolConfig(flips=plan["dataset"] != "digits")  # digit labels are not flip-invariant
+    lowest = plan["labels"][0]
+    cells = [Cell(f"floors/seed{s}", {"kind": "floors", "seed": s}) for s in seeds]
+    cells += [
+        Cell(f"{m}/seed{s}", {"kind": "method", "method": m, "seed": s}) for m in methods for s in seeds
+    ]
+    if args.sweep:
+        for name in QUICK_SWEEP if args.quick else SWEEP:
+            cells.append(Cell(f"sweep/{name}", {"kind": "sweep", "variant": name, "seed": 0}))
+    assert run.dir is not None
+    cache = run.dir / "pretrain"
+
+    def run_cell(cell: Cell) -> dict[str, Any]:
+        p = cell.params
+        if p["kind"] == "floors":
+            return _floors(plan, plan["labels"], p["seed"], protocol)
+        if p["kind"] == "method":
+            method, seed = p["method"], p["seed"]
+            result: dict[str, Any] = {"method": method, "epochs": epochs, "notes": plan["notes"]}
+            init = "scratch"
+            if method != "scratch":
+                config = _pretrain_config(plan, method, epochs, seed, {})
+                folder = cache / f"{method}-seed{seed}"
+                result["pretrain"] = pretrain(config, folder, run.accelerator, run.log)
+                result["pretrain_config"] = config
+                init = str(folder / "backbone.pt")
+            result.update(
+                _downstream(init, method, plan, plan["labels"], [seed], run.device, protocol, run.log)
+            )
+            return result
+        name = p["variant"]
+        _, variant = SWEEP[name]
+        config = _pretrain_config(plan, "bolt", epochs, 0, variant)
+        if variant.get("pool_extra"):
+            base = _pretrain_config(plan, "bolt", epochs, 0, {})
+            from bolt_ssl.data import load_dataset
+            from bolt_ssl.presets import data_config
+
+            pool = len(load_dataset(data_config(base)).pretrain_pool())
+            config["epochs"] = _equal_steps_epochs(config, pool, epochs)
+        slug = name.replace("×", "x").replace("=", "-").replace("λ", "lambda").replace("+", "plus")
+        folder = cache / ("bolt-seed0" if name == "default" else f"sweep-{slug}")
+        summary = pretrain(config, folder, run.accelerator, run.log)
+        down = _downstream(str(folder / "backbone.pt"), f"bolt[{name}]", plan, [lowest], [0, 1, 2], run.device,
+                           protocol, run.log)  # fmt: skip
+        return {"variant": name, "pretrain": summary, "pretrain_config": config, **down}
+
+    result = run_experiment(run, args, cells, run_cell, summarize)
+    try:
+        plot(run.dir, _records(run.dir))
+    except Exception as err:  # plots are a convenience; the tables are the result
+        run.log(f"plots skipped ({type(err).__name__}: {err})")
+    return result
+
+
+def _records(folder: Path) -> list[Record]:
+    from paperlab_core.experiment import load_records
+
+    return load_records([folder]) if (folder / "records").is_dir() else []
+
+
+# --------------------------------------------------------------------------------------------- tables
+def _mean_std(values: list[float]) -> str:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return f"{vals[0]:.3f}"
+    return f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f}"
+
+
+def _primary(task: str) -> str:
+    return "qwk" if task == "ordinal" else "accuracy"
+
+
+def _per_seed(records: list[Record], method: str, label: str, protocol: str, metric: str) -> dict[int, float]:
+    out = {}
+    for r in records:
+        res = r["result"]
+        if (
+            r["params"].get("kind") == "method"
+            and r["params"]["method"] == method
+            and label in res.get("labels", {})
+        ):
+            for seed, cell in res["labels"][label].items():
+                out[int(seed)] = cell[protocol][metric]
+    return out
+
+
+def target_line(
+    records: list[Record], a: str, b: str, label: str, protocol: str, metric: str
+) -> dict[str, Any]:
+    """Paired Δ = metric(a) − metric(b) over the shared seeds; reached = mean Δ > 0 and a ≥ b in ≥ 2/3 of seeds."""
+    va, vb = _per_seed(records, a, label, protocol, metric), _per_seed(records, b, label, protocol, metric)
+    seeds = sorted(set(va) & set(vb))
+    deltas = [va[s] - vb[s] for s in seeds]
+    if not deltas:
+        return {"comparison": f"{a} vs {b}", "label": label, "protocol": protocol, "metric": metric, "seeds": 0,
+                "delta_mean": None, "delta_std": None, "wins": 0, "reached": None}  # fmt: skip
+    wins = sum(d >= 0 for d in deltas)
+    reached = bool(np.mean(deltas) > 0 and wins >= math.ceil(2 * len(deltas) / 3))
+    return {"comparison": f"{a} vs {b}", "label": label, "protocol": protocol, "metric": metric,
+            "seeds": len(deltas), "per_seed": deltas, "delta_mean": float(np.mean(deltas)),
+            "delta_std": float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0, "wins": wins,
+            "reached": reached}  # fmt: skip
+
+
+def _label_order(label: str) -> float:
+    """ "k=10" → 10, "1%" → 1: label specs in increasing order (JSON records come back with sorted keys)."""
+    return float(label[2:]) if label.startswith("k=") else float(label.rstrip("%"))
+
+
+def summarize(records: list[Record]) -> dict[str, Any]:
+    """Every table from the records alone (what ``--merge`` has)."""
+    methods = [m for m in INITS if any(r["params"].get("method") == m for r in records)]
+    method_records = [r for r in records if r["params"].get("kind") == "method"]
+    if not method_records:
+        return {"main": Table(["note"], [["no method cells"]])}
+    first = method_records[0]["result"]
+    extra = {"dataset": first["dataset"], "epochs": first.get("epochs"), "notes": first.get("notes", []),
+             "data_md5": first.get("data_md5"), "data_official": first.get("data_official")}  # fmt: skip
+    task = first["task"]
+    labels = sorted({k for r in method_records for k in r["result"]["labels"]}, key=_label_order)
+    primary = _primary(task)
+    metrics = [m for m in METRICS if not (m == "qwk" and task != "ordinal")]
+    cols = ["method", "labels", *[METRIC_NAMES[m] for m in metrics], "seeds"]
+    tables: dict[str, Any] = {}
+    for protocol, name, title in (("finetune", "main", "Fine-tuning (test split, mean ± std over seeds)"),
+                                  ("linear_probe", "linear_probe", "Linear probe (test split, mean ± std over seeds)")):  # fmt: skip
+        table = Table(cols, title=title)
+        for label in labels:
+            for method in methods:
+                vals = {m: _per_seed(records, method, label, protocol, m) for m in metrics}
+                if vals[metrics[0]]:
+                    table.add(METHOD_NAMES[method], label, *[_mean_std(list(vals[m].values())) for m in metrics],
+                              len(vals[metrics[0]]))  # fmt: skip
+        tables[name] = table
+    imagenet = Table(["method", "status"], title="ImageNet-supervised initialisation")
+    imagenet.add(
+        "imagenet", "skipped offline (needs hub weights; --init imagenet:PATH takes a local timm file)"
+    )
+    tables["imagenet"] = imagenet
+
+    floors = Table(
+        ["floor", "labels", *[METRIC_NAMES[m] for m in metrics], "seeds"], title="Floors (test split)"
+    )
+    floor_records = [r for r in records if r["params"].get("kind") == "floors"]
+    for label in labels:
+        for kind, name in (("majority", "majority class"), ("pixel_lr", "pixel logistic regression")):
+            per = {m: [r["result"]["labels"][label][kind][m] for r in floor_records if label in r["result"]["labels"]]
+                   for m in metrics}  # fmt: skip
+            if per[metrics[0]]:
+                floors.add(name, label, *[_mean_std(per[m]) for m in metrics], len(per[metrics[0]]))
+    tables["floors"] = floors
+
+    lowest = labels[0]
+    lines = []
+    targets = Table(["target", "labels", "protocol", "metric", "Δ mean ± std", "a ≥ b seeds", "verdict"],
+                    title="Target lines (paired over seeds; reached = mean Δ > 0 and a ≥ b in ≥ 2/3 of seeds)")  # fmt: skip
+    comparisons = [("bolt", "scratch", "finetune", m) for m in (primary, "accuracy", "auc_ovr")]
+    comparisons = list(dict.fromkeys(comparisons))
+    comparisons += [("bolt", "token_byol", "finetune", primary), ("bolt", "byol", "finetune", primary)]
+    for a, b, protocol, metric in comparisons:
+        line = target_line(records, a, b, lowest, protocol, metric)
+        lines.append(line)
+        if line["seeds"]:
+            verdict = "reached" if line["reached"] else "not reached"
+            targets.add(f"{METHOD_NAMES[a]} > {METHOD_NAMES[b]}", lowest, protocol, METRIC_NAMES[metric],
+                        f"{line['delta_mean']:+.3f} ± {line['delta_std']:.3f}", f"{line['wins']}/{line['seeds']}", verdict)  # fmt: skip
+    gate_rows = []
+    for label in labels:
+        line = target_line(records, "bolt", "scratch", label, "linear_probe", primary)
+        gate_rows.append(line)
+        if line["seeds"]:
+            targets.add("gate: BOLT linear probe > random-init linear probe", label, "linear_probe",
+                        METRIC_NAMES[primary], f"{line['delta_mean']:+.3f} ± {line['delta_std']:.3f}",
+                        f"{line['wins']}/{line['seeds']}", "pass" if line["delta_mean"] > 0 else "FAIL")  # fmt: skip
+    tables["targets"] = targets
+
+    pretext = Table(["method", "epochs", "steps", "final L_BYOL", "final L_rank", "rank acc (val)", "min proj std",
+                     "0.5/√d", "images/s", "wall s"], title="Pre-training mechanics (per run, mean over seeds)")  # fmt: skip
+    for method in methods:
+        runs = [
+            r["result"]["pretrain"]
+            for r in method_records
+            if r["params"]["method"] == method and "pretrain" in r["result"]
+        ]
+        if not runs:
+            continue
+        pretext.add(METHOD_NAMES[method], *_pretext_row(runs, method_records[0]["result"].get("epochs")))
+    tables["pretext"] = pretext
+
+    sweep_records = [r for r in records if r["params"].get("kind") == "sweep"]
+    if sweep_records:
+        sweep = Table(["variant", "change", "pre-train steps", "rank acc (val)", f"ft {METRIC_NAMES[primary]} ({lowest})",
+                       "Δ vs scratch", f"lp {METRIC_NAMES[primary]}"], title=f"What was tried (BOLT pre-trained once, seed 0; "
+                      f"label draws 0–2 at {lowest})")  # fmt: skip
+        scratch = _per_seed(records, "scratch", lowest, "finetune", primary)
+        order = list(SWEEP)
+        for r in sorted(
+            sweep_records,
+            key=lambda r: order.index(r["params"]["variant"]) if r["params"]["variant"] in order else 99,
+        ):
+            res = r["result"]
+            cells = res["labels"][lowest]
+            ft = {int(s): c["finetune"][primary] for s, c in cells.items()}
+            lp = [c["linear_probe"][primary] for c in cells.values()]
+            deltas = [ft[s] - scratch[s] for s in ft if s in scratch]
+            delta = f"{np.mean(deltas):+.3f} ({sum(d >= 0 for d in deltas)}/{len(deltas)})" if deltas else "–"
+            sweep.add(res["variant"], SWEEP.get(res["variant"], ("",))[0], res["pretrain"].get("steps"),
+                      _fmt(res["pretrain"].get("final", {}).get("rank_acc")), _mean_std(list(ft.values())), delta,
+                      _mean_std(lp))  # fmt: skip
+        tables["sweep"] = sweep
+
+    paper = Table(["dataset (paper)", "metric columns as printed", "scratch", "ImageNet-pretrained", "each SSL baseline", "BOLT"],
+                  title="The paper's own numbers (not retrievable; only the abstract was readable)")  # fmt: skip
+    for name in (
+        "skin lesion classification",
+        "knee fatigue fracture grading",
+        "diabetic retinopathy grading",
+    ):
+        paper.add(name, *["TODO(PDF)"] * 5)
+    tables["paper"] = paper
+    text = "\n".join(
+        f"target: {METHOD_NAMES[t['comparison'].split(' vs ')[0]]} > {METHOD_NAMES[t['comparison'].split(' vs ')[1]]} "
+        f"at {t['label']} ({t['protocol']} {METRIC_NAMES[t['metric']]}): "
+        f"{'reached' if t['reached'] else 'not reached'}, Δ = {t['delta_mean']:+.3f} ± {t['delta_std']:.3f}"
+        for t in lines if t["seeds"]
+    )  # fmt: skip
+    if extra.get("notes"):
+        text += "\n\n" + "\n".join(f"note: {n}" for n in extra["notes"])
+    return {**tables, "text": text, "target_lines": lines, "gate_lines": gate_rows, **extra}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+def _pretext_row(runs: list[dict[str, Any]], epochs: Any) -> list[Any]:
+    final = [r.get("final", {}) for r in runs]
+
+    def mean(key: str) -> str:
+        vals = [f[key] for f in final if key in f]
+        return f"{np.mean(vals):.3f}" if vals else "–"
+
+    stds = [
+        min(h["proj_std"] for h in r["history"] if "proj_std" in h)
+        for r in runs
+        if any("proj_std" in h for h in r["history"])
+    ]
+    floor = runs[0].get("collapse_floor")
+    return [
+        epochs, runs[0].get("steps"), mean("byol") if "byol" in final[0] else mean("mae"), mean("rank"),
+        mean("rank_acc"), f"{min(stds):.3f}" if stds else "–", f"{floor:.3f}" if floor else "–",
+        f"{np.mean([r['images_per_s'] for r in runs if r.get('images_per_s')]):.0f}",
+        f"{np.mean([r['wall_s'] for r in runs]):.0f}",
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- plots
+def plot(folder: Path, records: list[Record]) -> list[Path]:
+    """metric vs label fraction per method (fine-tune and linear probe, error bars) and pretext curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    method_records = [r for r in records if r["params"].get("kind") == "method"]
+    if not method_records:
+        return []
+    task = method_records[0]["result"]["task"]
+    primary = _primary(task)
+    labels = list(method_records[0]["result"]["labels"])
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, protocol in zip(axes, ("finetune", "linear_probe"), strict=True):
+        for method in INITS:
+            means, errs = [], []
+            for label in labels:
+                vals = list(_per_seed(records, method, label, protocol, primary).values())
+                means.append(np.mean(vals) if vals else np.nan)
+                errs.append(np.std(vals) if len(vals) > 1 else 0.0)
+            if not all(np.isnan(means)):
+                ax.errorbar(
+                    range(len(labels)), means, yerr=errs, marker="o", capsize=3, label=METHOD_NAMES[method]
+                )
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel("labelled training images")
+        ax.set_ylabel(f"test {METRIC_NAMES[primary]}")
+        ax.set_title(protocol.replace("_", " "))
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(folder / "metric_vs_labels.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for r in method_records:
+        pre = r["result"].get("pretrain")
+        if not pre:
+            continue
+        hist = pre["history"]
+        label = f"{r['params']['method']} s{r['params']['seed']}"
+        for ax, key in zip(axes, ("byol", "rank_acc", "proj_std"), strict=True):
+            pts = [(h["epoch"], h[key]) for h in hist if key in h]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), label=label)
+    for ax, title in zip(
+        axes, ("L_BYOL (val)", "ranking pairwise accuracy (val)", "projection std (val)"), strict=True
+    ):
+        ax.set_title(title)
+        ax.set_xlabel("epoch (−1 = initialisation)")
+    floor = next(
+        (
+            r["result"]["pretrain"].get("collapse_floor")
+            for r in method_records
+            if r["result"].get("pretrain")
+        ),
+        None,
+    )
+    if floor:
+        axes[2].axhline(floor, color="k", ls="--", lw=1, label="0.5/√d")
+    axes[2].legend(fontsize=6)
+    fig.tight_layout()
+    paths.append(folder / "pretext_curves.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+__all__ = ["DATASETS", "INITS", "SWEEP", "plot", "reproduce", "summarize", "target_line"]

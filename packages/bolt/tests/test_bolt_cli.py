@@ -1,0 +1,201 @@
+"""The command line end to end on small data (spec §6 item 15, bad input, the reproduce mechanics)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bolt_ssl import cli
+from bolt_ssl.cli import main
+
+SMALL = ["--data.n_pool", "256", "--data.n_train", "60", "--data.n_val", "32", "--data.n_test", "40"]
+
+
+def _newest(runs: Path, suffix: str) -> Path:
+    return max(
+        (p for p in (runs / "bolt_ssl").iterdir() if p.name.endswith(suffix)), key=lambda p: p.stat().st_mtime
+    )
+
+
+def test_cli_choice_tuples_equal_the_registries():
+    from bolt_ssl.bench import BENCH_METHODS
+    from bolt_ssl.pretrain import METHODS
+    from bolt_ssl.reproduce import DATASETS, INITS
+
+    assert cli.METHOD_CHOICES == METHODS
+    assert cli.INIT_METHODS == INITS
+    assert cli.REPRODUCE_DATASETS == DATASETS
+    assert cli.BENCH_METHODS == BENCH_METHODS
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """`bolt train` for one epoch on a small synthetic-retina (2 optimiser steps)."""
+    import os
+
+    runs = Path(os.environ["PAPERLAB_RUNS"])
+    assert main(["train", "--trainer.max_epochs", "1", "--run_name", "small", *SMALL]) == 0
+    return _newest(runs, "-small")
+
+
+def test_train_writes_backbone_metrics_and_a_resumable_target(trained):
+    summary = json.loads((trained / "pretrain_metrics.json").read_text())
+    assert summary["method"] == "bolt" and summary["steps"] == 2
+    assert [h["epoch"] for h in summary["history"]] == [-1, 0]
+    assert {"byol", "rank", "rank_acc", "proj_std"} <= set(summary["final"])
+    backbone = torch.load(trained / "backbone.pt", weights_only=True)
+    assert backbone["kind"] == "bolt-backbone" and backbone["vit"]["embed_dim"] == 64
+    blob = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=False)
+    from bolt_ssl.module import module_from_config
+
+    module = module_from_config(blob["paperlab"]["config"]["model"])
+    module.load_state_dict(blob["state_dict"])
+    for name, p in module.nets.target.named_parameters():  # ξ restored exactly, and it is not θ
+        assert torch.equal(p, blob["state_dict"][f"nets.target.{name}"])
+    assert not torch.equal(module.nets.target.vit.pos_embed, module.nets.online.vit.pos_embed)
+    assert all(torch.equal(backbone["state_dict"][k], v) for k, v in module.nets.online.state_dict().items())
+
+
+def test_evaluate_a_pretraining_checkpoint_needs_no_other_flag(trained, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--ckpt", str(trained / "checkpoints" / "last.ckpt"), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["protocol"] == "linear_probe" and metrics["test"]["n_test"] == 40
+    assert 0 <= metrics["test"]["qwk"] <= 1 or metrics["test"]["qwk"] < 0
+    assert metrics["pretext"]["images"] == 32 and 0 <= metrics["pretext"]["rank_acc"] <= 1
+
+
+def test_finetune_linear_probe_and_evaluate_finetuned(trained, tmp_path, npz_factory):
+    npz = npz_factory("retinamnist.npz", counts=(40, 10, 20))
+    data = ["--data.name", "retinamnist", "--data.root", str(npz.parent)]
+    ft = tmp_path / "ft"
+    assert (
+        main(
+            [
+                "finetune",
+                "--init",
+                str(trained),
+                *data,
+                "--label-fraction",
+                "0.5",
+                "--steps",
+                "3",
+                "--out",
+                str(ft),
+            ]
+        )
+        == 0
+    )
+    record = json.loads((ft / "metrics.json").read_text())
+    assert record["test"]["n_labelled"] == 20 and record["test"]["protocol"] == "finetune"
+    assert record["test"]["data_official"] is False and record["protocol_config"]["steps"] == 3
+    assert main(["evaluate", "--ckpt", str(ft / "finetuned.pt"), "--out", str(tmp_path / "ev")]) == 0
+    again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert again["test"]["accuracy"] == pytest.approx(record["test"]["accuracy"], abs=1e-12)
+    lp = tmp_path / "lp"
+    assert main(["linear-probe", "--init", "scratch", *data, "--label-k", "2", "--out", str(lp)]) == 0
+    assert json.loads((lp / "metrics.json").read_text())["test"]["n_labelled"] == 10
+    px = tmp_path / "px"
+    assert main(["linear-probe", "--pixels", *data, "--label-fraction", "1.0", "--out", str(px)]) == 0
+    assert json.loads((px / "metrics.json").read_text())["test"]["protocol"] == "pixel_lr"
+
+
+@pytest.mark.parametrize("method", ["byol", "mae", "token_byol"])
+def test_pretrain_every_baseline_on_digits(method, tmp_path):
+    assert main(["pretrain", "--config", "digits", "--method", method, "--trainer.fast_dev_run", "true",
+                 "--run_name", f"d-{method}"]) == 0  # fmt: skip
+    import os
+
+    run = _newest(Path(os.environ["PAPERLAB_RUNS"]), f"-d-{method}")
+    assert json.loads((run / "pretrain_metrics.json").read_text())["method"] == method
+    state = torch.load(run / "backbone.pt", weights_only=True)
+    assert state["vit"]["in_chans"] == 1 and state["method"] == method
+
+
+def _one_line_error(capsys, argv, code, fragment):
+    assert main(argv) == code
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err[-1].startswith("bolt: error: ") and fragment in err[-1], err
+    assert not any("Traceback" in line for line in err)
+
+
+def test_bad_inputs_are_one_line_errors(capsys, tmp_path, npz_factory):
+    grey = npz_factory("breastmnist.npz", rgb=False, label_shape="n", n_labels=2)
+    _one_line_error(capsys, ["train", "--data.name", "breastmnist", "--data.root", str(tmp_path), "--trainer.fast_dev_run", "true"],
+                    1, "1-channel 28-px images but the ViT expects model.vit.in_chans 3")  # fmt: skip
+    assert grey.is_file()
+    npz_factory("keys/retinamnist.npz", drop_key="test_labels")
+    _one_line_error(capsys, ["linear-probe", "--data.name", "retinamnist", "--data.root", str(tmp_path / "keys"),
+                             "--label-k", "1"], 1, "missing keys test_labels")  # fmt: skip
+    npz_factory("shape/retinamnist.npz", label_shape="multi", n_labels=2)
+    _one_line_error(capsys, ["linear-probe", "--data.name", "retinamnist", "--data.root", str(tmp_path / "shape"),
+                             "--label-k", "1"], 1, "train_labels has shape (12, 2)")  # fmt: skip
+    _one_line_error(capsys, ["finetune", "--init", "imagenet:/no/weights.pth", "--label-k", "1"], 1,
+                    "skipped (needs hub weights)")  # fmt: skip
+    _one_line_error(capsys, ["finetune", "--label-fraction", "2"], 2, "expected a fraction in (0, 1]")
+    _one_line_error(capsys, ["pretrain", "--method", "simclr"], 2, "simclr")
+
+
+def test_missing_medmnist_exits_2_naming_file_and_md5(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLAB_SHARED_DATA", "none")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _one_line_error(capsys, ["linear-probe", "--data.name", "retinamnist", "--label-k", "1"], 2,
+                    "retinamnist.npz does not exist (searched")  # fmt: skip
+
+
+def test_bench_and_datasets_verbs(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--config", "digits", "--methods", "bolt,byol", "--batch", "8", "--steps", "1", "--rounds", "1",
+            "--warmup", "0", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert set(result["methods"]) == {"bolt", "byol"} and result["ratio_bolt_over_byol"] > 0
+    assert main(["datasets"]) == 0
+    assert "retinamnist" in capsys.readouterr().out
+
+
+def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
+    """A tiny digits grid (5 fine-tune steps): protocol configs differ only in ``init``; --merge rebuilds it."""
+    import bolt_ssl.protocols as protocols
+
+    monkeypatch.setattr(protocols, "ProtocolConfig", functools.partial(protocols.ProtocolConfig, steps=5))
+    out = tmp_path / "rep"
+    argv = [
+        "reproduce",
+        "--quick",
+        "--dataset",
+        "digits",
+        "--methods",
+        "scratch,bolt",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    protocols_seen = [r["result"]["protocol"] for r in results["records"] if r["params"]["kind"] == "method"]
+    assert {p["init"] for p in protocols_seen} == {"scratch", "bolt"}
+    assert (
+        len({json.dumps({k: v for k, v in p.items() if k != "init"}, sort_keys=True) for p in protocols_seen})
+        == 1
+    )
+    assert (out / "metric_vs_labels.png").is_file() and (out / "pretext_curves.png").is_file()
+    assert "target: BOLT (λ=0.5) > scratch" in (out / "results.md").read_text()
+    indices = [
+        r["result"]["labels"]["k=10"]["0"]["indices"]
+        for r in results["records"]
+        if r["params"]["kind"] == "method"
+    ]
+    assert indices[0] == indices[1] and len(indices[0]) == 100  # the same labelled images for every method
+    merged = tmp_path / "merged"
+    assert main(["reproduce", "--merge", str(out), "--out", str(merged)]) == 0
+    again = json.loads((merged / "results.json").read_text())
+    assert again["tables"] == results["tables"]
+    assert main(argv) == 0  # every record is reused: nothing recomputed
+    assert json.loads((out / "results.json").read_text())["tables"] == results["tables"]
+    assert np.isfinite(results["tables"]["main"]["rows"][0][-1])
