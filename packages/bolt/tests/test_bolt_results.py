@@ -1,0 +1,57 @@
+"""The committed results files and the README that renders them (spec §6 items 16-18; no data needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from paperlab_core.results import check_readme, load_results
+
+PACKAGE = Path(__file__).resolve().parents[1]
+REPRODUCE = sorted((PACKAGE / "results").glob("reproduce*.json"))
+
+
+def test_there_is_a_committed_reproduce_record():
+    assert REPRODUCE, "no results/reproduce*.json"
+
+
+@pytest.mark.parametrize("path", REPRODUCE, ids=lambda p: p.name)
+def test_every_bolt_pretraining_learnt_the_ranking_without_collapse(path):
+    runs = [r["result"]["pretrain"] for r in load_results(path)["records"]
+            if r["params"].get("method") == "bolt" or r["params"].get("kind") == "sweep"]  # fmt: skip
+    assert runs
+    for run in runs:
+        assert run["final"]["rank_acc"] >= 0.8, run["final"]
+        floor = 0.5 / run["proj_dim"] ** 0.5
+        assert all(h["proj_std"] >= floor for h in run["history"]), run["history"]
+
+
+@pytest.mark.parametrize("path", REPRODUCE, ids=lambda p: p.name)
+def test_paper_table_is_todo_only_and_imagenet_is_skipped_offline(path):
+    tables = load_results(path)["tables"]
+    cells = [c for row in tables["paper"]["rows"] for c in row[1:]]
+    assert cells and all(c == "TODO(PDF)" for c in cells)
+    assert not any(re.search(r"\d", c) for c in cells)
+    assert tables["imagenet"]["rows"][0][1].startswith("skipped offline")
+
+
+@pytest.mark.parametrize("path", REPRODUCE, ids=lambda p: p.name)
+def test_target_lines_hold_per_seed_deltas_consistent_with_their_verdict(path):
+    data = load_results(path)
+    lines = data["target_lines"] + data["gate_lines"]
+    assert any(t["comparison"] == "bolt vs scratch" and t["protocol"] == "finetune" for t in lines)
+    for t in lines:
+        assert len(t["per_seed"]) == t["seeds"] and t["wins"] == sum(d >= 0 for d in t["per_seed"])
+        assert t["delta_mean"] == pytest.approx(sum(t["per_seed"]) / t["seeds"])
+        assert t["reached"] == (t["delta_mean"] > 0 and t["wins"] >= 2 * t["seeds"] / 3)
+
+
+def test_readme_tables_equal_the_results_and_proposals_are_labelled():
+    readme = PACKAGE / "README.md"
+    assert check_readme(readme) == []
+    text = readme.read_text()
+    assert len(text.splitlines()) <= 300
+    assert "TODO(PDF)" in text and "skipped offline" in text
+    assert "(ours)" in text and "ours" in (PACKAGE / "src/bolt_ssl/configs/paper.yaml").read_text()
