@@ -112,7 +112,9 @@ def test_spconv_backend_equals_torch_backend(seed):
         g = torch.randn_like(a.feats[order_a])
         ga = torch.autograd.grad(a.feats[order_a], (ours.weight, x.feats), g)
         gb = torch.autograd.grad(b.feats[order_b], (theirs.weight, x.feats), g)
-        assert all((u - v).abs().max() < 1e-4 for u, v in zip(ga, gb, strict=True))
+        assert (ga[1] - gb[1]).abs().max() < 1e-5  # input gradients: a few products per entry
+        # weight gradients sum ~1.6k products (|g| ≈ 100): float32 summation order → 1e-5 relative
+        assert (ga[0] - gb[0]).abs().max() < 1e-5 * ga[0].abs().max()
     down_t, down_s = pairs[1][0], pairs[1][1]
     up_t = SparseInverseConv3d(6, 8, indice_key="s")
     up_s = SparseInverseConv3d(6, 8, indice_key="s", backend="spconv")
