@@ -43,6 +43,9 @@ def test_target_lines_hold_per_seed_deltas_consistent_with_their_verdict(path):
     lines = data["target_lines"] + data["gate_lines"]
     assert any(t["comparison"] == "bolt vs scratch" and t["protocol"] == "finetune" for t in lines)
     for t in lines:
+        if t["delta_mean"] is None:  # a comparison whose methods are not (yet) in the records
+            assert t["seeds"] == 0 and t["reached"] is None
+            continue
         assert len(t["per_seed"]) == t["seeds"] and t["wins"] == sum(d >= 0 for d in t["per_seed"])
         assert t["delta_mean"] == pytest.approx(sum(t["per_seed"]) / t["seeds"])
         assert t["reached"] == (t["delta_mean"] > 0 and t["wins"] >= 2 * t["seeds"] / 3)
