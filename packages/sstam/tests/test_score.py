@@ -127,3 +127,19 @@ def test_cli_text_and_csv(bundle_and_video: tuple[Path, Path], capsys: pytest.Ca
     code, out, _ = _score(capsys, str(video), "--ckpt", str(bundle), "--per-frame", "--max-frames", "6")
     rows = out.strip().splitlines()
     assert rows[0].startswith("frame,blurring") and len(rows) == 7
+
+
+def test_shipped_default_bundle_loads_and_scores(clip: np.ndarray) -> None:
+    """``--ckpt default`` is package data: it loads without a network, the fusion exists and the score is finite."""
+    from sstam.bundle import FILES, default_bundle_dir
+    from sstam.score import SSTAM
+
+    folder = default_bundle_dir()
+    assert all((folder / name).is_file() for name in FILES)
+    provenance = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
+    assert provenance["command"].startswith("sstam train")
+    model = SSTAM.load("default")
+    assert model.fusion is not None
+    result = model.score(clip)
+    assert np.isfinite(result.score)
+    assert all(0.0 <= result.intensities[k] <= 1.0 for k in PEAS)

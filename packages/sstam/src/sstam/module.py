@@ -207,6 +207,45 @@ class SSTAMModule(LightningModule):
         for key, value in metrics.items():
             if isinstance(value, (int, float)) and np.isfinite(value):
                 self.log(key, float(value), sync_dist=True)
+        root = Path(self.trainer.default_root_dir)
+        if self.trainer.is_global_zero and (root / "config.yaml").is_file():  # a paperlab run folder
+            self._write_test_results(metrics)
+
+    def _write_test_results(self, metrics: dict[str, float]) -> None:
+        """``<run>/results.json``: the held-out detector metrics with the acceptance gates of issue 21."""
+        import sys
+
+        from paperlab_core.logging import write_json_atomic
+        from paperlab_core.results import Table, results_record
+        from paperlab_core.runtime import environment, environment_line
+
+        table = Table(
+            ["metric", "value", "gate", "pass"],
+            formats={"value": ".3f"},
+            title="held-out detector metrics (sstam evaluate)",
+        )
+        gates = {f"test/{name}_monotonicity": 0.9 for name in SPATIAL_PEAS}
+        gates.update({"test/flickering_auc_equal_quality": 0.9, "test/floating_auc": 0.9})
+        for key in sorted(metrics):
+            value = metrics[key]
+            if not isinstance(value, (int, float)) or not np.isfinite(value):
+                continue
+            gate = gates.get(key)
+            if key == "test/crosstalk_mean":
+                table.add(key, float(value), "< min own-severity", None)
+                continue
+            passed = None if gate is None else ("yes" if value >= gate else "no")
+            table.add(key, float(value), None if gate is None else f"≥ {gate:g}", passed)
+        accelerator = "cuda" if self.device.type == "cuda" else "cpu"
+        document = results_record(
+            " ".join(["sstam", *sys.argv[1:]]),
+            environment_line(environment(accelerator, packages={"sstam": _version()})),
+            None,
+            {"main": table},
+            [{k: v for k, v in metrics.items() if isinstance(v, (int, float))}],
+            package="sstam",
+        )
+        write_json_atomic(Path(self.trainer.default_root_dir) / "results.json", document)
 
     # ------------------------------------------------------------------ fusion
     def engine(self):
@@ -352,6 +391,12 @@ class SSTAMModule(LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _version() -> str:
+    from sstam import __version__
+
+    return __version__
 
 
 __all__ = ["SPATIAL_PEAS", "TEMPORAL_PEAS", "SSTAMModule", "roc_auc"]
