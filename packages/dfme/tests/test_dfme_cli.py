@@ -116,7 +116,9 @@ def test_reproduce_shards_merge_to_the_whole_run(data_home, tmp_path):
     merged = json.loads((tmp_path / "m" / "results.json").read_text())
     assert merged["tables"]["gate"] == whole["tables"]["gate"]
     assert [row[0] for row in whole["tables"]["gate"]["rows"]] == ["ce", "cb"]
-    assert (tmp_path / "whole" / "results.md").read_text().count("Gate") == 1
+    markdown = (tmp_path / "whole" / "results.md").read_text()
+    assert markdown.count("## Gate:") == 1 and markdown.count("## Gated claims") == 1
+    assert merged["checks"]["gated"] is False and merged["tables"]["claims"] == whole["tables"]["claims"]
 
 
 def test_generate_validate_prepare(tmp_path):
@@ -182,9 +184,31 @@ def test_bench_functions_at_small_size():
     pipeline = bench_pipeline(clips=2, passes=1, workers=0, layouts=["npy"])
     assert pipeline["npy"]["clips"] == 2 and pipeline["npy_ceiling"]["clips_per_s"] > 0
     assert set(pipeline["gate"]) == {"target", "passed", "ratio_to_ceiling"}
+    from dfme.bench import bench_tables
+
+    tables = bench_tables(
+        {"pipeline": pipeline, "tim": tim, "load_average": [3.0, 2, 1], "load_average_after": [4.0]}
+    )
+    rows = tables["pipeline"].rows
+    assert rows[0][0] == "npy" and rows[0][1] == pipeline["npy"]["clips_per_s"]
+    assert rows[-1][2:] == ["3.0 → 4.0", "measured, not idle"]
+    assert [r[0] for r in tables["tim"].rows][-1].startswith("weights")
 
 
 def test_generate_refuses_an_existing_dataset(tmp_path, capsys):
     (tmp_path / "annotations.csv").write_text("sample_id\n")
     assert main(["generate", "--out", str(tmp_path), "--subjects", "2", "--limit", "1"]) == 1
     assert "already holds a dataset" in capsys.readouterr().err
+
+
+def test_claims_table_verdicts():
+    from dfme.reproduce import claims_table
+
+    checks = {"seeds": 3, "folds": [0, 1], "uf1_threshold": 0.45, "r3d_ce_uf1": 0.5, "r3d_cb_uf1": 0.4,
+              "r3d_ce_uar": 0.5, "r3d_cb_uar": 0.6, "threshold_passed": True, "cb_beats_ce_uf1": False,
+              "cb_beats_ce_uar": True, "gated": True}  # fmt: skip
+    rows = claims_table(checks).rows
+    assert [r[3] for r in rows] == ["pass", "MISS", "higher"]
+    assert abs(rows[1][1] - (-0.1)) < 1e-12 and abs(rows[2][1] - 0.1) < 1e-12
+    rows = claims_table({**checks, "gated": False, "seeds": 1}).rows
+    assert rows[0][3] == "pass (not gated, < 3 seeds)" and rows[1][3] == "miss (not gated, < 3 seeds)"

@@ -200,7 +200,7 @@ main = build_cli(
                     type=positive_int,
                     default=None,
                     metavar="N",
-                    help="epochs per fold (6; --full 12)",
+                    help="epochs per fold (6; --quick 3, --full 12)",
                 ),
                 CONFIG.but(help="preset or YAML merged over default.yaml for every cell (e.g. paper)"),
             ),
