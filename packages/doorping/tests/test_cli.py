@@ -76,6 +76,7 @@ def test_paper_preset_resolves_to_the_official_defaults(in_tmp: Path) -> None:
         (["train", "--model.trigger.bound", "box:1"], "trigger.bound"),
         (["train", "--model.ipc", "7", "--model.dc.outer_loop", "null"], "ipc 7"),
         (["distill", "--attack", "nonsense"], "attack"),
+        (["train", "--trainer.devices", "2"], "at most 1 device"),
     ],
 )
 def test_bad_settings_fail_in_one_line_and_leave_no_run_folder(

@@ -75,6 +75,7 @@ EVALUATE = LightningVerb(
 
 main = build_cli(
     "doorping",
+    max_devices=1,  # one synthetic set optimised by one process: DDP ranks would each distil the whole set
     model="doorping.module:DistillModule",
     data="doorping.data:DistillData",
     description="DOORPING: backdoor attacks against dataset distillation (NAIVEATTACK, DOORPING; NDSS 2023)",
