@@ -190,11 +190,11 @@ def saliency_table(records: list[dict[str, Any]]) -> tuple[Table, dict[str, Any]
             "trials",
             "score(a) < score(b)",
             "I(a) > I(b)",
-            "mean |Δ| SSTAM",
-            "mean |Δ| uniform",
+            "mean abs Δ SSTAM",
+            "mean abs Δ uniform",
             "ratio",
         ],
-        formats={"mean |Δ| SSTAM": ".3f", "mean |Δ| uniform": ".3f", "ratio": ".2f"},
+        formats={"mean abs Δ SSTAM": ".3f", "mean abs Δ uniform": ".3f", "ratio": ".2f"},
         title="Saliency awareness: artifact in the most (a) vs least (b) salient region",
     )
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -267,7 +267,7 @@ def real_table(records: list[dict[str, Any]]) -> tuple[Table, dict[str, Any]]:
                     r["score"],
                     r["flickering"],
                     r["floating"],
-                    f"PSNR-Y {stats['mean']:.2f} dB, mean |ΔPSNR| {stats['mean_abs_delta']:.2f}, "
+                    f"PSNR-Y {stats['mean']:.2f} dB, mean abs ΔPSNR {stats['mean_abs_delta']:.2f}, "
                     f"max {stats['max_abs_delta']:.2f}"
                     + (f" (CRF {pump['control_crf']})" if name == "control" else " (CRF 38, keyint 8)"),
                 )
@@ -323,12 +323,12 @@ def gates(codec: dict, corr: dict, det: dict, sal: dict, fusion: dict, real: dic
             ours["test/floating_auc"] >= 0.9,
         )
         blur = max(abs(ours[f"test/{h}_blur_auc"] - 0.5) for h in TEMPORAL_PEAS)
-        add("blur-only |AUC − 0.5| (ours, max of heads)", round(blur, 3), "≤ 0.15", blur <= 0.15)
+        add("blur-only abs(AUC − 0.5) (ours, max of heads)", round(blur, 3), "≤ 0.15", blur <= 0.15)
     for key, values in sal.items():
         ok = values["wins"] >= 0.9 * values["trials"] and values["intensity_wins"] >= 0.9 * values["trials"]
         add(f"saliency awareness {key} (wins / trials)", f"{values['wins']}/{values['trials']}", "≥ 90 %", ok)
         add(
-            f"uniform ablation {key} (|Δ| ratio)",
+            f"uniform ablation {key} (abs Δ ratio)",
             round(values["ratio"], 3),
             "≤ 0.25",
             values["ratio"] <= 0.25,
@@ -346,7 +346,7 @@ def gates(codec: dict, corr: dict, det: dict, sal: dict, fusion: dict, real: dic
         metrics = corr.get(f"held-out pans/{target}")
         if metrics:
             value = abs(metrics["srocc"])
-            add(f"|SROCC| with {target.upper()} (held-out pans)", round(value, 3), "≥ 0.85", value >= 0.85)
+            add(f"abs SROCC with {target.upper()} (held-out pans)", round(value, 3), "≥ 0.85", value >= 0.85)
     if fusion.get("svr_all"):
         value = fusion["svr_all"]["srocc"]
         add("fusion SVR median SROCC (proxy MOS)", round(value, 3), "≥ 0.9", value >= 0.9)
