@@ -137,3 +137,27 @@ def test_pan_trajectory_reference_and_bounds() -> None:
     chelsea = pan_trajectory(300, 451, 256, 64)
     assert chelsea[:, 1].max() <= 44 and chelsea[:, 0].max() <= 195
     assert np.abs(np.diff(chelsea, axis=0)).sum(1).mean() >= 1.0
+
+
+def test_patch_set_labels_follow_their_generator() -> None:
+    """Each patch is labelled positive only for the PEA that made it (level ≥ 2), and blurred positives really
+    are smoother than the clean patches of the same stills (labels stay aligned with their patches)."""
+    from sstam.datasets import IGNORE, build_patch_set
+    from sstam.synth import SPATIAL_PEAS
+
+    data = build_patch_set(["coffee", "chelsea"], 6, 64, seed=3)
+    positives = data.labels == 1.0
+    assert positives.sum(axis=1).max() == 1
+    rows, heads = np.nonzero(positives)
+    assert np.array_equal(data.pea[rows], heads) and (data.level[rows] >= 2).all()
+    clean = data.pea == -1
+    assert (data.labels[clean] == 0.0).all()
+    assert (data.labels[data.level == 1] != 1.0).all() and (data.labels == IGNORE).any()
+
+    def sharpness(patches: np.ndarray) -> np.ndarray:
+        grey = patches.astype(np.float32).mean(axis=3)
+        return np.asarray([cv2.Laplacian(g, cv2.CV_32F).var() for g in grey])
+
+    blurred = positives[:, SPATIAL_PEAS.index("blurring")]
+    assert blurred.sum() >= 10
+    assert np.median(sharpness(data.patches[blurred])) < 0.5 * np.median(sharpness(data.patches[clean]))
