@@ -118,6 +118,7 @@ def test_reproduce_shards_merge_to_the_whole_run(data_home, tmp_path):
     assert [row[0] for row in whole["tables"]["gate"]["rows"]] == ["ce", "cb"]
     markdown = (tmp_path / "whole" / "results.md").read_text()
     assert markdown.count("## Gate:") == 1 and markdown.count("## Gated claims") == 1
+    assert "Table B" not in markdown  # no table that only repeats the gate's rows
     assert merged["checks"]["gated"] is False and merged["tables"]["claims"] == whole["tables"]["claims"]
 
 

@@ -263,8 +263,13 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         for name in names:
             table_au.add(f"F1 {name}", f"{s['per_au_f1'][name]:.3f}")
         out["au"] = table_au
-    out = {k: v for k, v in out.items() if not isinstance(v, Table) or v.rows}
-    return out
+    gate_rows = [row[1:] for row in gate.rows]
+    out = {
+        k: v
+        for k, v in out.items()
+        if not isinstance(v, Table) or k in ("gate", "claims") or any(r[-6:] not in gate_rows for r in v.rows)
+    }  # a table only when it adds a row the gate table does not already show
+    return {k: v for k, v in out.items() if not isinstance(v, Table) or v.rows}
 
 
 def gate_checks(scores: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
