@@ -267,17 +267,16 @@ class MERModule(LightningModule):
             "y_true": targets.astype(int).tolist(),
             "y_pred": predictions.tolist(),
         }
-        if self.trainer.is_global_zero and self.trainer.default_root_dir:
-            from pathlib import Path
+        from paperlab_core.lightning import MetricsJsonCallback
+        from paperlab_core.logging import write_metrics
 
-            from paperlab_core.logging import write_metrics
-
-            run_dir = Path(self.trainer.default_root_dir)
-            if (run_dir / "metrics.json").exists() or run_dir.is_dir():
-                report = {
-                    k: v for k, v in self.test_result.items() if k not in ("y_true", "y_pred", "sample_ids")
-                }
-                write_metrics(run_dir, {"test_report": {"task": self.hparams.task, **report}})
+        # only inside a CLI run folder (a bare Trainer's default_root_dir is the working folder)
+        run_dirs = [cb.run_dir for cb in self.trainer.callbacks if isinstance(cb, MetricsJsonCallback)]
+        if self.trainer.is_global_zero and run_dirs:
+            report = {
+                k: v for k, v in self.test_result.items() if k not in ("y_true", "y_pred", "sample_ids")
+            }
+            write_metrics(run_dirs[0], {"test_report": {"task": self.hparams.task, **report}})
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(
