@@ -253,6 +253,7 @@ def test_reproduce_verb_shards_and_merges(package: Package) -> None:
     assert "reproduce" in verbs and isinstance(verbs["reproduce"], Verb)
     flags = {f for option in verbs["reproduce"].options for f in option.flags}
     assert {"--quick", "--seeds", "--shard", "--merge", "--out"} <= flags
+    assert "--device" in flags, "make gpu-smoke runs `reproduce --quick --device cuda`"
 
 
 # --------------------------------------------------------------------------------------------- runs
@@ -294,6 +295,13 @@ def test_bad_input_is_one_line(package: Package, case: str, tmp_path: Path) -> N
 
 
 # --------------------------------------------------------------------------------------------- results
+def test_workspace_readme_tables_equal_their_records() -> None:
+    """The root README's start-up tables come from docs/startup.json (scripts/startup_timings.py)."""
+    readme = ROOT / "README.md"
+    assert "<!-- results: docs/startup.json" in readme.read_text()
+    assert check_readme(readme) == []
+
+
 def test_readme_tables_equal_their_records(real_package: Package) -> None:
     readme = real_package.folder / "README.md"
     assert "<!-- results: " in readme.read_text(), "the README shows no table rendered from results/"
