@@ -44,6 +44,13 @@ def test_readme_block_render_and_check(tmp_path: Path) -> None:
     assert "missing.json" in results.check_readme(readme)[0]
 
 
+def test_block_shows_a_dirty_commit() -> None:
+    doc = {"command": "demo reproduce", "machine": "env", "seeds": None, "tables": {"t": {"columns": ["a"]}}}
+    clean = results.render_block({**doc, "commit": "0123456789abcdef0123"})
+    dirty = results.render_block({**doc, "commit": "0123456789abcdef0123+dirty"})
+    assert "commit 0123456789ab ·" in clean and "commit 0123456789ab+dirty ·" in dirty
+
+
 def test_results_file_needs_provenance(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"tables": {}}))

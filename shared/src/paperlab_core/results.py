@@ -152,7 +152,8 @@ def render_block(data: Mapping[str, Any], table: str | None = None, file: str = 
     body = Table.from_dict(tables[name]).to_markdown()
     seeds = data.get("seeds")
     seed_text = f", seeds {','.join(map(str, seeds))}" if seeds else ""
-    commit = str(data.get("commit", "unknown"))[:12]
+    commit = str(data.get("commit", "unknown"))
+    commit = commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")  # made from uncommitted sources
     return (
         f"{body}\n\n<sub>`{data['command']}` · commit {commit}{seed_text} · {data['machine']} · "
         f"record `{file}`</sub>\n"
