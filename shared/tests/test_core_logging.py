@@ -87,8 +87,22 @@ def test_build_loggers_write_into_run_dir(tmp_path: Path) -> None:
     assert (tmp_path / "metrics.csv").exists()
 
 
-def test_track_yields_everything_without_a_terminal() -> None:
+def test_track_yields_everything_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     assert list(plog.track(range(5), "counting")) == [0, 1, 2, 3, 4]
+    assert capsys.readouterr().err == ""  # quicker than every_s: no line
+
+
+def test_track_logs_progress_with_an_eta_without_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    clock = iter(float(t) for t in range(0, 100, 10))  # start, then one tick of 10 s per item
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    assert list(plog.track(range(4), "epochs", every_s=15)) == [0, 1, 2, 3]
+    lines = capsys.readouterr().err.splitlines()
+    # items end at 10, 20, 30, 40 s: lines at 20 s (2/4, ETA 20 s) and 40 s (4/4, ETA 0 s)
+    assert lines == ["epochs: 2/4 (50%), 20 s, ETA 20 s", "epochs: 4/4 (100%), 40 s, ETA 0 s"]
 
 
 def test_log_only_on_rank_zero(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import timm
 import torch
 import yaml
 from tinymim import cli
 from tinymim.cli import main
-from tinymim.commands import export_state
 from tinymim.models import ViTConfig, build_vit, embed_tokens
 from tinymim.module import load_student_state
 from tinymim.teacher import save_tinymim_checkpoint
@@ -50,7 +48,7 @@ def test_light_option_tuples_equal_their_registries():
     assert cli.BENCH_PRESETS == tuple(bench.PRESETS)
 
 
-def test_train_fast_dev_run_then_evaluate_is_the_knn_of_its_student(isolated_cache, runs):
+def test_train_fast_dev_run_then_evaluate_is_the_knn_of_its_student(isolated_cache, runs, capsys):
     """`evaluate --ckpt` of a distillation checkpoint (nothing else) restores its config and reports the k-NN
     top-1 of the student, equal to the k-NN computed here from the student.pth the run wrote."""
     from tinymim.data import TinyMIMDataModule
@@ -58,6 +56,9 @@ def test_train_fast_dev_run_then_evaluate_is_the_knn_of_its_student(isolated_cac
 
     assert main(["train", "--trainer.fast_dev_run=true", "--data.dataset=digits32", "--model.knn_k=7"]) == 0
     run = _only(runs, "*-run")
+    hint = capsys.readouterr().err  # train ends by saying what to run next, with this run's paths
+    assert f"tinymim finetune --ckpt {run / 'student.pth'} --data.dataset digits32" in hint
+    assert f"tinymim evaluate --ckpt {run / 'checkpoints' / 'last.ckpt'}" in hint
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["distill"]["frozen_parameters"] and (run / "student.pth").is_file()
     assert main(["evaluate", "--ckpt", str(run / "checkpoints" / "last.ckpt")]) == 0
@@ -203,31 +204,43 @@ def test_reproduce_shards_merge_to_the_whole_runs_tables(isolated_cache, tmp_pat
     assert whole["seeds"] == [0]
 
 
-def test_export_loads_into_timm_with_same_block_output(tmp_path):
-    config = ViTConfig(img_size=32, patch_size=4, embed_dim=384, depth=2, num_heads=6, last_heads=12)
-    student = build_vit(config)
+@pytest.mark.parametrize("pool", ["avg", "token"])
+def test_the_printed_export_hint_runs_in_timm_and_gives_the_students_features(tmp_path, capsys, pool):
+    """Execute the exact snippet `tinymim export` prints (K → 10): every block, the adaptive last block's heads
+    included, and the pooled features must equal the student's (float32, 4 blocks of width 384: 1e-5)."""
+    config = ViTConfig(img_size=32, patch_size=4, embed_dim=384, depth=4, num_heads=6, last_heads=12)
+    student = build_vit(config).eval()
     path = save_tinymim_checkpoint(tmp_path / "student.pth", student, config)
-    blob = export_state(path, "avg")
-    assert not any(k.startswith("norm.") for k in blob["model"])
-    torch.save(blob, tmp_path / "export.pth")
-    model = timm.create_model(
-        "vit_small_patch16_224",
-        pretrained=True,
-        img_size=32,
-        patch_size=4,
-        depth=2,
-        global_pool="avg",
-        fc_norm=True,
-        num_classes=10,
-        pretrained_cfg_overlay=dict(file=str(tmp_path / "export.pth")),
-    )
-    missing, unexpected = model.load_state_dict(blob["model"], strict=False)
-    assert set(missing) <= {"head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias"} and not unexpected
+    assert main(["export", "--ckpt", str(path), "--pool", pool, "--out", str(tmp_path / "export")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    code = "\n".join(printed[printed.index("import timm") :])
+    assert "num_heads=6" in code and "num_heads = 12" in code
+    scope: dict = {}
+    exec(code.replace("num_classes=K", "num_classes=10"), scope)  # the hint itself is under test
+    model = scope["model"].eval()
+    assert model.blocks[-1].attn.num_heads == 12 and model.blocks[0].attn.num_heads == 6
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        ours = student.blocks[0](embed_tokens(student, images))
-        theirs = model.blocks[0](model.norm_pre(model._pos_embed(model.patch_embed(images))))
-    assert torch.allclose(ours, theirs, atol=1e-5)
+        ours, theirs = (
+            embed_tokens(student, images),
+            model.norm_pre(model._pos_embed(model.patch_embed(images))),
+        )
+        for block_ours, block_theirs in zip(student.blocks, model.blocks, strict=True):
+            ours, theirs = block_ours(ours), block_theirs(theirs)
+            assert torch.allclose(ours, theirs, atol=1e-5)
+        if pool == "token":  # the class token after the final norm, as timm's forward_head(pre_logits=True)
+            assert torch.allclose(
+                student.norm(ours)[:, 0], model.forward_head(model.norm(theirs), True), atol=1e-5
+            )
+
+
+def test_target_block_zero_is_an_error_not_the_default():
+    from tinymim.teacher import TeacherConfig, resolve_teacher
+
+    from paperlab_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"target_block=0 is outside 1\.\.6"):
+        resolve_teacher(TeacherConfig(source="random", target_block=0), student_depth=4, img_size=32)
 
 
 def _five_step_losses(tmp_path):
@@ -329,3 +342,78 @@ def test_named_chains_are_the_papers_sequences():
         assert first["model"]["teacher"]["source"].startswith("mae:")
         assert second["model"]["teacher"]["source"].startswith("tinymim:")
         assert second["model"]["teacher"]["target_block"] == first["model"]["student"]["depth"]
+
+
+def test_bench_distill_one_step_writes_equal_fast_and_reference_losses(tmp_path):
+    """`bench distill --steps 1`: the truncated fast step computes the reference step's loss (float32, one
+    batch of 4: relative 1e-5)."""
+    out = tmp_path / "bench"
+    argv = ["bench", "distill", "--random-weights", "--steps", "1", "--warmup", "0", "--batch-size", "4",
+            "--threads", "1", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert result["steps"] == 1 and result["batch_size"] == 4 and result["speedup"] > 0
+    assert result["loss_rel_diff"] < 1e-5 and result["loss"]["fast"] > 0
+    assert set(result["memory"]) == {"fast", "reference"}
+
+
+def test_reproduce_cells_vary_the_label_subset_and_optionally_the_teacher_with_the_seed(
+    tmp_path, monkeypatch
+):
+    """Each seed fine-tunes on its own low-label subset (`--label-seed` pins one); `--teacher-per-seed` gives
+    every seed its own MAE teacher, otherwise the seed-0 teacher serves all seeds."""
+    from dataclasses import asdict
+
+    from tinymim import reproduce as rep
+
+    from paperlab_core.experiment import Cell
+
+    calls: dict[str, list] = {"label": [], "teacher": []}
+
+    def fake_finetune(dataset, init, epochs, per_class, seed, work, root, accelerator, label_seed=0):
+        calls["label"].append((seed, per_class, label_seed))
+        return {"acc1": 50.0, "final_train_loss": 1.0}
+
+    def fake_teacher(dataset, epochs, folder, root, accelerator, seed=0):
+        calls["teacher"].append(seed)
+        return {"path": folder / f"t{seed}.pth", "losses": [2.0, 1.0], "seconds": 1.0}
+
+    monkeypatch.setattr(rep, "finetune_stage", fake_finetune)
+    monkeypatch.setattr(rep, "teacher_stage", fake_teacher)
+    monkeypatch.setattr(rep, "distill_stage", lambda *a, **k: [2.0, 1.0])
+
+    def run(variant, seed, **protocol):
+        params = {"dataset": "digits17", "variant": variant, "seed": seed, "root": None,
+                  "protocol": asdict(rep.Protocol(**protocol))}  # fmt: skip
+        rep.run_cell(Cell(f"c{seed}", params), tmp_path, "cpu")
+
+    run("scratch", 1)
+    run("scratch", 2)
+    run("scratch", 2, label_seed=0)
+    low = [(seed, label) for seed, per_class, label in calls["label"] if per_class is not None]
+    assert low == [(1, 1), (2, 2), (2, 0)]
+    run("relation", 2)
+    run("relation", 2, teacher_per_seed=True)
+    assert calls["teacher"] == [0, 2]
+
+
+def test_the_builtin_teacher_ships_with_the_package_and_is_checked(isolated_cache, tmp_path, monkeypatch):
+    """With an empty cache the builtin teacher comes from package data (no pre-training); a copy that does not
+    match SHA256SUMS.json is a one-line user error, not a silent rebuild."""
+    import shutil
+
+    from tinymim import pretrain
+    from tinymim.pretrain import builtin_teacher_path
+
+    from paperlab_core.errors import UserError
+
+    shipped = builtin_teacher_path(allow_pretrain=False)
+    assert shipped.parent.name == "teachers" and not isolated_cache.exists()
+    corrupt = tmp_path / "pkg"
+    shutil.copytree(shipped.parent, corrupt / "teachers")
+    with (corrupt / "teachers" / shipped.name).open("r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\0\1\2\3")
+    monkeypatch.setattr(pretrain, "shipped_dir", lambda: corrupt / "teachers")
+    with pytest.raises(UserError, match="does not match its checksum"):
+        builtin_teacher_path(allow_pretrain=False)

@@ -155,7 +155,7 @@ def test_mae_checkpoint_missing_or_unexpected_key_is_named(tmp_path, teacher_vit
     torch.save(blob, tmp_path / "odd.pth")
     with pytest.raises(KeyError, match=r"blocks\.9\.extra"):
         resolve_teacher(TeacherConfig(source=f"mae:{tmp_path / 'odd.pth'}", arch="tiny_test"), 2, 16)
-    with pytest.raises(ValueError, match="beyond the teacher depth"):
+    with pytest.raises(ValueError, match=r"target_block=9 is outside 1\.\.4"):
         torch.save(_mae_state(teacher_vit, False), tmp_path / "ok.pth")
         resolve_teacher(
             TeacherConfig(source=f"mae:{tmp_path / 'ok.pth'}", arch="tiny_test", target_block=9), 2, 16

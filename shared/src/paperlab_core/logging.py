@@ -228,12 +228,31 @@ def progress_bar_callback() -> Any:
     return TQDMProgressBar()
 
 
-def track(iterable: Iterable[T], description: str = "working", total: int | None = None) -> Iterator[T]:
-    """Progress bar for plain (non-Lightning) loops; silent when stderr is not a terminal."""
+def track(
+    iterable: Iterable[T], description: str = "working", total: int | None = None, every_s: float = 30.0
+) -> Iterator[T]:
+    """Progress for plain (non-Lightning) loops: a rich bar with ETA on a terminal; otherwise (logs, cluster
+    jobs) a line ``<description>: i/total (p%), elapsed, ETA`` on stderr at most every ``every_s`` seconds."""
     import sys
+    import time
 
     if not sys.stderr.isatty():
-        yield from iterable
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        start = last = time.monotonic()
+        for done, item in enumerate(iterable, 1):
+            yield item
+            now = time.monotonic()
+            if now - last >= every_s or (total is not None and done == total and now - start >= every_s):
+                last = now
+                elapsed = now - start
+                if total:
+                    eta = elapsed / done * (total - done)
+                    log(
+                        f"{description}: {done}/{total} ({100 * done / total:.0f}%), {elapsed:.0f} s, ETA {eta:.0f} s"
+                    )
+                else:
+                    log(f"{description}: {done} done, {elapsed:.0f} s")
         return
     from rich.progress import track as rich_track
 

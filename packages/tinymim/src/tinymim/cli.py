@@ -133,6 +133,10 @@ REPRODUCE = Verb(
                help="student pre-training/distillation epochs (default 60, --quick 10)"),
         option("--finetune-epochs", type=positive_int, default=None, metavar="N",
                help="override every fine-tuning budget (default 100 low-label / 40 all labels / 100 cifar)"),
+        option("--label-seed", type=non_negative_int, default=None, metavar="N",
+               help="seed of the low-label fine-tuning subset (default: each cell's seed, so seeds vary it)"),
+        option("--teacher-per-seed", flag=True,
+               help="pre-train one MAE teacher per seed (default: one seed-0 teacher shared by every seed)"),
         DATA_ROOT.but(help="folder of the cifar10-subset JPEGs (default: ../shared/data/images/cifar10_test_jpg)"),
     ),
     description="The small-scale Table 8 experiment (spec §5). Per dataset a teacher ViT(64, 6 blocks) is "

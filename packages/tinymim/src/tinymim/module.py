@@ -303,6 +303,19 @@ class TinyMIMDistill(LightningModule):
             summary["distill"]["student_checkpoint"] = str(path)
             write_metrics(run_dir, summary)
             log(f"tinymim: distilled student written to {path}")
+            log(
+                next_steps_hint(run_dir, path, getattr(self.trainer.datamodule, "hparams", {}).get("dataset"))
+            )
+
+
+def next_steps_hint(run_dir: Path, student: Path, dataset: str | None) -> str:
+    """What to run after ``tinymim train``: the k-NN evaluation and the supervised fine-tuning of the student."""
+    data = "" if dataset in (None, "embedded") else f" --data.dataset {dataset}"
+    return (
+        f"tinymim: next: `tinymim evaluate --ckpt {run_dir / 'checkpoints' / 'last.ckpt'}` (k-NN top-1), then "
+        f"`tinymim finetune --ckpt {student}{data}` (supervised fine-tuning, tested at the end; compare with "
+        f"`--ckpt none`, training from scratch)"
+    )
 
 
 def load_student_state(path: str | Path) -> tuple[dict[str, torch.Tensor], ViTConfig, dict[str, Any]]:

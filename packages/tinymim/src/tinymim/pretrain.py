@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from paperlab_core.data import cache_root
-from paperlab_core.errors import ConfigError
+from paperlab_core.errors import ConfigError, UserError
 from paperlab_core.logging import log, track, write_json_atomic
 from paperlab_core.runtime import seed_everything
 from tinymim.data import TinyMIMDataModule, dataset_geometry
@@ -195,12 +195,45 @@ def builtin_cache_path(preset: str, config: PretrainConfig) -> Path:
     return teacher_cache_dir() / f"{preset}-{config.cache_key()}.pth"
 
 
+SHIPPED_SUMS = "SHA256SUMS.json"
+
+
+def shipped_dir() -> Path:
+    """The package-data folder of shipped teachers."""
+    from importlib.resources import files
+
+    return Path(str(files("tinymim") / "teachers"))
+
+
+def shipped_teacher(preset: str, config: PretrainConfig) -> Path | None:
+    """The teacher shipped as package data (``tinymim/teachers/<preset>-<recipe hash>.pth``), checked against
+    ``SHA256SUMS.json``; None when the package ships none for this recipe."""
+    from tinymim.teacher import file_sha256
+
+    folder = shipped_dir()
+    path = folder / f"{preset}-{config.cache_key()}.pth"
+    if not path.is_file():
+        return None
+    sums = folder / SHIPPED_SUMS
+    expected = json.loads(sums.read_text()).get(path.name) if sums.is_file() else None
+    if expected is None or file_sha256(path) != expected:
+        raise UserError(
+            f"shipped teacher {path} does not match its checksum in {sums.name} (reinstall tinymim, or rebuild it "
+            f"with `tinymim pretrain-teacher --config {preset}`)"
+        )
+    return path
+
+
 def builtin_teacher_path(preset: str = "mae-teacher-default", allow_pretrain: bool = True) -> Path:
-    """Path of the cached builtin teacher for ``preset``; trains it first when it is missing."""
+    """Path of the builtin teacher for ``preset``: the user's cache (``pretrain-teacher`` installs there), else the
+    copy shipped with the package, else it is pre-trained now into the cache (with a progress bar)."""
     config = load_preset(preset)
     path = builtin_cache_path(preset, config)
     if path.is_file():
         return path
+    shipped = shipped_teacher(preset, config)
+    if shipped is not None:
+        return shipped
     if not allow_pretrain:
         raise FileNotFoundError(f"builtin teacher {path} is not cached (run `tinymim pretrain-teacher`)")
     log(

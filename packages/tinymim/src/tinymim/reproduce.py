@@ -53,6 +53,10 @@ class Protocol:
     finetune_full_epochs: int = 40
     finetune_cifar_epochs: int = 100
     labels_per_class: int = 20
+    #: seed of the low-label subset; None: the cell's seed (each seed fine-tunes on its own subset)
+    label_seed: int | None = None
+    #: one MAE teacher per seed (seed s) instead of one seed-0 teacher shared by every seed
+    teacher_per_seed: bool = False
 
 
 QUICK = Protocol(
@@ -70,6 +74,9 @@ def protocol_from_args(args: argparse.Namespace) -> Protocol:
         protocol.teacher_epochs = args.teacher_epochs
     if args.student_epochs:
         protocol.student_epochs = args.student_epochs
+    if getattr(args, "label_seed", None) is not None:
+        protocol.label_seed = args.label_seed
+    protocol.teacher_per_seed = bool(getattr(args, "teacher_per_seed", False))
     if args.finetune_epochs:
         protocol.finetune_low_epochs = protocol.finetune_full_epochs = protocol.finetune_cifar_epochs = (
             args.finetune_epochs
@@ -129,16 +136,23 @@ def pretrain_stage(
     return pretrain_mae(config, out, device=accelerator)
 
 
-def teacher_stage(dataset: str, epochs: int, folder: Path, root: str | None, accelerator: str) -> dict:
-    """The dataset's MAE teacher (seed 0), trained once per output folder and reused by every cell."""
-    path = folder / "teachers" / f"{dataset}-e{epochs}.pth"
+def teacher_stage(
+    dataset: str, epochs: int, folder: Path, root: str | None, accelerator: str, seed: int = 0
+) -> dict:
+    """The dataset's MAE teacher (seed 0, or the cell's seed with ``--teacher-per-seed``), trained once per output
+    folder and reused by every cell that names it."""
+    path = (
+        folder
+        / "teachers"
+        / (f"{dataset}-e{epochs}.pth" if seed == 0 else f"{dataset}-e{epochs}-seed{seed}.pth")
+    )
     summary_path = path.with_suffix(".json")
     if path.is_file() and summary_path.is_file():
         import json
 
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     else:
-        summary = pretrain_stage(dataset, "default_teacher", epochs, 0, path, root, accelerator)
+        summary = pretrain_stage(dataset, "default_teacher", epochs, seed, path, root, accelerator)
         _check_falls(summary["epoch_losses"], f"{dataset} teacher")
         write_json_atomic(summary_path, summary)
     return {"path": path, "losses": summary["epoch_losses"], "seconds": summary["seconds"]}
@@ -187,6 +201,7 @@ def finetune_stage(
     work: Path,
     root: str | None,
     accelerator: str,
+    label_seed: int = 0,
 ) -> dict[str, Any]:
     seed_everything(seed)
     model = TinyMIMFinetune(
@@ -209,6 +224,7 @@ def finetune_stage(
         crop_scale=(0.6, 1.0),
         flip=not digits,
         labels_per_class=labels_per_class,
+        label_seed=label_seed,
         seed=seed,
     )
     trainer = _trainer(epochs, work, accelerator)
@@ -249,7 +265,8 @@ def run_cell(cell: Cell, folder: Path, accelerator: str) -> dict[str, Any]:
         )
         result["pretrain_losses"] = summary["epoch_losses"]
     elif variant != "scratch":
-        teacher = teacher_stage(dataset, protocol.teacher_epochs, folder, root, accelerator)
+        teacher_seed = seed if protocol.teacher_per_seed else 0
+        teacher = teacher_stage(dataset, protocol.teacher_epochs, folder, root, accelerator, teacher_seed)
         result["teacher"] = {"loss_first": teacher["losses"][0], "loss_last": teacher["losses"][-1]}
         start = time.perf_counter()
         init = folder / "students" / f"{dataset}-{variant}-seed{seed}.pth"
@@ -259,7 +276,10 @@ def run_cell(cell: Cell, folder: Path, accelerator: str) -> dict[str, Any]:
     _check_falls(result["pretrain_losses"], f"{dataset} {variant} seed {seed}")
     result["pretrain_s"] = round(time.perf_counter() - start, 3)
     for regime, epochs, per_class in regimes(dataset, protocol):
-        finetuned = finetune_stage(dataset, init, epochs, per_class, seed, work, root, accelerator)
+        label_seed = seed if protocol.label_seed is None else protocol.label_seed
+        finetuned = finetune_stage(
+            dataset, init, epochs, per_class, seed, work, root, accelerator, label_seed
+        )
         result["acc1"][regime] = finetuned["acc1"]
         result["final_train_loss"][regime] = finetuned["final_train_loss"]
         log(

@@ -300,9 +300,13 @@ def resolve_teacher(
             f"tinymim:PATH or random"
         )
     depth = len(vit.blocks)
-    target = config.target_block or default_target_block(depth, student_depth)
-    if target > depth:
-        raise ConfigError(f"teacher.target_block={target} is beyond the teacher depth {depth}")
+    target = (
+        config.target_block if config.target_block is not None else default_target_block(depth, student_depth)
+    )
+    if not 1 <= target <= depth:  # 0 is an error, not the default
+        raise ConfigError(
+            f"teacher.target_block={target} is outside 1..{depth} (the teacher has {depth} blocks)"
+        )
     if meta.get("license"):
         log(f"tinymim: teacher licence: {meta['license']}")
     return Teacher(vit, target, config.relation_heads, source, weight_hash)
