@@ -46,6 +46,9 @@ MEB_FIXES = option(
     flag=True,
     help="CASME II/SAMM: re-apply MEB's corrections of known sheet errors instead of raising",
 )
+CACHE_DIR = option(
+    "--cache-dir", default=None, metavar="DIR", help="cache folder (default ~/.cache/paperlab/dfme/cache)"
+)
 PIPELINE_OPTIONS = (
     option(
         "--data.sampling",
@@ -86,12 +89,7 @@ main = build_cli(
                 LAYOUT,
                 MEB_FIXES,
                 *PIPELINE_OPTIONS,
-                option(
-                    "--cache-dir",
-                    default=None,
-                    metavar="DIR",
-                    help="cache folder (default ~/.cache/paperlab/dfme/cache)",
-                ),
+                CACHE_DIR,
                 THREADS,
                 OUT,
             ),
@@ -112,12 +110,7 @@ main = build_cli(
                 LAYOUT,
                 MEB_FIXES,
                 *PIPELINE_OPTIONS,
-                option(
-                    "--cache-dir",
-                    default=None,
-                    metavar="DIR",
-                    help="cache folder (default ~/.cache/paperlab/dfme/cache)",
-                ),
+                CACHE_DIR,
                 THREADS,
                 OUT,
             ),

@@ -47,16 +47,8 @@ class PrefixActivation:
         return prefix_output(self.net, self.index, x)
 
 
-class LegacyActivation:
+class LegacyActivation(PrefixActivation):
     """The official activation read (hook leak + a new model per call); only for the benchmark and tests."""
-
-    def __init__(self, net: nn.Sequential, layer: int) -> None:
-        self.net = net
-        self.index = resolve_layer(net, layer)
-
-    @property
-    def module(self) -> nn.Linear:
-        return self.net[self.index]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out: dict[str, torch.Tensor] = {}
