@@ -21,6 +21,7 @@ def test_cli_choice_tuples_equal_the_registries():
     assert cli.ESTIMATOR_CHOICES == ESTIMATORS
     assert cli.DTYPE_CHOICES == tuple(sorted(DTYPES))
     assert cli.OBS_SCALING_CHOICES == OBS_SCALINGS
+    assert cli.STUDY_CHOICES == reproduce.STUDIES
 
 
 def test_explain_outputs_equal_in_memory_maps(planted_demos, tmp_path):

@@ -34,6 +34,8 @@ ESTIMATOR_CHOICES = ("raw", "rise", "centred", "linear")
 DTYPE_CHOICES = ("float32", "float64")
 #: ``r2rise.learners.OBS_SCALINGS``
 OBS_SCALING_CHOICES = ("env", "demos")
+#: ``r2rise.reproduce.STUDIES``
+STUDY_CHOICES = ("planted", "protocols", "families")
 
 
 def _fraction_list(text: str) -> list[float]:
@@ -261,9 +263,21 @@ main = build_cli(
             "reproduce",
             "r2rise.reproduce:reproduce",
             "the planted CartPole experiment (planted AUC, Q1, Q2, Q3); --quick: Q2 at 20/40 %, no extra envs",
-            (*REPRODUCE_OPTIONS, N_MASKS, DTYPE),
+            (
+                *REPRODUCE_OPTIONS,
+                N_MASKS,
+                DTYPE,
+                option(
+                    "--study",
+                    default="planted",
+                    choices=STUDY_CHOICES,
+                    help="planted: the spec §5 experiment (default); protocols: planted AUC and Q2 of every "
+                    "estimator × observation scaling × evaluation protocol; families: Q3 across learner families",
+                ),
+            ),
             epilog="Cells: one per planted seed (default seeds 0,1,2); full mode adds clean CartPole, MountainCar "
-            "and Acrobot. Shard with --shard K/N and build the tables with --merge DIR...",
+            "and Acrobot; --study protocols: one per (scaling, protocol, seed); --study families: one per seed. "
+            "Shard with --shard K/N and build the tables with --merge DIR...",
         ),
         Verb(
             "benchmark",
@@ -287,7 +301,14 @@ main = build_cli(
     cli_class="r2rise.lightning_cli:R2RiseCLI",
 )
 
-__all__ = ["DTYPE_CHOICES", "ESTIMATOR_CHOICES", "LEARNER_CHOICES", "OBS_SCALING_CHOICES", "main"]
+__all__ = [
+    "DTYPE_CHOICES",
+    "ESTIMATOR_CHOICES",
+    "LEARNER_CHOICES",
+    "OBS_SCALING_CHOICES",
+    "STUDY_CHOICES",
+    "main",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -259,15 +259,43 @@ def _planted_tables(planted: list[dict[str, Any]]) -> dict[str, Table]:
     return {"main": main, "q2": q2, "q3": q3, "checks": checks}
 
 
+STUDIES = ("planted", "protocols", "families")
+"""``--study``: the spec §5 experiment (default) or an issue-#19 study (``r2rise.studies``)."""
+
+
+def summarize_any(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Dispatch on the records' study (records of the default study carry none)."""
+    from r2rise import studies
+
+    study = records[0]["params"].get("study", "planted") if records else "planted"
+    if study == "protocols":
+        return studies.summarize_protocols(records)
+    if study == "families":
+        return studies.summarize_families(records)
+    return summarize(records)
+
+
 def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
-    """``r2rise reproduce``: the planted experiment (and, in full mode, the extra settings) via
-    :func:`paperlab_core.experiment.run_experiment`."""
+    """``r2rise reproduce``: the planted experiment (and, in full mode, the extra settings), or with ``--study`` the
+    protocols/families studies, via :func:`paperlab_core.experiment.run_experiment`."""
+    from r2rise import studies
+
     seeds = args.seeds or [0, 1, 2]
-    cells = cells_for(args.quick, seeds, args.n_masks, args.dtype)
+    study = getattr(args, "study", "planted")
+    if study == "protocols":
+        cells = studies.protocol_cells(seeds, args.n_masks, args.dtype)
+    elif study == "families":
+        cells = studies.family_cells(seeds, args.n_masks, args.dtype)
+    else:
+        cells = cells_for(args.quick, seeds, args.n_masks, args.dtype)
     device = str(run.device)
 
     def run_cell(cell: Cell) -> dict[str, Any]:
-        kind = cell.params["kind"]
-        return (planted_cell if kind == "planted" else extra_cell)(dict(cell.params), run.path(""), device)
+        kind, params, out = cell.params["kind"], dict(cell.params), run.path("")
+        if kind == "protocol":
+            return studies.protocol_cell(params, out, device, RETRAIN_SEEDS)
+        if kind == "family":
+            return studies.family_cell(params, out, device)
+        return (planted_cell if kind == "planted" else extra_cell)(params, out, device)
 
-    return run_experiment(run, args, cells, run_cell, summarize)
+    return run_experiment(run, args, cells, run_cell, summarize_any)
