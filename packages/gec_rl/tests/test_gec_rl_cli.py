@@ -7,6 +7,7 @@ torch imported, the console script offline) run in a subprocess.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import gec_rl
+import numpy as np
 import pytest
 from gec_rl import cli
 from gec_rl.cli import main
@@ -27,9 +29,20 @@ def _print_config(capsys, *args: str) -> str:
 def test_help_and_version(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for verb in ("train", "evaluate", "regret", "reproduce", "envs", "solve", "bench", "posterior-check"):
+    for verb in (
+        "train",
+        "evaluate",
+        "regret",
+        "decompose",
+        "sir-bias",
+        "reproduce",
+        "envs",
+        "solve",
+        "bench",
+        "posterior-check",
+    ):
         assert f"  {verb} " in out, verb
-    assert "validate" not in out and "predict" not in out  # RegretModule has neither step
+    assert "  validate " not in out and "  predict " not in out  # RegretModule has neither step
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith(f"gec-rl {gec_rl.__version__} ")
 
@@ -63,6 +76,15 @@ def test_train_writes_regret_and_evaluate_needs_only_the_checkpoint(tmp_path: Pa
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["regret"]["episodes"] == 30 and metrics["regret"]["v_star"] > 3.39
     assert len((run_dir / "regret.csv").read_text().splitlines()) == 31
+    # one episode function (gec_rl.regret.run_episode) serves train and the regret study: same seed, same regret
+    from gec_rl.regret import run_job
+
+    rows = list(csv.DictReader((run_dir / "regret.csv").open()))
+    study = run_job("riverswim", "ops_mb", 0, 30, 20)
+    np.testing.assert_array_equal([float(r["inst_regret"]) for r in rows], study.inst_regret)
+    np.testing.assert_array_equal([float(r["v_f"]) for r in rows], study.model_value)
+    np.testing.assert_array_equal([float(r["train_error"]) for r in rows], study.train_error)
+    assert metrics["regret"]["regret"] == pytest.approx(study.inst_regret.sum(), abs=1e-9)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     # no --data.env: the checkpoint's configuration (riverswim, V* = 3.397) must be restored
     assert (

@@ -126,7 +126,7 @@ def test_max_of_j_is_ops_with_infinite_gamma() -> None:
         ("ops_mb:eta=-1", "eta"),
         ("ops_mb:gamma=-0.5", "gamma"),
         ("ops_mb:M=0", "M"),
-        ("ops_mb:gamma_schedule=linear", "schedule"),
+        ("ops_mb:gamma_schedule=cubic", "schedule"),
         ("ops_mb:bogus=1", "bogus"),
         ("nope", "unknown agent"),
     ],

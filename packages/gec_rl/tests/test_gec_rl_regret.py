@@ -158,7 +158,7 @@ def test_regret_command_outputs_and_worker_independence(tmp_path) -> None:
     for name in ("regret.csv", "summary.csv", "summary.md", "results.json", "regret_riverswim.png",
                  "regret_frozenlake.png"):  # fmt: skip
         assert (tmp_path / "w1" / name).is_file(), name
-    strip = lambda path: [row[:-1] for row in csv.reader(path.open())]  # noqa: E731 - drop wall_s
+    strip = lambda path: [row[:-2] for row in csv.reader(path.open())]  # noqa: E731 - drop cpu_s, wall_s
     assert strip(tmp_path / "w1" / "regret.csv") == strip(tmp_path / "w2" / "regret.csv")
     rows = list(csv.DictReader((tmp_path / "w1" / "regret.csv").open()))
     summary = list(csv.DictReader((tmp_path / "w1" / "summary.csv").open()))
@@ -184,7 +184,10 @@ def test_regret_command_outputs_and_worker_independence(tmp_path) -> None:
 def test_csv_has_expected_columns() -> None:
     results = run_study(["riverswim"], ["psrl"], [0], 8, 5)
     header = regret_csv_text(results).splitlines()[0]
-    assert header == "env,agent,seed,episode,inst_regret,cum_regret,v_star,v_pi,wall_s"
+    assert header == (
+        "env,agent,seed,episode,inst_regret,cum_regret,v_star,v_pi,v_f,optimism_gap,prediction_error,loss,"
+        "train_error,cpu_s,wall_s"
+    )
 
 
 def test_paper_gamma_matches_theory_proxy() -> None:

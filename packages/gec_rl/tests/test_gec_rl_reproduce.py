@@ -37,10 +37,17 @@ def test_shards_and_merge_equal_a_whole_run(tmp_path: Path, monkeypatch) -> None
         == 0
     )
     whole, merged = _tables(tmp_path / "whole"), _tables(tmp_path / "m")
-    assert set(whole) == {"regret", "model_free", "tiger", "checks"}
+    assert set(whole) == {
+        "regret",
+        "decomposition",
+        "model_free",
+        "model_free_decomposition",
+        "tiger",
+        "checks",
+    }
     assert merged == whole
     cells = len(reproduce_module.experiment_cells(True, None))
-    assert cells == 2 * 6 + 3 + 1  # (2 envs × 6 agents + 3 model-free agents + Tiger) × 1 seed
+    assert cells == 2 * 7 + 4 + 1  # (2 envs × 7 agents + 4 model-free agents + Tiger) × 1 seed
     assert json.loads((tmp_path / "m" / "results.json").read_text())["seeds"] == [0]
     assert len(list((tmp_path / "s1" / "records").glob("*.json"))) == (cells + 1) // 2
     for name in ("regret_riverswim.png", "regret_frozenlake.png", "model_free_regret_riverswim.png"):
@@ -69,4 +76,4 @@ def test_quick_grid_and_default_seeds() -> None:
     assert {c.params["seed"] for c in quick} == {0, 1} and {c.params["seed"] for c in full} == {0, 1, 2}
     assert {c.params["T"] for c in quick if c.params["part"] != "tiger"} == {500}
     assert {c.params["T"] for c in full if c.params["part"] != "tiger"} == {2000}
-    assert len({c.key for c in full}) == len(full) == 3 * (12 + 3 + 1)
+    assert len({c.key for c in full}) == len(full) == 3 * (14 + 4 + 1)

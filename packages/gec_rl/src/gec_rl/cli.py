@@ -30,6 +30,20 @@ AGENT_NAMES = ("ops_mb", "psrl", "max_of_j", "ucbvi", "eps_greedy_q", "ops_mf", 
 DEFAULT_ENVS = ("riverswim", "frozenlake")
 DEFAULT_AGENTS = ("ops_mb", "psrl", "max_of_j", "ucbvi", "eps_greedy_q")
 
+
+def positive_int_list(text: str) -> list[int]:
+    """``"8,64,512"`` → ``[8, 64, 512]`` (every item a positive integer)."""
+    import argparse
+
+    try:
+        items = [int(item) for item in str(text).split(",") if item.strip()]
+    except ValueError:
+        items = []
+    if not items or min(items) < 1:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {text!r}")
+    return items
+
+
 EPISODES = option(
     "--data.episodes",
     type=positive_int,
@@ -105,6 +119,50 @@ BENCH_PLAN_OPTIONS = (
     OUT,
     THREADS,
 )
+SIR_BIAS_OPTIONS = (
+    option(
+        "--envs",
+        type=comma_list(),
+        default=list(DEFAULT_ENVS),
+        metavar="LIST",
+        help=f"comma list of envs (default {','.join(DEFAULT_ENVS)})",
+    ),
+    option(
+        "--Ms",
+        type=positive_int_list,
+        default=[8, 64, 512],
+        metavar="LIST",
+        help="SIR sizes M (default 8,64,512)",
+    ),
+    option(
+        "--gammas",
+        type=comma_list(),
+        default=["5", "theory"],
+        metavar="LIST",
+        help="fixed optimism weights γ; 'theory' is theory_gamma of the env (default 5,theory)",
+    ),
+    option("--eta", type=float, default=0.5, help="likelihood temperature η of the posterior (default 0.5)"),
+    option(
+        "--snapshot-episodes",
+        type=positive_int,
+        default=100,
+        metavar="N",
+        help="PSRL episodes whose counts define the fixed posterior (default 100)",
+    ),
+    option("--reps", type=positive_int, default=200, help="SIR repetitions per M (default 200)"),
+    option(
+        "--reference",
+        type=positive_int,
+        default=65536,
+        metavar="N",
+        help="posterior draws of the self-normalised reference (default 65536)",
+    ),
+    EPISODES.but(default=2000, help="T of the theory γ (default 2000)"),
+    HORIZON,
+    SEED,
+    OUT,
+    THREADS,
+)
 POSTERIOR_CHECK_OPTIONS = (
     option(
         "--agent",
@@ -131,6 +189,21 @@ main = build_cli(
             "gec_rl.study:regret",
             "the regret study: envs × agents × seeds (regret.csv, summary.md, results.json, one PNG per env)",
             REGRET_OPTIONS,
+            uses_torch=False,
+        ),
+        Verb(
+            "decompose",
+            "gec_rl.study:decompose",
+            "the regret study with the decomposition table: R(T), Σ optimism gap, Σ prediction error, "
+            "in-sample loss, training error, empirical GEC",
+            REGRET_OPTIONS,
+            uses_torch=False,
+        ),
+        Verb(
+            "sir-bias",
+            "gec_rl.sir_bias:sir_bias",
+            "bias of the finite-M SIR sampler of ops_mb: E[V_sel] for several M against a high-M reference",
+            SIR_BIAS_OPTIONS,
             uses_torch=False,
         ),
         Verb(

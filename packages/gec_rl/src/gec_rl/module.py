@@ -18,7 +18,16 @@ import torch
 from gec_rl.agents import make_agent
 from gec_rl.agents.base import Agent
 from gec_rl.envs import Simulator
-from gec_rl.regret import ExactEvaluator, job_seed, summarise, task_for
+from gec_rl.regret import (
+    Diagnostics,
+    EpisodeRecord,
+    ExactEvaluator,
+    job_seed,
+    run_episode,
+    summarise,
+    task_for,
+)
+from gec_rl.theory import regret_decomposition
 from paperlab_core.errors import ConfigError
 from paperlab_core.logging import current_run_dir
 
@@ -29,9 +38,12 @@ class RegretModule(pl.LightningModule):
     Args:
         agent: ``ops_mb``, ``psrl``, ``max_of_j``, ``ucbvi`` or ``eps_greedy_q``.
         M: number of SIR models (``ops_mb``).
-        eta: likelihood temperature η (``ops_mb``; the theory's η ≤ ½ is in ``paper.yaml``).
+        eta: likelihood temperature η of the model-based agents (``ops_mb``, ``max_of_j``; the theory's η ≤ ½
+            for log-likelihoods is in ``paper.yaml``).
+        mf_eta: loss weight η of the squared-Bellman-loss agents (``ops_mf``, ``ops_linear_lmc``; the theory's
+            η ≈ 1/H² is in ``paper.yaml``).
         gamma: optimism scale γ₀ (``inf`` selects the argmax model).
-        gamma_schedule: ``sqrt_t`` (γ_t = γ₀√t) or ``constant`` (γ_t = γ₀).
+        gamma_schedule: ``sqrt_t`` (γ_t = γ₀√t), ``constant`` (γ_t = γ₀) or ``linear`` (γ_t = γ₀(t − 1)).
         alpha0: Dirichlet prior α₀ (``None`` = 1/S).
         sampler: ``auto``, ``dense`` or ``sparse`` Dirichlet sampling/planning path (``ops_mb``).
         J: number of samples of ``max_of_j``.
@@ -49,6 +61,7 @@ class RegretModule(pl.LightningModule):
         agent: str = "ops_mb",
         M: int = 8,
         eta: float = 1.0,
+        mf_eta: float = 1.0,
         gamma: float = 1.0,
         gamma_schedule: str = "sqrt_t",
         alpha0: float | None = None,
@@ -81,13 +94,13 @@ class RegretModule(pl.LightningModule):
             "eps_greedy_q": {"epsilon": epsilon, "lr": q_lr},
             "ops_mf": {
                 "sampler": mf_sampler,
-                "eta": eta,
+                "eta": mf_eta,
                 "gamma": gamma,
                 "gamma_schedule": gamma_schedule,
                 "M": M,
             },
             "ops_linear_lmc": {
-                "eta": eta,
+                "eta": mf_eta,
                 "gamma": gamma,
                 "gamma_schedule": gamma_schedule,
                 "steps": lmc_steps,
@@ -100,7 +113,7 @@ class RegretModule(pl.LightningModule):
         self.seed = seed
         self.agent: Agent | None = None
         self.cum_regret = 0.0
-        self.history: list[tuple[int, float, float, float]] = []
+        self.history: list[tuple[int, EpisodeRecord]] = []
 
     def setup(self, stage: str) -> None:
         if self.agent is not None:
@@ -115,29 +128,24 @@ class RegretModule(pl.LightningModule):
             options["device"] = str(self.device)
         self.agent = make_agent(self.agent_name, task, np.random.default_rng(base), **options)
         self.sim = Simulator(self.mdp, base + 1)
+        self.diagnostics = Diagnostics(self.mdp, self.evaluator)
 
     def configure_optimizers(self) -> None:
         """No optimiser: the agents use exact samplers."""
         return None
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        """One episode of :func:`gec_rl.regret.run_episode` (the same protocol as ``gec-rl regret``)."""
         t = int(batch[0].item())
-        agent, H = self.agent, self.horizon
-        agent.begin_episode(t)
-        v_pi = self.evaluator.value(agent.policy())
-        inst = self.evaluator.v_star - v_pi
+        record = run_episode(self.agent, self.sim, self.evaluator, self.diagnostics, t, self.horizon)
+        inst = self.evaluator.v_star - record.v_pi
         self.cum_regret += inst
-        s = self.sim.reset()
-        for h in range(H):
-            a = agent.act(h, s)
-            s_next, reward = self.sim.step(a)
-            agent.observe(h, s, a, reward, s_next)
-            s = s_next
-        agent.end_episode()
-        self.history.append((t, inst, self.cum_regret, v_pi))
-        self.log_dict(
-            {"train/inst_regret": inst, "train/cum_regret": self.cum_regret}, on_step=True, prog_bar=True
-        )
+        self.history.append((t, record))
+        logs = {"train/inst_regret": inst, "train/cum_regret": self.cum_regret}
+        if math.isfinite(record.model_value):
+            logs["train/optimism_gap"] = self.evaluator.v_star - record.model_value
+            logs["train/prediction_error"] = record.model_value - record.v_pi
+        self.log_dict(logs, on_step=True, prog_bar=True)
 
     def on_train_end(self) -> None:
         from gec_rl.study import write_run_outputs
@@ -145,12 +153,18 @@ class RegretModule(pl.LightningModule):
         run_dir = current_run_dir() or self.trainer.default_root_dir
         if not self.trainer.is_global_zero:
             return
-        cum = np.array([row[2] for row in self.history])
+        v_star = self.evaluator.v_star
+        records = [record for _, record in self.history]
+        cum = np.cumsum([v_star - r.v_pi for r in records])
         extra = summarise(cum) if len(cum) >= 4 else {"R_T": float(cum[-1]) if len(cum) else math.nan}
+        model_values = np.array([r.model_value for r in records])
+        if len(records) and np.all(np.isfinite(model_values)):
+            extra.update(regret_decomposition(v_star, model_values, np.array([r.v_pi for r in records])))
         write_run_outputs(
             run_dir,
             self.history,
-            {"v_star": self.evaluator.v_star, "agent": self.agent_name, "episodes": len(cum), **extra},
+            v_star,
+            {"v_star": v_star, "agent": self.agent_name, "episodes": len(cum), **extra},
         )
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:

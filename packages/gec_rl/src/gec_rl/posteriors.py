@@ -166,10 +166,17 @@ def sir_select(rng: np.random.Generator, values: np.ndarray, gamma: float) -> in
     return int(rng.choice(len(values), p=probs))
 
 
+GAMMA_SCHEDULES = ("constant", "sqrt_t", "linear")
+
+
 def gamma_at(t: int, schedule: str, gamma0: float) -> float:
-    """The optimism weight γ_t: ``constant`` (γ₀) or ``sqrt_t`` (γ₀·√t, t ≥ 1) (spec §2.6)."""
+    """The optimism weight γ_t (spec §2.6): ``constant`` (γ₀), ``sqrt_t`` (γ₀·√t, t ≥ 1) or ``linear``
+    (γ₀·(t − 1): the optimism term of every past round summed, as in Feel-Good TS / Dann et al., where each
+    round's loss carries its own γ₀·V term)."""
     if schedule == "constant":
         return gamma0
     if schedule == "sqrt_t":
         return gamma0 * math.sqrt(t) if gamma0 != 0 else 0.0
-    raise ValueError(f"unknown gamma schedule {schedule!r}; expected 'constant' or 'sqrt_t'")
+    if schedule == "linear":
+        return gamma0 * (t - 1) if gamma0 != 0 and t > 1 else (gamma0 if math.isinf(gamma0) else 0.0)
+    raise ValueError(f"unknown gamma schedule {schedule!r}; expected one of {', '.join(GAMMA_SCHEDULES)}")

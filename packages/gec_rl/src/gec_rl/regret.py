@@ -25,6 +25,7 @@ class ExactEvaluator:
         self.mdp, self.H = mdp, H
         self.R = mdp.R
         self.P_sparse = sp.csr_matrix(mdp.P.reshape(mdp.S * mdp.A, mdp.S))
+        self.P_T = self.P_sparse.T.tocsr()  # (S, S·A): pushes a state–action distribution one step
         self.Q_star, self.V_star = backward_induction(mdp.P, self.R, H)
         self.v_star = float(self.V_star[0] @ mdp.mu)
 
@@ -39,6 +40,18 @@ class ExactEvaluator:
 
     def value(self, policy: np.ndarray) -> float:
         return float(self.values(policy)[0] @ self.mdp.mu)
+
+    def occupancy(self, policy: np.ndarray) -> np.ndarray:
+        """Σ_h Pr^π(x_h = s, a_h = a) under the true model from μ, shape (S, A)."""
+        S, A = self.mdp.S, self.mdp.A
+        d = self.mdp.mu.astype(float)
+        total = np.zeros((S, A))
+        P_T = self.P_T
+        for h in range(self.H):
+            joint = d[:, None] * policy[h]
+            total += joint
+            d = P_T @ joint.reshape(-1)
+        return total
 
 
 def task_for(mdp: TabularMDP, H: int, T: int) -> Task:
@@ -56,38 +69,127 @@ def job_seed(seed: int, env: str, agent: str) -> int:
 
 @dataclass
 class RunResult:
-    inst_regret: np.ndarray
-    v_pi: np.ndarray
-    model_value: np.ndarray
+    """Per-episode records of one run (arrays of length T)."""
+
+    inst_regret: np.ndarray  # V*_1(μ) − V^{π_t}_1(μ)
+    v_pi: np.ndarray  # V^{π_t}_1(μ) of the executed policy
+    model_value: np.ndarray  # V_{1,f^t}(μ) of the hypothesis acted on (NaN if the agent has none)
     v_star: float
-    wall_s: np.ndarray  # cumulative wall time after each episode
+    cpu_s: np.ndarray  # cumulative process (CPU) time after each episode
+    wall_s: np.ndarray  # cumulative elapsed (wall-clock) time after each episode
+    loss: np.ndarray  # in-sample loss of f^t on the data of rounds < t (the loss the agent conditions on)
+    train_error: np.ndarray  # Σ_h Σ_{s<t} ℓ_h^s(f^t), the GEC training error (NaN without a model hypothesis)
+
+    @property
+    def optimism_gap(self) -> np.ndarray:
+        """V*_1 − V_{1,f^t} per episode (≤ 0 under optimism; spec §2.1)."""
+        return self.v_star - self.model_value
+
+    @property
+    def prediction_error(self) -> np.ndarray:
+        """V_{1,f^t} − V^{π_t}_1 per episode (spec §2.1)."""
+        return self.model_value - self.v_pi
+
+
+class Diagnostics:
+    """The in-sample quantities of the GEC analysis (spec §2.2), computed exactly from the true model.
+
+    It keeps the observed transition counts N(s, a, s') and the cumulative occupancy D(s, a) = Σ_{s<t} Σ_h
+    Pr^{π_s}(x_h = s, a_h = a) of the executed policies under P* (Q-type exploration, π_exp = π_f). For an agent
+    whose hypothesis is a transition model P_f (``agent.hypothesis_model()``):
+
+    * ``loss`` = Σ N(s,a,s')·log(P*(s'|s,a)/P_f(s'|s,a)): the negative log-likelihood the tempered posterior
+      conditions on (spec §2.5), with the common baseline f* subtracted (it cancels in the posterior);
+    * ``train_error`` = Σ_{s,a} D(s,a)·D_H²(P_f(·|s,a), P*(·|s,a)) = Σ_h Σ_{s<t} ℓ_h^s(f) with the model-based
+      training error ℓ_h^s(f) = E_{π_{f^s}} D_H² of spec §2.2.
+
+    Other agents report their own ``agent.in_sample_loss()`` (the corrected Bellman loss of ``ops_mf``) and no
+    training error. Nothing here draws random numbers, so diagnostics never change a run.
+    """
+
+    def __init__(self, mdp: TabularMDP, evaluator: ExactEvaluator) -> None:
+        self.mdp, self.evaluator = mdp, evaluator
+        self.counts = np.zeros((mdp.S, mdp.A, mdp.S))
+        self.occupancy = np.zeros((mdp.S, mdp.A))
+        with np.errstate(divide="ignore"):
+            self.log_p_star = np.log(mdp.P)
+
+    def measure(self, agent: Agent) -> tuple[float, float]:
+        """(loss, train_error) of the agent's current hypothesis on the data of the previous rounds."""
+        from gec_rl.theory import hellinger_squared_rows
+
+        model = agent.hypothesis_model()
+        if model is None:
+            return agent.in_sample_loss(), math.nan
+        seen = self.counts > 0
+        with np.errstate(divide="ignore"):
+            log_ratio = self.log_p_star[seen] - np.log(model[seen])
+        loss = float(self.counts[seen] @ log_ratio)
+        train = float((self.occupancy * hellinger_squared_rows(model, self.mdp.P)).sum())
+        return loss, train
+
+    def update(self, policy: np.ndarray, transitions: list[tuple[int, int, int]]) -> None:
+        """Add the executed policy's occupancy and the episode's transitions (s, a, s')."""
+        self.occupancy += self.evaluator.occupancy(policy)
+        for s, a, s_next in transitions:
+            self.counts[s, a, s_next] += 1.0
+
+
+@dataclass
+class EpisodeRecord:
+    v_pi: float
+    model_value: float
+    loss: float
+    train_error: float
+
+
+def run_episode(
+    agent: Agent, sim: Simulator, evaluator: ExactEvaluator, diagnostics: Diagnostics, t: int, H: int
+) -> EpisodeRecord:
+    """One round of the protocol, shared by :func:`run_agent` and ``RegretModule.training_step``: the agent
+    samples/plans (``begin_episode``), its executed policy and its hypothesis are scored exactly, the episode is
+    played on the simulator and the agent updates (``end_episode``)."""
+    agent.begin_episode(t)
+    policy = agent.policy()
+    v_pi = evaluator.value(policy)
+    loss, train_error = diagnostics.measure(agent)
+    s = sim.reset()
+    transitions = []
+    for h in range(H):
+        a = agent.act(h, s)
+        s_next, reward = sim.step(a)
+        agent.observe(h, s, a, reward, s_next)
+        transitions.append((s, a, s_next))
+        s = s_next
+    agent.end_episode()
+    diagnostics.update(policy, transitions)
+    return EpisodeRecord(v_pi, float(agent.model_value), loss, train_error)
 
 
 def run_agent(
     mdp: TabularMDP, agent: Agent, T: int, H: int, seed: int, evaluator: ExactEvaluator | None = None
 ) -> RunResult:
-    """Run T episodes; after each, score the executed policy exactly (pseudo-regret, no sampling noise)."""
+    """Run T episodes of :func:`run_episode`; every executed policy is scored exactly (pseudo-regret)."""
     check_horizon(H)
     evaluator = evaluator or ExactEvaluator(mdp, H)
+    diagnostics = Diagnostics(mdp, evaluator)
     sim = Simulator(mdp, seed)
-    v_pi = np.empty(T)
-    model_value = np.empty(T)
-    wall = np.empty(T)
-    start = time.process_time()
+    columns = np.empty((6, T))
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for t in range(1, T + 1):
-        agent.begin_episode(t)
-        v_pi[t - 1] = evaluator.value(agent.policy())
-        model_value[t - 1] = agent.model_value
-        s = sim.reset()
-        for h in range(H):
-            a = agent.act(h, s)
-            s_next, reward = sim.step(a)
-            agent.observe(h, s, a, reward, s_next)
-            s = s_next
-        agent.end_episode()
-        wall[t - 1] = time.process_time() - start
-    inst = evaluator.v_star - v_pi
-    return RunResult(inst, v_pi, model_value, evaluator.v_star, wall)
+        rec = run_episode(agent, sim, evaluator, diagnostics, t, H)
+        columns[:, t - 1] = (
+            rec.v_pi,
+            rec.model_value,
+            rec.loss,
+            rec.train_error,
+            time.process_time() - cpu0,
+            time.perf_counter() - wall0,
+        )
+    v_pi, model_value, loss, train_error, cpu, wall = columns
+    return RunResult(
+        evaluator.v_star - v_pi, v_pi, model_value, evaluator.v_star, cpu, wall, loss, train_error
+    )
 
 
 def check_horizon(H: int) -> None:

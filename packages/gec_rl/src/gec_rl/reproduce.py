@@ -18,12 +18,25 @@ from typing import Any
 
 import numpy as np
 
-from gec_rl.study import DEFAULT_AGENTS, DEFAULT_ENVS, aggregate_rows, plot_curves, run_summary, summary_table
+from gec_rl.study import (
+    DEFAULT_AGENTS,
+    DEFAULT_ENVS,
+    add_env_sizes,
+    aggregate_rows,
+    decomposition_table,
+    plot_curves,
+    run_summary,
+    summary_table,
+)
 
 ETA_HALF = "ops_mb:eta=0.5"
-REGRET_AGENTS = (*DEFAULT_AGENTS, ETA_HALF)
+#: configs/paper.yaml as an agent: η = ½ and the constant γ = √(η·T·log|H|/d_GEC) of the env (theory_gamma)
+PAPER = "ops_mb:eta=0.5:gamma=theory:gamma_schedule=constant"
+REGRET_AGENTS = (*DEFAULT_AGENTS, ETA_HALF, PAPER)
 MODEL_FREE_ENV = "riverswim"
-MODEL_FREE_AGENTS = ("ops_mf", "ops_mf:sampler=gibbs:gamma_schedule=constant", "ops_linear_lmc")
+MODEL_FREE_AGENTS = (
+    "ops_mf", "ops_mf:sampler=gibbs:gamma_schedule=constant", "ops_linear_lmc", "ops_mf:sampler=langevin",
+)  # fmt: skip
 TORCH_AGENTS = ("ops_linear_lmc",)
 H = 20
 TIGER_H = 3
@@ -77,7 +90,7 @@ def run_cell(params: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     name, _ = parse_agent_spec(params["agent"])
     overrides = {"device": device} if name in TORCH_AGENTS else {}
     res = run_job(params["env"], params["agent"], params["seed"], params["T"], params["H"], **overrides)
-    return run_summary(res)
+    return run_summary(res, params["H"])
 
 
 # --------------------------------------------------------------------------------------------- checks
@@ -153,12 +166,16 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _plot(records: list[dict[str, Any]], out: Any, prefix: str) -> None:
     for env in dict.fromkeys(r["params"]["env"] for r in records):
         curves = {}
+        extra: dict[str, dict[str, np.ndarray]] = {"gap": {}, "pred": {}}
         for agent in dict.fromkeys(r["params"]["agent"] for r in records if r["params"]["env"] == env):
             chosen = [
                 r["result"] for r in records if r["params"]["env"] == env and r["params"]["agent"] == agent
             ]
             curves[agent] = (np.asarray(chosen[0]["curve_t"]), np.array([c["curve"] for c in chosen]))
-        plot_curves(curves, env, out / f"{prefix}regret_{env}.png")
+            if all("curve_gap" in c for c in chosen):
+                extra["gap"][agent] = np.array([c["curve_gap"] for c in chosen])
+                extra["pred"][agent] = np.array([c["curve_pred"] for c in chosen])
+        plot_curves(curves, env, out / f"{prefix}regret_{env}.png", extra)
 
 
 def summarize(records: list[dict[str, Any]], run: Any = None) -> dict[str, Any]:
@@ -180,10 +197,18 @@ def summarize(records: list[dict[str, Any]], run: Any = None) -> dict[str, Any]:
         rows = _rows(regret_records)
         tables["regret"] = summary_table(rows, f"Regret (T = {'/'.join(map(str, T_values))}, H = {H})")
         checks += behaviour_checks(rows)
+        if all("gap_sum" in r["result"] for r in regret_records):
+            add_env_sizes(rows, T_values[-1], H)
+            tables["decomposition"] = decomposition_table(rows, H, "Regret decomposition (spec §2.1–2.2)")
     if mf_records:
         rows = _rows(mf_records)
         tables["model_free"] = summary_table(rows, "Model-free and linear OPS (RiverSwim)")
         checks += model_free_checks(rows)
+        if all("gap_sum" in r["result"] for r in mf_records):
+            add_env_sizes(rows, T_values[-1], H)
+            tables["model_free_decomposition"] = decomposition_table(
+                rows, H, "Model-free regret decomposition"
+            )
     if tiger_records:
         summary = tiger_summary([r["result"] for r in tiger_records])
         table = Table(

@@ -31,7 +31,14 @@ from paperlab_core.errors import ConfigError
 
 DEFAULT_ENVS = ("riverswim", "frozenlake")
 DEFAULT_AGENTS = ("ops_mb", "psrl", "max_of_j", "ucbvi", "eps_greedy_q")
-CSV_FIELDS = ("env", "agent", "seed", "episode", "inst_regret", "cum_regret", "v_star", "v_pi", "wall_s")
+CSV_FIELDS = (
+    "env", "agent", "seed", "episode", "inst_regret", "cum_regret", "v_star", "v_pi", "v_f", "optimism_gap",
+    "prediction_error", "loss", "train_error", "cpu_s", "wall_s",
+)  # fmt: skip
+DECOMPOSITION_COLUMNS = (
+    "agent", "seeds", "R(T)", "Σ optimism gap", "Σ prediction error", "Σ gap ≤ 0 (seeds)", "in-sample loss at T",
+    "Σ training error", "d̂ (no burn-in)", "d̂ (with burn-in)", "d bound",
+)  # fmt: skip
 SUMMARY_COLUMNS = ("agent", "seeds", "R(T/4)", "R(T/2)", "R(T)", "R(T)/T", "slope T/4→T", "CPU s")
 CURVE_POINTS = 20  # cumulative regret kept at T/20, 2T/20, ..., T in records (enough for the plots)
 
@@ -39,6 +46,7 @@ Results = dict[tuple[str, str, int], RunResult]
 
 
 def _job(args: tuple[str, str, int, int, int]) -> tuple[tuple[str, str, int], RunResult]:
+    """One job of the pool (module level so that it pickles)."""
     env, agent, seed, T, H = args
     return (env, agent, seed), run_job(env, agent, seed, T, H)
 
@@ -79,20 +87,14 @@ def regret_csv_text(results: Results) -> str:
     writer.writerow(CSV_FIELDS)
     for (env, agent, seed), res in results.items():
         cum = np.cumsum(res.inst_regret)
+        gap, pred = res.optimism_gap, res.prediction_error
         for t in range(len(cum)):
+            floats = (res.inst_regret[t], cum[t], res.v_star, res.v_pi[t], res.model_value[t], gap[t], pred[t],
+                      res.loss[t], res.train_error[t])  # fmt: skip
             writer.writerow(
-                [
-                    env,
-                    agent,
-                    seed,
-                    t + 1,
-                    repr(float(res.inst_regret[t])),
-                    repr(float(cum[t])),
-                    repr(res.v_star),
-                    repr(float(res.v_pi[t])),
-                    f"{res.wall_s[t]:.4f}",
-                ]
-            )
+                [env, agent, seed, t + 1, *(repr(float(x)) for x in floats), f"{res.cpu_s[t]:.4f}",
+                 f"{res.wall_s[t]:.4f}"]
+            )  # fmt: skip
     return buffer.getvalue()
 
 
@@ -101,8 +103,31 @@ def curve_points(T: int) -> list[int]:
     return sorted({max(1, round(k * T / CURVE_POINTS)) for k in range(1, CURVE_POINTS + 1)})
 
 
-def run_summary(res: RunResult) -> dict[str, Any]:
-    """The numbers one job contributes to the summary (JSON-ready: a NaN slope becomes ``None``)."""
+def _finite_or_none(x: float) -> float | None:
+    return None if not math.isfinite(x) else float(x)
+
+
+def decomposition_summary(res: RunResult, H: int) -> dict[str, Any]:
+    """Σ optimism gap, Σ prediction error (spec §2.1), the final in-sample loss, Σ training error and the
+    empirical GEC (:func:`gec_rl.theory.gec_estimate`, a lower bound on the realised sequence); ``None`` where
+    the agent has no such quantity."""
+    from gec_rl.theory import gec_estimate
+
+    gap, pred = res.optimism_gap, res.prediction_error
+    out: dict[str, Any] = {"gap_sum": None, "pred_err_sum": None, "loss_T": None, "train_error_sum": None,
+                           "gec_hat0": None, "gec_hat": None}  # fmt: skip
+    if np.all(np.isfinite(res.model_value)):
+        out["gap_sum"], out["pred_err_sum"] = float(gap.sum()), float(pred.sum())
+        if np.all(np.isfinite(res.train_error)):
+            out["train_error_sum"] = float(res.train_error.sum())
+            out["gec_hat0"] = _finite_or_none(gec_estimate(pred, res.train_error, H, burn_in=False))
+            out["gec_hat"] = _finite_or_none(gec_estimate(pred, res.train_error, H))
+    out["loss_T"] = _finite_or_none(float(res.loss[-1]))
+    return out
+
+
+def run_summary(res: RunResult, H: int | None = None) -> dict[str, Any]:
+    """The numbers one job contributes to the summary (JSON-ready: NaN becomes ``None``)."""
     cum = np.cumsum(res.inst_regret)
     out: dict[str, Any] = summarise(cum)
     if math.isnan(out["slope"]):
@@ -111,11 +136,18 @@ def run_summary(res: RunResult) -> dict[str, Any]:
     out.update(
         {
             "v_star": float(res.v_star),
-            "cpu_s": float(res.wall_s[-1]),
+            "cpu_s": float(res.cpu_s[-1]),
+            "wall_s": float(res.wall_s[-1]),
             "curve_t": points,
             "curve": [float(cum[t - 1]) for t in points],
         }
     )
+    if H is not None:
+        out.update(decomposition_summary(res, H))
+        if out["gap_sum"] is not None:
+            gap, pred = np.cumsum(res.optimism_gap), np.cumsum(res.prediction_error)
+            out["curve_gap"] = [float(gap[t - 1]) for t in points]
+            out["curve_pred"] = [float(pred[t - 1]) for t in points]
     return out
 
 
@@ -140,13 +172,57 @@ def aggregate_rows(items: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[
         finite = slopes[np.isfinite(slopes)]
         row["slope_sd"] = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
         row["cpu_s"], row["cpu_s_sd"] = _mean_sd([r["cpu_s"] for r in runs])
+        for key in ("gap_sum", "pred_err_sum", "loss_T", "train_error_sum", "gec_hat0", "gec_hat"):
+            values = [r.get(key) for r in runs]
+            if values and all(v is not None for v in values):
+                row[key], row[f"{key}_sd"] = _mean_sd(values)
+            else:
+                row[key], row[f"{key}_sd"] = None, None
+        row["gap_nonpositive_seeds"] = (
+            None if row["gap_sum"] is None else sum(r["gap_sum"] <= 0 for r in runs)
+        )
         rows.append(row)
     return rows
 
 
-def summary_rows(results: Results) -> list[dict[str, Any]]:
+def summary_rows(results: Results, H: int | None = None) -> list[dict[str, Any]]:
     """One row per (env, agent) of a study's results (see :func:`aggregate_rows`)."""
-    return aggregate_rows((env, agent, run_summary(res)) for (env, agent, _), res in results.items())
+    return aggregate_rows((env, agent, run_summary(res, H)) for (env, agent, _), res in results.items())
+
+
+def _cell(row: Mapping[str, Any], key: str, digits: int = 1) -> str:
+    return "—" if row.get(key) is None else _pm(row, key, digits)
+
+
+def decomposition_table(rows: list[dict[str, Any]], H: int, title: str = "") -> Any:
+    """Σ optimism gap and Σ prediction error beside R(T), the in-sample loss, the training error and the
+    empirical GEC next to the tabular bound H·S·A·log(1 + T²) (rows of :func:`aggregate_rows` with ``S``, ``A``
+    and ``T`` filled in)."""
+    from gec_rl.theory import gec_bound_tabular
+    from paperlab_core.results import Table
+
+    table = Table(["env", *DECOMPOSITION_COLUMNS], title=title)
+    for row in rows:
+        gap_ok = (
+            "—"
+            if row.get("gap_nonpositive_seeds") is None
+            else f"{row['gap_nonpositive_seeds']}/{row['seeds']}"
+        )
+        bound = gec_bound_tabular(H, row["S"], row["A"], row["T"]) if "S" in row else math.nan
+        table.add(row["env"], row["agent"], row["seeds"], _pm(row, "R_T"), _cell(row, "gap_sum"),
+                  _cell(row, "pred_err_sum"), gap_ok, _cell(row, "loss_T"), _cell(row, "train_error_sum"),
+                  _cell(row, "gec_hat0"), _cell(row, "gec_hat"), f"{bound:.0f}")  # fmt: skip
+    return table
+
+
+def add_env_sizes(rows: list[dict[str, Any]], T: int, H: int) -> list[dict[str, Any]]:
+    """Fill in S, A and T of each row's env (for the GEC bound)."""
+    from gec_rl.envs import make_env
+
+    for row in rows:
+        mdp = make_env(row["env"], horizon=H)
+        row.update({"S": mdp.S, "A": mdp.A, "T": T})
+    return rows
 
 
 def summary_csv_text(rows: list[dict[str, Any]]) -> str:
@@ -201,9 +277,16 @@ def summary_markdown(rows: list[dict[str, Any]], header: str = "") -> str:
     return "\n".join(lines)
 
 
-def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], env: str, path: Path) -> None:
+def plot_curves(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    env: str,
+    path: Path,
+    extra: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> None:
     """Mean ± 1 sd cumulative regret per agent (``agent → (t, curves (seeds, len(t)))``), with a log–log inset
-    and the two-point slopes of the seed-mean curves in the legend."""
+    and the two-point slopes of the seed-mean curves in the legend. ``extra`` (``"gap"``/``"pred"`` → agent →
+    (seeds, len(t))) adds panels of the cumulative optimism gap Σ(V* − V_f) and prediction error Σ(V_f − V^π)
+    (spec §2.1) for the agents that have a hypothesis value."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,14 +294,18 @@ def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], env: str, p
 
     from paperlab_core.logging import atomic_open
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    panels = [key for key in ("gap", "pred") if extra and extra.get(key)]
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(7 + 4.5 * len(panels), 4.5), squeeze=False)
+    ax = axes[0, 0]
     inset = ax.inset_axes((0.08, 0.5, 0.35, 0.42))
+    colours = {}
     for agent, (t, stacked) in curves.items():
         mean, sd = stacked.mean(0), stacked.std(0)
         T = int(t[-1])
         quarter = float(np.interp(T / 4, t, mean))
         slope = slope_between(quarter, float(mean[-1]))
         (line,) = ax.plot(t, mean, label=f"{agent} (slope {slope:.2f})")
+        colours[agent] = line.get_color()
         ax.fill_between(t, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
         positive = mean > 0
         inset.loglog(t[positive], mean[positive], color=line.get_color())
@@ -228,6 +315,17 @@ def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], env: str, p
     ax.legend(loc="lower right", fontsize=8)
     inset.set_title("log–log", fontsize=8)
     inset.tick_params(labelsize=6)
+    titles = {"gap": "Σ optimism gap V* − V_f (≤ 0: optimistic)", "pred": "Σ prediction error V_f − V^π"}
+    for panel, key in zip(axes[0, 1:], panels, strict=True):
+        for agent, stacked in extra[key].items():
+            t = curves[agent][0]
+            mean, sd = stacked.mean(0), stacked.std(0)
+            panel.plot(t, mean, color=colours.get(agent), label=agent)
+            panel.fill_between(t, mean - sd, mean + sd, color=colours.get(agent), alpha=0.2)
+        panel.axhline(0.0, color="black", lw=0.6)
+        panel.set_xlabel("episode t")
+        panel.set_title(titles[key], fontsize=10)
+        panel.legend(fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -237,14 +335,17 @@ def plot_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], env: str, p
 
 
 def plot_env(results: Results, env: str, path: Path) -> None:
-    """:func:`plot_curves` of the full per-episode curves of one env."""
-    curves = {}
+    """:func:`plot_curves` of the full per-episode curves of one env (regret, Σ gap, Σ prediction error)."""
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    extra: dict[str, dict[str, np.ndarray]] = {"gap": {}, "pred": {}}
     for agent in dict.fromkeys(agent for (e, agent, _) in results if e == env):
-        stacked = np.stack(
-            [np.cumsum(r.inst_regret) for (e, a, _), r in results.items() if e == env and a == agent]
-        )
+        runs = [r for (e, a, _), r in results.items() if e == env and a == agent]
+        stacked = np.stack([np.cumsum(r.inst_regret) for r in runs])
         curves[agent] = (np.arange(1, stacked.shape[1] + 1), stacked)
-    plot_curves(curves, env, path)
+        if all(np.all(np.isfinite(r.model_value)) for r in runs):
+            extra["gap"][agent] = np.stack([np.cumsum(r.optimism_gap) for r in runs])
+            extra["pred"][agent] = np.stack([np.cumsum(r.prediction_error) for r in runs])
+    plot_curves(curves, env, path, extra)
 
 
 def write_study(
@@ -254,13 +355,17 @@ def write_study(
     command: str,
     machine: str = "",
     seeds: list[int] | None = None,
+    H: int | None = None,
+    T: int | None = None,
 ) -> list[dict]:
     """Every output file of a regret study (see the module docstring); returns the summary rows."""
     from paperlab_core.logging import write_json_atomic, write_text_atomic
     from paperlab_core.results import results_record
 
     out.mkdir(parents=True, exist_ok=True)
-    rows = summary_rows(results)
+    rows = summary_rows(results, H)
+    if H is not None and T is not None:
+        add_env_sizes(rows, T, H)
     write_text_atomic(out / "regret.csv", regret_csv_text(results))
     write_text_atomic(out / "summary.csv", summary_csv_text(rows))
     header = f"Regret study (`{command}`); wall time {elapsed_s:.1f} s.\n"
@@ -270,13 +375,14 @@ def write_study(
         {
             "key": f"{env}/{agent}/seed{seed}",
             "params": {"env": env, "agent": agent, "seed": seed},
-            "result": run_summary(res),
+            "result": run_summary(res, H),
         }
         for (env, agent, seed), res in results.items()
     ]
-    document = results_record(
-        command, machine, seeds, {"summary": summary_table(rows)}, records, wall_s=round(elapsed_s, 3)
-    )
+    tables = {"summary": summary_table(rows)}
+    if H is not None and T is not None:
+        tables["decomposition"] = decomposition_table(rows, H, f"Regret decomposition (T = {T}, H = {H})")
+    document = results_record(command, machine, seeds, tables, records, wall_s=round(elapsed_s, 3))
     write_json_atomic(out / "results.json", document)
     for env in dict.fromkeys(env for (env, _, _) in results):
         plot_env(results, env, out / f"regret_{env}.png")
@@ -284,13 +390,20 @@ def write_study(
 
 
 def write_run_outputs(
-    run_dir: str | Path, history: list[tuple[int, float, float, float]], metrics: dict
+    run_dir: str | Path, history: list[tuple[int, Any]], v_star: float, metrics: dict
 ) -> None:
-    """``regret.csv`` and metrics.json of a single ``gec-rl train`` run."""
+    """``regret.csv`` (per-episode regret, values and the decomposition terms) and metrics.json of one
+    ``gec-rl train`` run; ``history`` holds (t, :class:`gec_rl.regret.EpisodeRecord`)."""
     from paperlab_core.logging import write_metrics, write_text_atomic
 
-    lines = ["episode,inst_regret,cum_regret,v_pi"]
-    lines += [f"{t},{inst!r},{cum!r},{v!r}" for t, inst, cum, v in history]
+    lines = ["episode,inst_regret,cum_regret,v_pi,v_f,optimism_gap,prediction_error,loss,train_error"]
+    cum = 0.0
+    for t, rec in history:
+        inst = v_star - rec.v_pi
+        cum += inst
+        values = (inst, cum, rec.v_pi, rec.model_value, v_star - rec.model_value, rec.model_value - rec.v_pi,
+                  rec.loss, rec.train_error)  # fmt: skip
+        lines.append(f"{t}," + ",".join(repr(float(v)) for v in values))
     write_text_atomic(Path(run_dir) / "regret.csv", "\n".join(lines) + "\n")
     write_metrics(run_dir, {"regret": metrics})
 
@@ -305,6 +418,16 @@ def regret(args: argparse.Namespace, run: Any) -> dict[str, Any]:
     start = time.perf_counter()
     results = run_study(envs, agents, seeds, T, H, args.workers)
     elapsed = time.perf_counter() - start
-    rows = write_study(results, run.dir, elapsed, run.command, environment_line(run.env), seeds)
-    print(summary_markdown(rows, f"Regret study (`{run.command}`); wall time {elapsed:.1f} s.\n"))
+    rows = write_study(results, run.dir, elapsed, run.command, environment_line(run.env), seeds, H, T)
+    if getattr(args, "decompose", False):
+        print(decomposition_table(rows, H, f"Regret decomposition (`{run.command}`)").to_markdown())
+    else:
+        print(summary_markdown(rows, f"Regret study (`{run.command}`); wall time {elapsed:.1f} s.\n"))
     return {"study_wall_s": round(elapsed, 3), "jobs": len(results)}
+
+
+def decompose(args: argparse.Namespace, run: Any) -> dict[str, Any]:
+    """``gec-rl decompose``: the regret study with the decomposition table printed (spec §2.1–2.2): per agent
+    R(T), Σ optimism gap, Σ prediction error, the in-sample loss, the training error and the empirical GEC."""
+    args.decompose = True
+    return regret(args, run)

@@ -49,6 +49,14 @@ class Agent:
     def policy(self) -> np.ndarray:
         raise NotImplementedError
 
+    def hypothesis_model(self) -> np.ndarray | None:
+        """The transition model P_f (S, A, S) acted on this episode, for model-based agents; else ``None``."""
+        return None
+
+    def in_sample_loss(self) -> float:
+        """The agent's own in-sample loss of f^t on past data (model-free agents); NaN if it has none."""
+        return float("nan")
+
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
 

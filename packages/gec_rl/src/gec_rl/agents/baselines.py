@@ -29,6 +29,7 @@ class EpsGreedyQ(Agent):
 
     def begin_episode(self, t: int) -> None:
         self._greedy = self.Q[:-1].argmax(-1)
+        self.model_value = float(self.task.mu @ self.Q[0].max(-1))  # V_{1,f} of the table f = Q
 
     def act(self, h: int, s: int) -> int:
         if self.rng.random() < self.epsilon:

@@ -149,6 +149,28 @@ class OPSLinearLMC(GreedyQAgent):
         b = 2 * self.eta * phi_flat.T @ targets  # 2η Σ φ y
         return precision, b
 
+    def layer_grad(self, h: int, precision: torch.Tensor, b: torch.Tensor, gamma: float) -> Any:
+        """∇U_h(θ) = Aθ − b, minus γ·∇(Σ_s μ(s) τ logsumexp_a φ(s,a)ᵀθ/τ) on the optimism layer h = 0 (batched
+        over leading axes of θ)."""
+
+        def grad(theta: torch.Tensor) -> torch.Tensor:
+            g = (theta * precision if self.one_hot else theta @ precision.T) - b
+            if h == 0 and gamma > 0:
+                weights = torch.softmax(self.q_values_batched(theta) / self.tau, dim=-1) * self.mu[:, None]
+                if self.one_hot:
+                    g = g - gamma * weights.reshape(*theta.shape[:-1], -1)
+                else:
+                    g = g - gamma * torch.einsum("...sa,sad->...d", weights, self.phi)
+            return g
+
+        return grad
+
+    def q_values_batched(self, theta: torch.Tensor) -> torch.Tensor:
+        """Q(s, a) = φ(s, a)ᵀθ for θ of shape (..., d): (..., S, A)."""
+        if self.one_hot:
+            return theta.reshape(*theta.shape[:-1], self.task.S, self.task.A)
+        return torch.einsum("sad,...d->...sa", self.phi, theta)
+
     def begin_episode(self, t: int) -> None:
         H = self.task.H
         gamma = gamma_at(t, self.gamma_schedule, self.gamma)
@@ -157,17 +179,7 @@ class OPSLinearLMC(GreedyQAgent):
         for h in range(H - 1, -1, -1):
             precision, b = self.layer_system(h, theta_next)
             cov = 1.0 / precision if self.one_hot else torch.linalg.inv(precision)
-
-            def grad(theta: torch.Tensor, h: int = h, precision=precision, b=b) -> torch.Tensor:
-                g = (theta * precision if self.one_hot else theta @ precision.T) - b
-                if h == 0 and gamma > 0:
-                    weights = torch.softmax(self.q_values(theta) / self.tau, dim=-1) * self.mu[:, None]
-                    if self.one_hot:
-                        g = g - gamma * weights.reshape(-1)
-                    else:
-                        g = g - gamma * torch.einsum("sa,sad->d", weights, self.phi)
-                return g
-
+            grad = self.layer_grad(h, precision, b, gamma)
             new[h] = ula(new[h], grad, self.step_scale, self.steps, self.generator, precond=cov)
             theta_next = new[h]
         self.theta = new

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 from gec_rl.agents.base import CountingAgent, Task
 from gec_rl.planning import expected_reward, plan, plan_sparse
@@ -29,7 +30,8 @@ class OPSModelBased(CountingAgent):
 
     Posterior (spec §2.3, §2.5): p^t(f) ∝ p⁰(f)·exp(γ_t V_{1,f}(μ))·Π P_f(x'|x,a)^η. Draw M models from the
     tempered conjugate part Dir(α₀ + η N), plan all M at once, pick model i w.p. softmax(γ_t V_i(μ)) and act
-    greedily on its Q. γ = 0, η = 1, M = 1 is PSRL; γ = inf, M = J is max-of-J.
+    greedily on its Q. γ = 0, η = 1, M = 1 is PSRL; γ = inf, M = J is max-of-J. ``gamma="theory"`` sets the
+    constant γ = √(η·T·log|H|/d_GEC) of :func:`gec_rl.theory.theory_gamma` for the task's S, A, H, T.
     """
 
     name = "ops_mb"
@@ -40,7 +42,7 @@ class OPSModelBased(CountingAgent):
         rng: np.random.Generator,
         M: int = 8,
         eta: float = 1.0,
-        gamma: float = 1.0,
+        gamma: float | str = 1.0,
         gamma_schedule: str = "sqrt_t",
         alpha0: float | None = None,
         sampler: str = "auto",
@@ -48,6 +50,12 @@ class OPSModelBased(CountingAgent):
     ) -> None:
         super().__init__(task, rng)
         self.alpha0 = 1.0 / task.S if alpha0 is None else float(alpha0)
+        if (
+            gamma == "theory"
+        ):  # the constant-in-T tuning of spec §2.6 for this task (gec_rl.theory.theory_gamma)
+            from gec_rl.theory import theory_gamma
+
+            gamma = theory_gamma(float(eta), task.T, task.S, task.A, task.H)
         check_posterior_params(eta, gamma, M, self.alpha0)
         gamma_at(1, gamma_schedule, gamma)  # validates the schedule name
         if sampler not in {"auto", "dense", "sparse"}:
@@ -56,6 +64,8 @@ class OPSModelBased(CountingAgent):
         self.sampler, self.tau = sampler, tau
         self.last_values = np.zeros(M)
         self.last_gamma = 0.0
+        self._models: np.ndarray | sp.csr_matrix | None = None  # the last M models (dense or block CSR)
+        self._chosen = 0
 
     def sample_and_plan(self) -> tuple[np.ndarray, np.ndarray]:
         """Draw M models from Dir(α₀ + ηN) and plan them: returns Q (M,H,S,A) and V_1(μ) (M,)."""
@@ -68,9 +78,11 @@ class OPSModelBased(CountingAgent):
                 self.rng, self.counts, self.alpha0, self.eta, self.M, task.r, self.tau
             )
             Q, V = plan_sparse(block, R, task.H)
+            self._models = block
         else:
             P = sample_dirichlet_rows(self.rng, self.alpha0 + self.eta * self.counts, self.M)
             Q, V = plan(P, expected_reward(P, task.r), task.H)
+            self._models = P
         return Q, V[:, 0] @ task.mu
 
     def begin_episode(self, t: int) -> None:
@@ -78,8 +90,19 @@ class OPSModelBased(CountingAgent):
         self.last_gamma = gamma_at(t, self.gamma_schedule, self.gamma)
         self.last_values = values
         i = sir_select(self.rng, values, self.last_gamma)
+        self._chosen = i
         self.model_value = float(values[i])
         self.set_q(Q[i])
+
+    def hypothesis_model(self) -> np.ndarray | None:
+        """The selected model P_{f^t} (S, A, S) (densified from the sparse block when needed)."""
+        if self._models is None:
+            return None
+        if isinstance(self._models, np.ndarray):
+            return self._models[self._chosen]
+        S, A = self.task.S, self.task.A
+        i, rows = self._chosen, S * A
+        return self._models[i * rows : (i + 1) * rows, i * S : (i + 1) * S].toarray().reshape(S, A, S)
 
 
 class PSRL(CountingAgent):
@@ -96,7 +119,11 @@ class PSRL(CountingAgent):
         P = sample_dirichlet_rows(self.rng, self.alpha0 + self.counts, 1)
         Q, V = plan(P, expected_reward(P, self.task.r), self.task.H)
         self.model_value = float(V[0, 0] @ self.task.mu)
+        self.model = P[0]
         self.set_q(Q[0])
+
+    def hypothesis_model(self) -> np.ndarray | None:
+        return getattr(self, "model", None)
 
 
 def max_of_j(task: Task, rng: np.random.Generator, J: int = 8, **kwargs: float) -> OPSModelBased:

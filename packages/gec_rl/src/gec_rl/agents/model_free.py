@@ -32,7 +32,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from gec_rl.agents.base import GreedyQAgent, Task
-from gec_rl.losses import TabularStats
+from gec_rl.losses import TabularStats, corrected_loss_tabular
 from gec_rl.posteriors import gamma_at, sir_select
 
 
@@ -259,6 +259,10 @@ class OPSModelFree(GreedyQAgent):
             chosen = self.gibbs_steps(gamma, self.sweeps).copy()
             self.model_value = float(self.task.mu @ chosen[0].max(-1))
         self.set_q(chosen)
+
+    def in_sample_loss(self) -> float:
+        """Σ_h Σ_{s,a} n(Q_h − ȳ_h(Q_{h+1}))², the corrected Bellman loss (spec §2.4) of the chosen Q table."""
+        return float(corrected_loss_tabular(self.Q, self.stats).sum())
 
     def state_dict(self) -> dict[str, Any]:
         st = self.stats
