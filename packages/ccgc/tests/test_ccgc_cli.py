@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+METRICS = ("acc", "nmi", "ari", "f1")
+QUIET = ["--trainer.enable_progress_bar", "false"]
+
 
 def _run_dirs(root: Path, suffix: str) -> list[Path]:
     return sorted((root / "ccgc").glob(f"*-{suffix}"))
@@ -23,7 +26,7 @@ def test_train_then_evaluate_and_predict_with_the_checkpoint_alone(tmp_path, mon
     runs = tmp_path / "runs"
     monkeypatch.setenv("PAPERLAB_RUNS", str(runs))
     torch.save(KarateClub()[0], tmp_path / "karate.pt")
-    quiet = ["--trainer.enable_progress_bar", "false"]
+    quiet = QUIET
     train = [
         "train", "--data.dataset", "pyg", "--data.path", str(tmp_path / "karate.pt"), "--data.t", "2",
         "--model.dims", "16", "--model.lr", "1e-3", "--model.warmup_epochs", "5", "--model.legacy", "true",
@@ -50,6 +53,10 @@ def test_train_then_evaluate_and_predict_with_the_checkpoint_alone(tmp_path, mon
         round(test_metrics["test/acc"] * 34 / 100), abs=1e-3
     )
     assert 0 <= test_metrics["test/acc"] <= 100 and "test/nmi" in test_metrics
+    # the checkpoint carries the run's generator state: k-means repeats the training run's final clustering
+    evaluated = json.loads((eval_dir / "metrics.json").read_text())["evaluate"]
+    assert evaluated["training_generator_state"] is True
+    assert {m: evaluated[m] for m in METRICS} == {m: metrics["last"][m] for m in METRICS}
 
     assert main(["predict", "--ckpt", str(ckpt), "--run_name", "pred", *quiet]) == 0
     (pred_dir,) = _run_dirs(runs, "pred")
@@ -57,15 +64,71 @@ def test_train_then_evaluate_and_predict_with_the_checkpoint_alone(tmp_path, mon
     assert predictions["labels"].shape == (34,) and predictions["embedding"].shape == (34, 16)
 
 
+def test_train_and_reproduce_share_one_protocol(tmp_path, monkeypatch):
+    """`ccgc train` (LightningModule) and `ccgc reproduce` (fast loop) run the same CCGCLoop: for one seed their
+    best / best_trained / last are equal to the last bit, and `evaluate --ckpt` alone repeats `last` exactly.
+    Embedded default (rpg, variant stable), 70 epochs: 51 warm-up + 19 cluster-guided, re-clustering 0..60."""
+    from ccgc.cli import main
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("PAPERLAB_RUNS", str(runs))
+    train = ["train", "--trainer.max_epochs", "70", "--seed_everything", "1", "--model.plot", "false"]
+    assert main([*train, "--run_name", "same", *QUIET]) == 0
+    (run_dir,) = _run_dirs(runs, "same")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [c["epoch"] for c in metrics["candidates"]] == [-1, 0, 10, 20, 30, 40, 50, 60]
+    out = tmp_path / "rep"
+    grid = ["--data.dataset", "rpg", "--methods", "stable", "--seeds", "1", "--epochs", "70"]
+    assert main(["reproduce", *grid, "--out", str(out)]) == 0
+    (record,) = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    for protocol in ("best", "best_trained", "last"):
+        assert record["result"][protocol] == metrics[protocol], protocol
+
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert main(["evaluate", "--ckpt", str(ckpt), "--run_name", "again", *QUIET]) == 0
+    (eval_dir,) = _run_dirs(runs, "again")
+    evaluated = json.loads((eval_dir / "metrics.json").read_text())["evaluate"]
+    assert {m: evaluated[m] for m in METRICS} == {m: metrics["last"][m] for m in METRICS}
+
+
+def test_sweep_writes_full_grids(tmp_path, adgc_fixture):
+    """`ccgc sweep` on the 6-node ADGC fixture: one record per (t, lr, dims, seed), full grid tables."""
+    from ccgc.cli import main
+
+    out = tmp_path / "sweep"
+    args = ["sweep", "--data.dataset", "bat", "--data.root", str(adgc_fixture), "--methods", "stable,legacy",
+            "--t", "1,2", "--lr", "1e-3", "--dims", "8,D", "--epochs", "3", "--seeds", "0", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert len(list((out / "records").glob("*.json"))) == 2 * 2 * 1 * 2
+    tables = json.loads((out / "results.json").read_text())["tables"]
+    assert set(tables) >= {"main", "bat_stable", "bat_legacy"}
+    grid = tables["bat_legacy"]
+    assert [(r[0], r[2]) for r in grid["rows"]] == [(1, "8"), (1, "D=4"), (2, "8"), (2, "D=4")]
+    assert all(r[-1] in ("no", "best", "last", "best, last") for r in grid["rows"])
+    assert main(["sweep", "--dims", "0,D"]) != 0  # a bad list is a usage error, before any run
+
+
 def test_help_lists_verbs_and_presets(capsys):
     from ccgc.cli import main
 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for verb in ("train", "evaluate", "predict", "reproduce", "baselines", "datasets", "benchmark", "trace"):
+    for verb in (
+        "train",
+        "evaluate",
+        "predict",
+        "reproduce",
+        "sweep",
+        "baselines",
+        "datasets",
+        "benchmark",
+        "trace",
+    ):
         assert f"  {verb} " in out
     assert "validate" not in out  # CCGCModule has no validation_step
-    assert "paper_legacy" in out and "stable" in out
+    for preset in ("default", "stable", "paper", "legacy"):  # the variants' names everywhere
+        assert preset in out
+    assert "paper_legacy" not in out
     assert main(["datasets"]) == 0
     assert "cora" in capsys.readouterr().out
 
@@ -78,18 +141,38 @@ def test_cli_choices_equal_the_registries():
     from ccgc.module import CCGCModule
 
     options = {o.dest: o for o in cli.TRACE.options}
-    assert options["variant"].choices == names.VARIANTS == ("paper", "stable", "legacy")
+    assert options["variant"].choices == names.VARIANTS == ("stable", "paper", "legacy")
+    assert options["variant"].default == "stable"
     assert data.DATASETS == names.DATASETS and PLANETOID is names.PLANETOID
     for variant in names.VARIANTS:
         reproduce.variant_config(variant)  # raises ConfigError for a name the engine does not know
     assert set(reproduce.LABELS) | {"kmeans"} == set(names.METHODS)
     assert set(reproduce.DEFAULT_METHODS) <= set(names.METHODS)
-    assert reproduce.variant_config("paper") == CCGCConfig()  # the package default
-    assert reproduce.variant_config("stable").pos_normalization == "pairs"
+    assert reproduce.variant_config("stable") == CCGCConfig()  # the package default
+    assert CCGCConfig().pos_normalization == "pairs" and not CCGCConfig().legacy_accumulate_grads
+    assert reproduce.variant_config("paper").pos_normalization == "clusters"
     assert reproduce.variant_config("legacy").legacy_accumulate_grads
-    assert CCGCModule().cfg == reproduce.variant_config("paper"), (
-        "`ccgc train` and the `paper` variant differ"
+    assert CCGCModule().cfg == reproduce.variant_config("stable"), (
+        "`ccgc train` and the `stable` (default) variant differ"
     )
+
+
+def test_presets_name_the_variants():
+    """`--config stable|paper|legacy` are the reproduce variants of the same names, on Cora; default = stable."""
+    from importlib.resources import files
+
+    import yaml
+    from ccgc import reproduce
+    from ccgc.module import CCGCModule
+
+    folder = files("ccgc") / "configs"
+    default = yaml.safe_load((folder / "default.yaml").read_text())
+    assert CCGCModule(**default["model"]).cfg == reproduce.variant_config("stable", 400)
+    for variant in ("stable", "paper", "legacy"):
+        preset = yaml.safe_load((folder / f"{variant}.yaml").read_text())
+        assert preset["data"]["dataset"] == "cora"
+        model = CCGCModule(**{**default["model"], **preset["model"]})
+        assert model.cfg == reproduce.variant_config(variant, 400), variant
 
 
 def test_trace_prints_collapse_diagnostics(capsys, tmp_path):

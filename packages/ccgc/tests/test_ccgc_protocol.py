@@ -174,9 +174,9 @@ def test_legacy_shorthand_turns_on_all_three_flags():
         legacy_kmeans_init=True,
         pos_normalization="clusters",
     )
-    # the official L_pos = Σ/K comes with the legacy shorthand (and is the package default, variant `paper`)
+    # the official L_pos = Σ/K comes with the legacy shorthand; the package default is the per-pair mean (`stable`)
     assert CCGCModule(legacy=True, pos_normalization="pairs").cfg.pos_normalization == "clusters"
-    assert CCGCModule().cfg.pos_normalization == CCGCConfig().pos_normalization == "clusters"
+    assert CCGCModule().cfg.pos_normalization == CCGCConfig().pos_normalization == "pairs"
 
 
 @pytest.mark.slow

@@ -34,7 +34,8 @@ from paperlab_core.errors import ConfigError
 
 @dataclass
 class CCGCConfig:
-    """Hyper-parameters of one run (official defaults, spec §2.10)."""
+    """Hyper-parameters of one run: official defaults (spec §2.10) with the package's default L_pos, the per-pair
+    mean (variant ``stable``; ``pos_normalization="clusters"`` is the paper's Σ/K, variant ``paper``)."""
 
     dims: int = 500
     lr: float = 1e-4
@@ -44,7 +45,7 @@ class CCGCConfig:
     warmup_epochs: int = 50
     recluster_every: int = 10
     pos_subsample: float = 0.8
-    pos_normalization: str = "clusters"
+    pos_normalization: str = "pairs"
     kmeans_n_init: int = 4
     kmeans_max_iter: int = 500
     legacy_accumulate_grads: bool = False
@@ -185,6 +186,112 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _labelled(y: torch.Tensor | None) -> bool:
+    return y is not None and y.numel() > 0
+
+
+class CCGCLoop:
+    """The protocol of one run (spec §2.8), step by step: the one implementation behind ``train_ccgc`` (the fast
+    loop of ``reproduce``/``sweep``/``trace``) and :class:`ccgc.module.CCGCModule` (``ccgc train``).
+
+    It owns the pseudo-labels, ``dis``, the run's generator (k-means and positive subsampling draw from it, on
+    the features' device) and the best / best_trained / last tracker. ``y`` may be ``None`` or empty (no labels:
+    nothing is scored).
+    """
+
+    def __init__(self, cfg: CCGCConfig, num_clusters: int, generator: torch.Generator) -> None:
+        self.cfg = cfg
+        self.num_clusters = num_clusters
+        self.generator = generator
+        self.tracker = ProtocolTracker()
+        self.labels: torch.Tensor | None = None
+        self.dis: torch.Tensor | None = None
+
+    def kmeans(self, x: torch.Tensor) -> KMeansResult:
+        return cluster_embedding(x, self.num_clusters, self.cfg, self.generator)
+
+    def pretrain(self, x: torch.Tensor, y: torch.Tensor | None = None) -> KMeansResult:
+        """k-means on X̃: the first pseudo-labels and the pre-training candidate of ``best``."""
+        result = self.kmeans(x)
+        self.labels, self.dis = result.labels, result.dis
+        if _labelled(y):
+            self.tracker.add(-1, clustering_metrics(y.cpu(), result.labels.cpu()), pretrain=True)
+        return result
+
+    def step(
+        self,
+        model: SiameseLinearEncoder,
+        optimizer: Any,
+        x: torch.Tensor,
+        epoch: int,
+        edge_index_hat: torch.Tensor | None = None,
+        backward: Callable[[torch.Tensor], None] | None = None,
+    ) -> EpochLoss:
+        """One epoch's objective, then (unless the epoch is skipped) zero_grad (not in legacy), backward, step."""
+        if self.labels is None:
+            raise RuntimeError("call pretrain() before the first step")
+        out = epoch_objective(
+            model,
+            x,
+            epoch,
+            self.cfg,
+            self.num_clusters,
+            self.labels,
+            self.dis,
+            self.generator,
+            edge_index_hat,
+        )
+        if out.skipped:
+            return out
+        if not self.cfg.legacy_accumulate_grads:
+            optimizer.zero_grad(set_to_none=True)
+        if backward is None:
+            out.loss.backward()
+        else:
+            backward(out.loss)
+        optimizer.step()
+        return out
+
+    def reclusters(self, epoch: int, out: EpochLoss) -> bool:
+        """Whether this epoch re-clusters (``epoch % recluster_every == 0``; never after a skipped epoch)."""
+        return not out.skipped and epoch % self.cfg.recluster_every == 0
+
+    def recluster(
+        self, model: SiameseLinearEncoder, x: torch.Tensor, epoch: int, y: torch.Tensor | None = None
+    ) -> dict[str, float] | None:
+        """k-means on E = (Z1+Z2)/2 after the step: new pseudo-labels/``dis`` and a candidate of ``best``."""
+        result = self.kmeans(model.embed(x))
+        self.labels, self.dis = result.labels, result.dis
+        if not _labelled(y):
+            return None
+        metrics = clustering_metrics(y.cpu(), result.labels.cpu())
+        self.tracker.add(epoch, metrics)
+        return metrics
+
+    def finish(
+        self, model: SiameseLinearEncoder, x: torch.Tensor, epoch: int, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, KMeansResult]:
+        """k-means on the final embedding (``last``; does not affect training). Returns (E, result)."""
+        embedding = model.embed(x)
+        result = self.kmeans(embedding)
+        if _labelled(y):
+            self.tracker.last = {"epoch": epoch, **clustering_metrics(y.cpu(), result.labels.cpu())}
+        return embedding, result
+
+
+def make_encoder(in_features: int, cfg: CCGCConfig, seed: int) -> SiameseLinearEncoder:
+    """The two encoders, initialised from the global torch RNG re-seeded with ``seed`` (same in both loops)."""
+    torch.manual_seed(seed)
+    return SiameseLinearEncoder(
+        in_features, cfg.dims, noise_std=cfg.noise_std if cfg.method == "scgc" else 0.0
+    )
+
+
+def run_generator(device: torch.device | str, seed: int) -> torch.Generator:
+    """The run's generator (k-means initialisation, positive subsampling) on the features' device."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def train_ccgc(
     x_smooth: torch.Tensor,
     num_clusters: int,
@@ -198,8 +305,9 @@ def train_ccgc(
 ) -> RunResult:
     """One full CCGC (or SCGC) run on pre-smoothed features; metrics need ``y``.
 
-    ``on_step(epoch, model, loss)`` is called after every optimiser step; a returned dict is merged into that
-    epoch's history record (``ccgc trace`` uses it). Re-clustering epochs also record their metrics there.
+    The same :class:`CCGCLoop` as ``ccgc train`` (tested: identical metrics for one seed). ``on_step(epoch,
+    model, loss)`` is called after every optimiser step; a returned dict is merged into that epoch's history
+    record (``ccgc trace`` uses it). Re-clustering epochs also record their metrics there.
     """
     cfg = cfg or CCGCConfig()
     device = x_smooth.device
@@ -207,22 +315,15 @@ def train_ccgc(
         raise ConfigError(f"cannot form {num_clusters} clusters from {x_smooth.size(0)} nodes")
     if y is not None and y.numel() != x_smooth.size(0):
         raise ConfigError(f"labels have {y.numel()} entries but the features have {x_smooth.size(0)} rows")
-    torch.manual_seed(seed)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    model = SiameseLinearEncoder(
-        x_smooth.size(1), cfg.dims, noise_std=cfg.noise_std if cfg.method == "scgc" else 0.0
-    ).to(device)
+    loop = CCGCLoop(cfg, num_clusters, run_generator(device, seed))
+    model = make_encoder(x_smooth.size(1), cfg, seed).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    tracker = ProtocolTracker()
     timings: dict[str, list[float]] = {"warmup": [], "contrastive": [], "scgc": [], "recluster": []}
 
     start = time.perf_counter()
-    result = cluster_embedding(x_smooth, num_clusters, cfg, generator)
+    loop.pretrain(x_smooth, y)
     _sync(device)
     timings_pre = time.perf_counter() - start
-    labels, dis = result.labels, result.dis
-    if y is not None:
-        tracker.add(-1, clustering_metrics(y, labels), pretrain=True)
     history: list[dict[str, Any]] = []
     epochs = range(cfg.epochs)
     if progress:
@@ -232,16 +333,10 @@ def train_ccgc(
     model.train()
     for epoch in epochs:
         t0 = time.perf_counter()
-        out = epoch_objective(
-            model, x_smooth, epoch, cfg, num_clusters, labels, dis, generator, edge_index_hat
-        )
+        out = loop.step(model, optimizer, x_smooth, epoch, edge_index_hat)
         if out.skipped:
             history.append({"epoch": epoch, "phase": out.phase, "skipped": True})
             continue
-        if not cfg.legacy_accumulate_grads:
-            optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
         _sync(device)
         timings[out.phase].append(time.perf_counter() - t0)
         history.append(
@@ -249,21 +344,14 @@ def train_ccgc(
         )
         if on_step is not None:
             history[-1].update(on_step(epoch, model, out) or {})
-        if epoch % cfg.recluster_every == 0:
+        if loop.reclusters(epoch, out):
             t1 = time.perf_counter()
-            result = cluster_embedding(model.embed(x_smooth), num_clusters, cfg, generator)
-            labels, dis = result.labels, result.dis
+            metrics = loop.recluster(model, x_smooth, epoch, y)
             _sync(device)
             timings["recluster"].append(time.perf_counter() - t1)
-            if y is not None:
-                metrics = clustering_metrics(y, labels)
-                tracker.add(epoch, metrics)
-                history[-1].update(metrics)
-    embedding = model.embed(x_smooth)
-    final = cluster_embedding(embedding, num_clusters, cfg, generator)
-    if y is not None:
-        tracker.last = {"epoch": cfg.epochs - 1, **clustering_metrics(y, final.labels)}
-    summary = tracker.summary()
+            history[-1].update(metrics or {})
+    embedding, final = loop.finish(model, x_smooth, cfg.epochs - 1, y)
+    summary = loop.tracker.summary()
     return RunResult(
         best=summary["best"],
         best_trained=summary["best_trained"],

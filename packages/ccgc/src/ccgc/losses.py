@@ -147,8 +147,9 @@ def ccgc_loss(
     positives pair Z1[a_j] with Z2[b_j], a and b two independent random subsets of H_k of size ⌊ρ·|H_k|⌋
     (ρ = ``pos_subsample``; with ``shuffle_pairs=False`` both are the first ⌊ρ·|H_k|⌋ members in index order,
     i.e. a fixed pairing); L_pos = (1/K) Σ_k Σ_j (2 − 2⟨Z1[a_j], Z2[b_j]⟩), divided by the configured K
-    (``pos_normalization="clusters"``, official code). ``pos_normalization="pairs"`` divides the same sum by the
-    number P of positive pairs instead (a mean in [0, 4], independent of N; opt-in variant ``stable``, see the
+    (``pos_normalization="clusters"``, this function's default: the paper's and official code's loss, variant
+    ``paper``). ``pos_normalization="pairs"`` divides the same sum by the number P of positive pairs instead (a
+    mean in [0, 4], independent of N; variant ``stable``, the default of ``CCGCConfig``/``ccgc train``; see the
     README: with the sum, α·L_neg ≤ α is outweighed by a factor ≈ P/K and the embedding collapses on Cora).
     Centres C^v_k = rownorm(mean_{i∈H_k} Z^v_i); S = C¹C²ᵀ with a zeroed diagonal; L_neg = mean(S²) over K'².
     ``skip_first_cluster`` reproduces the official loop that never visits the smallest label present in H.

@@ -1,4 +1,8 @@
-"""LightningModule: wiring of the CCGC loop (spec §2.12) with manual optimisation; the math is in engine/losses."""
+"""LightningModule: Lightning hooks around :class:`ccgc.engine.CCGCLoop` (spec §2.12), manual optimisation.
+
+The protocol itself (objective, zero_grad/backward/step, re-clustering, best/last) lives in the loop, shared with
+``ccgc.engine.train_ccgc`` (``reproduce``): ``ccgc train`` and ``reproduce`` give identical metrics for one seed.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from typing import Any, Literal
 import torch
 from pytorch_lightning import LightningModule
 
-from ccgc.engine import CCGCConfig, cluster_embedding, epoch_objective
-from ccgc.evaluate import ProtocolTracker, clustering_metrics
+from ccgc.engine import CCGCConfig, CCGCLoop, make_encoder, run_generator
+from ccgc.evaluate import METRICS
 from ccgc.models import SiameseLinearEncoder
 from paperlab_core.errors import ConfigError, UserError
 
@@ -25,7 +29,7 @@ class CCGCModule(LightningModule):
         warmup_epochs: int = 50,
         recluster_every: int = 10,
         pos_subsample: float = 0.8,
-        pos_normalization: Literal["pairs", "clusters"] = "clusters",
+        pos_normalization: Literal["pairs", "clusters"] = "pairs",
         kmeans_n_init: int = 4,
         kmeans_max_iter: int = 500,
         legacy: bool = False,
@@ -43,10 +47,11 @@ class CCGCModule(LightningModule):
             warmup_epochs: epochs 0..warmup_epochs use the warm-up loss (official 50, i.e. 51 epochs).
             recluster_every: re-cluster (and evaluate) when ``epoch % recluster_every == 0``.
             pos_subsample: fraction of each high-confidence cluster drawn for positive pairs (official 0.8).
-            pos_normalization: ``clusters`` (default; paper and official code): L_pos is the sum of 2 − 2cos
-                over the positive pairs divided by K; ``pairs`` (config ``stable``): their mean. With the sum,
-                α·L_neg is outweighed by a factor ≈ #pairs/K and the corrected optimiser collapses the Cora
-                embedding late in training (README); the mean does not. ``legacy`` implies ``clusters``.
+            pos_normalization: ``pairs`` (package default, variant ``stable``): L_pos is the mean of 2 − 2cos over
+                the positive pairs; ``clusters`` (variant ``paper``, the paper's and official code's loss): their
+                sum divided by K. With the sum, α·L_neg is outweighed by a factor ≈ #pairs/K and the correctly
+                optimised Cora/CiteSeer embeddings collapse late in training (README); the mean does not.
+                ``legacy`` implies ``clusters``.
             kmeans_n_init: k-means++ restarts (ignored with ``legacy_kmeans_init``).
             kmeans_max_iter: Lloyd iteration cap.
             legacy: shorthand that turns on the three legacy flags (official-code parity).
@@ -57,6 +62,7 @@ class CCGCModule(LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        self._init_seed = torch.initial_seed() % 2**63  # seed_everything ran before the CLI built the module
         self.automatic_optimization = False
         self.cfg = CCGCConfig(
             dims=dims,
@@ -76,10 +82,10 @@ class CCGCModule(LightningModule):
         self.plot = plot
         self.encoder: SiameseLinearEncoder | None = None
         self.num_clusters: int | None = None
-        self.tracker = ProtocolTracker()
-        self.pseudo_labels: torch.Tensor | None = None
-        self.dis: torch.Tensor | None = None
-        self.generator: torch.Generator | None = None
+        self.loop: CCGCLoop | None = None
+        self.seed: int | None = None
+        self._restored: dict[str, Any] = {}
+        self._evaluated: dict[str, float] | None = None
         self._skipped = False
         self._last_epoch = -1
 
@@ -95,44 +101,47 @@ class CCGCModule(LightningModule):
         datamodule.setup(stage)
         self.num_clusters = datamodule.graph.num_clusters
         if self.encoder is None:
-            self.encoder = SiameseLinearEncoder(datamodule.in_features, self.cfg.dims)
+            # the run's seed (``seed_everything``), as ``reproduce`` uses it: same initial weights, same draws
+            self.seed = self._init_seed
+            self.encoder = make_encoder(datamodule.in_features, self.cfg, self.seed)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         assert self.encoder is not None
         return torch.optim.Adam(self.encoder.parameters(), lr=self.cfg.lr)
 
-    def _kmeans(self, x: torch.Tensor) -> Any:
-        if self.generator is None or self.generator.device != x.device:
-            self.generator = torch.Generator(device=x.device).manual_seed(torch.initial_seed() % 2**63)
-        assert self.num_clusters is not None
-        return cluster_embedding(x.float(), self.num_clusters, self.cfg, self.generator)
+    def _loop(self, device: torch.device) -> CCGCLoop:
+        """The shared protocol loop, created on the features' device on first use.
 
-    def _metrics(self, y: torch.Tensor, labels: torch.Tensor) -> dict[str, float] | None:
-        return clustering_metrics(y.cpu(), labels.cpu()) if y.numel() else None
+        After ``evaluate``/``predict --ckpt`` it continues from the checkpoint's generator state, so k-means on
+        the stored weights repeats the training run's final clustering (``last``) draw for draw.
+        """
+        if self.loop is None:
+            assert self.num_clusters is not None
+            seed = self.seed if self.seed is not None else torch.initial_seed() % 2**63
+            generator = run_generator(device, seed)
+            state = self._restored.get("generator_state")
+            if state is not None and self._restored.get("generator_device") == device.type:
+                generator.set_state(state)
+            self.loop = CCGCLoop(self.cfg, self.num_clusters, generator)
+            if self._restored.get("pseudo_labels") is not None and self._restored.get("dis") is not None:
+                self.loop.labels = self._restored["pseudo_labels"].to(device)
+                self.loop.dis = self._restored["dis"].to(device)
+            self.loop.tracker.candidates = list(self._restored.get("candidates") or [])
+        return self.loop
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         x, y = batch["x"], batch["y"]
-        assert self.encoder is not None and self.num_clusters is not None
-        if self.pseudo_labels is None:
-            result = self._kmeans(x)
-            self.pseudo_labels, self.dis = result.labels, result.dis
-            metrics = self._metrics(y, result.labels)
-            if metrics is not None:
-                self.tracker.add(-1, metrics, pretrain=True)
+        assert self.encoder is not None
+        loop = self._loop(x.device)
+        if loop.labels is None:
+            loop.pretrain(x, y)
         epoch = self.current_epoch
         self._last_epoch = epoch
-        out = epoch_objective(
-            self.encoder, x, epoch, self.cfg, self.num_clusters, self.pseudo_labels, self.dis, self.generator
-        )
+        out = loop.step(self.encoder, self.optimizers(), x, epoch, backward=self.manual_backward)
         self._skipped = out.skipped
         if out.skipped:
             return None
-        optimizer = self.optimizers()
-        if not self.cfg.legacy_accumulate_grads:
-            optimizer.zero_grad()
-        self.manual_backward(out.loss)
-        optimizer.step()
         self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=1)
         if out.phase == "contrastive":
             self.log_dict({"train/pos": out.pos, "train/neg": out.neg}, batch_size=1)
@@ -144,11 +153,8 @@ class CCGCModule(LightningModule):
             return
         x, y = self._full_batch()
         assert self.encoder is not None
-        result = self._kmeans(self.encoder.embed(x))
-        self.pseudo_labels, self.dis = result.labels, result.dis
-        metrics = self._metrics(y, result.labels)
+        metrics = self._loop(x.device).recluster(self.encoder, x, epoch, y)
         if metrics is not None:
-            self.tracker.add(epoch, metrics)
             self.log_dict({f"cluster/{k}": v for k, v in metrics.items()}, batch_size=1)
 
     def _full_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,14 +168,11 @@ class CCGCModule(LightningModule):
 
         x, y = self._full_batch()
         assert self.encoder is not None
-        embedding = self.encoder.embed(x)
-        result = self._kmeans(embedding)
-        metrics = self._metrics(y, result.labels)
-        if metrics is not None:
-            self.tracker.last = {"epoch": self._last_epoch, **metrics}
+        loop = self._loop(x.device)
+        embedding, result = loop.finish(self.encoder, x, self._last_epoch, y)
         run_dir = current_run_dir()
         if run_dir is not None and self.trainer.is_global_zero:
-            write_metrics(run_dir, {**self.tracker.summary(), "candidates": self.tracker.candidates})
+            write_metrics(run_dir, {**loop.tracker.summary(), "candidates": loop.tracker.candidates})
             if self.plot:
                 from ccgc.plots import save_embedding_pca
 
@@ -178,25 +181,45 @@ class CCGCModule(LightningModule):
     # ------------------------------------------------------------------ evaluate / predict
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         assert self.encoder is not None
-        result = self._kmeans(self.encoder.embed(batch["x"]))
-        metrics = self._metrics(batch["y"], result.labels)
-        if metrics is None:
+        x, y = batch["x"], batch["y"]
+        if not y.numel():
             raise UserError("the dataset has no labels, so there is nothing to score (use `ccgc predict`)")
-        self.log_dict({f"test/{k}": v for k, v in metrics.items()}, batch_size=1)
+        loop = self._loop(x.device)
+        loop.finish(self.encoder, x, self._restored.get("epoch", -1), y)
+        metrics = loop.tracker.last
+        assert metrics is not None
+        self._evaluated = {k: metrics[k] for k in METRICS}
+        self.log_dict({f"test/{k}": v for k, v in self._evaluated.items()}, batch_size=1)
+
+    def on_test_end(self) -> None:
+        """The exact (float64) metrics next to the logged ``test/*`` (which Lightning stores as float32)."""
+        from paperlab_core.logging import current_run_dir, write_metrics
+
+        run_dir = current_run_dir()
+        evaluated = self._evaluated
+        if run_dir is not None and evaluated is not None and self.trainer.is_global_zero:
+            same_draws = self._restored.get("generator_state") is not None
+            write_metrics(run_dir, {"evaluate": {**evaluated, "training_generator_state": same_draws}})
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         assert self.encoder is not None
-        embedding = self.encoder.embed(batch["x"])
-        return {"labels": self._kmeans(embedding).labels.cpu(), "embedding": embedding.cpu()}
+        x = batch["x"]
+        embedding, result = self._loop(x.device).finish(self.encoder, x, -1, None)
+        return {"labels": result.labels.cpu(), "embedding": embedding.cpu()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ccgc_pseudo_labels"] = self.pseudo_labels
-        checkpoint["ccgc_dis"] = self.dis
-        checkpoint["ccgc_candidates"] = self.tracker.candidates
+        loop = self.loop
+        checkpoint["ccgc"] = {
+            "pseudo_labels": loop.labels if loop else None,
+            "dis": loop.dis if loop else None,
+            "candidates": loop.tracker.candidates if loop else [],
+            "generator_state": loop.generator.get_state() if loop else None,
+            "generator_device": loop.generator.device.type if loop else None,
+            "seed": self.seed,
+            "epoch": self._last_epoch,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.pseudo_labels = checkpoint.get("ccgc_pseudo_labels")
-        self.dis = checkpoint.get("ccgc_dis")
-        if self.dis is None:
-            self.pseudo_labels = None  # re-cluster on resume
-        self.tracker.candidates = list(checkpoint.get("ccgc_candidates") or [])
+        self._restored = dict(checkpoint.get("ccgc") or {})
+        self.seed = self._restored.get("seed")
+        self.loop = None

@@ -5,6 +5,7 @@ Standard library only: ``ccgc.cli`` imports it for option choices, so ``ccgc VER
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -15,12 +16,46 @@ GENERATED = ("rpg", "sbm", "digits", "karate")
 #: every ``--data.dataset`` value (``pyg`` also needs ``--data.path FILE``)
 DATASETS = (*GENERATED, *PLANETOID, *ADGC, "pyg")
 
-#: CCGC variants, named as the presets: ``paper`` (package default: zero_grad, the paper's L_pos = Σ/K),
-#: ``stable`` (zero_grad, per-pair mean of L_pos; preset ``stable``), ``legacy`` (official-code parity; preset
-#: ``paper_legacy``)
-VARIANTS = ("paper", "stable", "legacy")
+#: CCGC variants, named as their presets (each on Cora): ``stable`` (the package default model: zero_grad, L_pos =
+#: mean over positive pairs), ``paper`` (zero_grad, the paper's L_pos = Σ/K) and ``legacy`` (official-code parity)
+VARIANTS = ("stable", "paper", "legacy")
 #: what ``ccgc reproduce --methods`` runs per dataset and seed: the three k-means baselines, a CCGC variant, SCGC
 METHODS = ("kmeans", *VARIANTS, "scgc")
+#: datasets ``ccgc sweep`` accepts (those with a Table 1 row); default the three air-traffic graphs
+SWEEP_DATASETS = ("bat", "eat", "uat", "cora", "citeseer", "amap")
+
+
+def int_list(text: str) -> list[int]:
+    """``"1,2,3"`` or ``"1-5"`` (inclusive) → a list of non-negative integers."""
+    if "-" in text and "," not in text:
+        low, _, high = text.partition("-")
+        if low.isdigit() and high.isdigit() and int(low) <= int(high):
+            return list(range(int(low), int(high) + 1))
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items or not all(item.isdigit() for item in items):
+        raise argparse.ArgumentTypeError(f"{text!r} (expected non-negative integers: 1,2,3 or 1-5)")
+    return [int(item) for item in items]
+
+
+def float_list(text: str) -> list[float]:
+    """``"1e-4,1e-3"`` → [0.0001, 0.001] (each positive)."""
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} (expected positive numbers: 1e-4,1e-3)") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} (expected positive numbers: 1e-4,1e-3)")
+    return values
+
+
+def dims_list(text: str) -> list[str]:
+    """``"500,D"`` → ["500", "D"]: positive integers or ``D`` (the input dimension of the dataset)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items or not all(item == "D" or (item.isdigit() and int(item) > 0) for item in items):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} (expected positive integers or D, the input dimension: 500,D)"
+        )
+    return items
 
 
 def default_root(dataset: str) -> Path | None:
