@@ -35,6 +35,74 @@ def test_mask_score_rows():
     assert (frames == 7).all()
 
 
+def test_game_key_and_ale_ids():
+    from r2rise.atari import game_key
+
+    assert game_key("BreakoutNoFrameskip-v4") == game_key("ALE/Breakout-v5") == "breakout"
+    assert game_key("BeamRiderNoFrameskip-v4") == "beamrider"
+    frames = np.full((1, 4, 84, 84), 7, dtype=np.uint8)
+    assert (mask_score(frames, "ALE/Breakout-v5")[..., :10, :] == 0).all()
+    np.testing.assert_array_equal(mask_score(frames, "SeaquestNoFrameskip-v4"), frames)
+
+
+class _FakeALE:
+    """Stands in for an ALE env: records the actions it gets; ``end_on`` ends the episode on that action."""
+
+    def __init__(self, end_on: int | None = None) -> None:
+        import gymnasium as gym
+
+        self.action_space = gym.spaces.Discrete(4)
+        self.observation_space = gym.spaces.Box(0, 255, (2,), np.uint8)
+        self.actions: list[int] = []
+        self.resets: list[int | None] = []
+        self.end_on = end_on
+
+    def get_action_meanings(self) -> list[str]:
+        return ["NOOP", "FIRE", "RIGHT", "LEFT"]
+
+    def reset(self, *, seed=None, options=None):
+        self.resets.append(seed)
+        return np.zeros(2, np.uint8), {}
+
+    def step(self, action):
+        self.actions.append(int(action))
+        done = action == self.end_on and len(self.resets) == 1
+        return np.full(2, len(self.actions), np.uint8), 1.0, done, False, {}
+
+
+def _fake_env(end_on: int | None = None):
+    import gymnasium as gym
+
+    class Env(gym.Env):
+        def __init__(self) -> None:
+            self.inner = _FakeALE(end_on)
+            self.action_space, self.observation_space = self.inner.action_space, self.inner.observation_space
+
+        def get_action_meanings(self) -> list[str]:
+            return self.inner.get_action_meanings()
+
+        def reset(self, *, seed=None, options=None):
+            return self.inner.reset(seed=seed, options=options)
+
+        def step(self, action):
+            return self.inner.step(action)
+
+    return Env()
+
+
+def test_fire_reset_presses_fire_then_two_after_every_reset():
+    """baselines' FireResetEnv: FIRE (1), then action 2, after each reset; a step that ends the episode resets
+    again (without the seed, so a seeded reset cannot loop)."""
+    from r2rise.atari import FireReset
+
+    env = FireReset(_fake_env())
+    obs, _ = env.reset(seed=3)
+    assert env.env.inner.actions == [1, 2] and env.env.inner.resets == [3] and obs[0] == 2
+    ending = FireReset(_fake_env(end_on=1))
+    ending.reset(seed=5)
+    assert ending.env.inner.resets == [5, None] and ending.env.inner.actions == [1, 2]
+
+
 def test_paper_atari_config_loads(capsys):
     from r2rise.cli import main
 
@@ -72,16 +140,47 @@ def test_atari_env_recording_and_vector_evaluation(tmp_path):
     assert env_spaces(ATARI) == ((4, 84, 84), 4)
     demos = record_demonstrations(ATARI, num_demos=2, length=12, exec_noise=0.0, seed=0, expert=_fire)
     assert demos.obs.shape == (2, 12, 4, 84, 84) and demos.obs.dtype == np.uint8
+    # the score rows (top 10 for Breakout) are blanked in what is recorded; the playfield is not
+    assert (demos.obs[..., :10, :] == 0).all() and (demos.obs[..., 10:, :] > 0).any()
     assert (demos.actions == 1).all() and demos.valid.all()
     loaded = load_demos(save_demos(demos, tmp_path / "breakout.npz"), env_id=ATARI)
     np.testing.assert_array_equal(loaded.obs, demos.obs)
 
+    seen = []
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        seen.append(np.array(obs))
+        return np.ones(obs.shape[:2], dtype=np.int64)
+
     evaluator = Evaluator(ATARI, episodes=2, seed=0, max_steps=15)
-    policy = lambda obs: np.ones(obs.shape[:2], dtype=np.int64)  # noqa: E731
     first, second = evaluator.evaluate(policy, 2), evaluator.evaluate(policy, 2)
     assert first.shape == (2, 2)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first[0], first[1])
+    # evaluation sees blanked score rows too, and a bound of 3 envs (2 models × 2 episodes in slices) changes nothing
+    assert all((o[..., :10, :] == 0).all() for o in seen) and any((o[..., 10:, :] > 0).any() for o in seen)
+    np.testing.assert_array_equal(
+        Evaluator(ATARI, episodes=2, seed=0, max_steps=15, max_envs=3).evaluate(policy, 2), first
+    )
+
+
+def test_atari_env_chain_blanks_scores_and_fires_on_reset():
+    """make_env's Atari chain: AtariPreprocessing → FireReset (Breakout has FIRE) → 4-frame stack → MaskScore."""
+    _atari_ready()
+    from r2rise.atari import FireReset, MaskScore, make_atari_env
+    from r2rise.envs import make_env
+
+    env = make_env(ATARI)
+    chain, layer = [], env
+    while hasattr(layer, "env"):
+        chain.append(type(layer))
+        layer = layer.env
+    assert chain.index(MaskScore) < chain.index(FireReset)
+    obs, _ = env.reset(seed=0)
+    assert (obs[..., :10, :] == 0).all()
+    raw, _ = make_atari_env(ATARI, blank_score=False).reset(seed=0)
+    assert (raw[..., :10, :] > 0).any(), "Breakout draws the score in the top rows"
+    env.close()
 
 
 def test_paper_atari_train_end_to_end(tmp_path, monkeypatch):

@@ -73,3 +73,34 @@ def test_sync_vector_env_matches_loop():
     batched = evaluator.evaluate(policy, 2)
     assert np.all(batched == batched[:1])
     assert evaluator.evaluate(policy, 1, episodes=[1])[0, 0] == batched[0, 1]
+
+
+@pytest.mark.parametrize("bound", [1, 2, 4, 7])
+def test_bounded_env_count_gives_the_same_returns(small_ensemble, bound, monkeypatch):
+    """At most ``max_envs`` envs exist at once (slices of models, and of episodes when one model's episodes exceed
+    the bound); every slice keeps each episode's initial state and ε draws, so the returns equal one vector env's.
+    Both policy kinds are sliced: an ensemble (``select``) and a plain callable (padded observations)."""
+    import gymnasium as gym
+
+    whole = Evaluator("CartPole-v1", episodes=3, epsilon=0.2, seed=4).evaluate(small_ensemble, 6)
+    sizes = []
+    make_vec = gym.make_vec
+
+    def counting(*args, **kwargs):
+        sizes.append(kwargs["num_envs"])
+        return make_vec(*args, **kwargs)
+
+    monkeypatch.setattr(gym, "make_vec", counting)
+    bounded = Evaluator("CartPole-v1", episodes=3, epsilon=0.2, seed=4, max_envs=bound)
+    np.testing.assert_array_equal(bounded.evaluate(small_ensemble, 6), whole)
+    np.testing.assert_array_equal(bounded.evaluate(small_ensemble.act, 6), whole)
+    assert max(sizes) <= bound and sum(sizes) == 2 * 6 * 3
+
+
+def test_default_env_bounds():
+    from r2rise.evaluate import SYNC_MAX_ENVS
+
+    assert Evaluator("CartPole-v1").max_envs is None
+    assert Evaluator("MountainCar-v0").max_envs == SYNC_MAX_ENVS
+    with pytest.raises(ValueError, match="env bound"):
+        Evaluator("CartPole-v1", max_envs=0)

@@ -7,6 +7,9 @@ evaluation.
 
 from __future__ import annotations
 
+import re
+
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -62,9 +65,19 @@ class CNNEnsemble(nn.Module):
         return torch.vmap(one)(params, obs)
 
 
+def game_key(env_id: str) -> str:
+    """The game's lower-case name: ``BreakoutNoFrameskip-v4`` and ``ALE/Breakout-v5`` → ``breakout``."""
+    name = env_id.split("/")[-1]
+    name = re.sub(r"-v\d+$", "", name)
+    name = name.replace("NoFrameskip", "").replace("Deterministic", "")
+    return name.replace("-", "").lower()
+
+
 def mask_score(obs: np.ndarray, game: str) -> np.ndarray:
-    """Blank the score/lives area (T-REX ``mask_score``) in (..., 84, 84) frames: a copy with those rows set to 0."""
-    key = game.lower().replace("noframeskip-v4", "").replace("-", "")
+    """Blank the score/lives area (T-REX ``mask_score``) in (..., 84, 84) frames: a copy with those rows set to 0.
+
+    ``game`` is an env id or a game name; games without an entry in ``SCORE_ROWS`` are returned unchanged."""
+    key = game_key(game)
     if key not in SCORE_ROWS:
         return obs.copy()
     top, bottom = SCORE_ROWS[key]
@@ -75,17 +88,59 @@ def mask_score(obs: np.ndarray, game: str) -> np.ndarray:
     return out
 
 
+class MaskScore(gym.ObservationWrapper):
+    """Blanks the score/lives rows of every observation (``mask_score``), so recorded demonstrations, training and
+    evaluation all see the same blanked frames."""
+
+    def __init__(self, env: gym.Env, game: str) -> None:
+        super().__init__(env)
+        self.game = game
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return mask_score(np.asarray(observation), self.game)
+
+
+class FireReset(gym.Wrapper):
+    """FIRE on reset (OpenAI baselines' ``FireResetEnv``, part of the paper code's ``wrap_deepmind``): after every
+    reset, take action 1 (FIRE) then action 2, resetting again (without a seed) if either step ends the episode;
+    their rewards are not counted. Games such as Breakout otherwise wait for FIRE before serving the ball."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        meanings = env.unwrapped.get_action_meanings()
+        if len(meanings) < 3 or meanings[1] != "FIRE":
+            raise ValueError(f"FireReset needs FIRE as action 1, got {meanings}")
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        for action in (1, 2):
+            obs, _, terminated, truncated, info = self.env.step(action)
+            if terminated or truncated:
+                obs, info = self.env.reset(options=options)
+        return obs, info
+
+
+def has_fire(env: gym.Env) -> bool:
+    """Whether action 1 of an ALE env is FIRE (where baselines applies ``FireResetEnv``)."""
+    meanings = env.unwrapped.get_action_meanings()
+    return len(meanings) >= 3 and meanings[1] == "FIRE"
+
+
 def make_atari_env(
-    env_id: str = "BreakoutNoFrameskip-v4", seed: int = 0, max_episode_steps: int | None = None
-):
-    """gymnasium Atari env with the paper-code preprocessing (84×84 grey, frame-skip 4, 4 stacked frames); an
-    optional time limit in agent steps. Needs ``r2rise[atari]`` (ale-py ≥ 0.9 ships the ROMs; opencv for the
-    resize)."""
+    env_id: str = "BreakoutNoFrameskip-v4",
+    seed: int = 0,
+    max_episode_steps: int | None = None,
+    fire_reset: bool = True,
+    blank_score: bool = True,
+) -> gym.Env:
+    """gymnasium Atari env with the paper-code preprocessing: 84×84 grey, frame-skip 4 (with up to 30 no-ops on
+    reset), no life-loss terminal, FIRE on reset for games that need it (``FireReset``), 4 stacked frames, and the
+    score/lives rows blanked (``MaskScore``: T-REX ``mask_score``); an optional time limit in agent steps. Needs
+    ``r2rise[atari]`` (ale-py ≥ 0.9 ships the ROMs; opencv for the resize)."""
     try:
         import ale_py
     except ImportError:
         raise ConfigError("Atari needs ale-py: pip install 'r2rise[atari]'") from None
-    import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
     gym.register_envs(ale_py)
@@ -93,7 +148,11 @@ def make_atari_env(
     env = AtariPreprocessing(
         env, frame_skip=4, screen_size=84, grayscale_obs=True, terminal_on_life_loss=False
     )
+    if fire_reset and has_fire(env):
+        env = FireReset(env)
     env = FrameStackObservation(env, 4)
+    if blank_score:
+        env = MaskScore(env, env_id)
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps)
     env.reset(seed=seed)
@@ -115,6 +174,18 @@ class CNNPolicies:
     @property
     def size(self) -> int:
         return int(next(iter(self.ensemble.params.values())).shape[0])
+
+    def select(self, index: int | list[int]) -> CNNPolicies:
+        """The policies of the given models (parameters indexed, the ensemble itself untouched)."""
+        idx = [index] if isinstance(index, int) else list(index)
+        chosen = CNNEnsemble.__new__(CNNEnsemble)
+        nn.Module.__init__(chosen)
+        chosen.params = nn.ParameterDict(
+            {k: nn.Parameter(v.detach()[idx], requires_grad=False) for k, v in self.ensemble.params.items()}
+        )
+        chosen.buffers_ = self.ensemble.buffers_
+        chosen.template = self.ensemble.template
+        return CNNPolicies(chosen.eval(), self.eval_batch)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:

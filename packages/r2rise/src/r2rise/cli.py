@@ -27,7 +27,7 @@ from paperlab_core.verbs import (
 )
 
 #: ``r2rise.explain.EXPLAIN_LEARNERS``
-LEARNER_CHOICES = ("bc_mlp", "bc_linear", "bc_cnn")
+LEARNER_CHOICES = ("bc_mlp", "bc_linear", "bc_cnn", "iq_mlp")
 #: ``r2rise.explain.ESTIMATORS``
 ESTIMATOR_CHOICES = ("raw", "rise", "centred", "linear")
 #: ``sorted(r2rise.explain.DTYPES)``
@@ -196,6 +196,14 @@ main = build_cli(
                     default=None,
                     metavar="N",
                     help="evaluation episode cap in agent steps (default: the env's own limit)",
+                ),
+                option(
+                    "--eval-envs",
+                    type=positive_int,
+                    default=None,
+                    metavar="K",
+                    help="at most K evaluation envs at once (default: 64 for Atari, about 1.1 GiB; 1024 for "
+                    "MountainCar/Acrobot; unbounded for CartPole's numpy vector env)",
                 ),
                 THREADS,
                 DEVICE,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +26,12 @@ Policy = Callable[[np.ndarray], np.ndarray]
 NATIVE_VECTOR = ("CartPole-v1",)
 ATARI_HORIZON = 27_000
 """Default Atari evaluation cap in agent steps (108k frames at frame-skip 4, the usual ALE limit)."""
+ATARI_MAX_ENVS = 64
+"""Default bound on simultaneous Atari envs: one preprocessed ALE env (frame stack included) took about 18 MiB of
+resident memory (32 Breakout envs: 571 MiB, ale-py 0.12.1), so 64 envs are about 1.1 GiB; 200 models × 20 episodes
+in one vector env would be about 70 GiB."""
+SYNC_MAX_ENVS = 1024
+"""Default bound for the other ``sync`` vector envs (MountainCar, Acrobot: a few KiB each)."""
 
 
 @dataclass
@@ -36,6 +43,10 @@ class Evaluator:
     epsilon: float = 0.0
     seed: int = 0
     max_steps: int | None = None
+    max_envs: int | None = None
+    """At most this many envs at once ((model, episode) pairs are evaluated in slices; the results do not depend on
+    the slicing). ``None``: ``ATARI_MAX_ENVS`` for Atari, ``SYNC_MAX_ENVS`` for other sync envs, unbounded for
+    CartPole's numpy vector env."""
 
     def __post_init__(self) -> None:
         check_env_id(self.env_id)
@@ -43,6 +54,12 @@ class Evaluator:
             raise ConfigError(f"episodes must be ≥ 1, got {self.episodes}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ConfigError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if self.max_envs is not None and self.max_envs < 1:
+            raise ConfigError(f"the evaluation env bound must be ≥ 1, got {self.max_envs}")
+        if self.max_envs is None and is_atari(self.env_id):
+            self.max_envs = ATARI_MAX_ENVS
+        elif self.max_envs is None and self.env_id not in NATIVE_VECTOR:
+            self.max_envs = SYNC_MAX_ENVS
         spec = gym.spec(self.env_id)
         default = ATARI_HORIZON if is_atari(self.env_id) else spec.max_episode_steps
         self.horizon = int(self.max_steps or default or 1000)
@@ -74,9 +91,32 @@ class Evaluator:
         obs, _ = env.reset(seed=[self.episode_seeds[r] for r in episode_index])
         return env, obs
 
-    def evaluate(self, policy: Policy, num_models: int, episodes: list[int] | None = None) -> np.ndarray:
-        """Per-episode returns (M, R) of ``num_models`` policies; ``episodes`` selects a subset of episode indices."""
+    def evaluate(
+        self, policy: Policy | Any, num_models: int, episodes: list[int] | None = None
+    ) -> np.ndarray:
+        """Per-episode returns (M, R) of ``num_models`` policies; ``episodes`` selects a subset of episode indices.
+
+        ``policy`` is a callable (M, B, ...) → (M, B) or an ensemble with ``act`` and ``select(indices)``. At most
+        ``max_envs`` envs exist at once: models (and, if one model's episodes exceed the bound, episodes) are
+        evaluated in slices; episode r keeps its initial state and ε draws in every slice, so the returns are the
+        same as in one vector env."""
         episode_ids = np.arange(self.episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+        act = policy.act if hasattr(policy, "act") else policy
+        budget = self.max_envs or num_models * len(episode_ids)
+        if num_models * len(episode_ids) <= budget:
+            return self._evaluate(act, num_models, episode_ids)
+        out = np.zeros((num_models, len(episode_ids)))
+        per_slice = max(1, budget // len(episode_ids))
+        for lo in range(0, num_models, per_slice):
+            hi = min(lo + per_slice, num_models)
+            sub = _model_subset(policy, lo, hi, num_models)
+            for start in range(0, len(episode_ids), budget):
+                part = slice(start, start + budget)
+                out[lo:hi, part] = self._evaluate(sub, hi - lo, episode_ids[part])
+        return out
+
+    def _evaluate(self, policy: Policy, num_models: int, episode_ids: np.ndarray) -> np.ndarray:
+        """Returns (M, R) of ``num_models`` policies on ``episode_ids``, all in one vector env."""
         runs = len(episode_ids)
         episode_index = np.tile(episode_ids, num_models)
         env, obs = self._make(num_models * runs, episode_index)
@@ -101,6 +141,20 @@ class Evaluator:
     def mean_returns(self, policy: Policy, num_models: int) -> np.ndarray:
         """Coefficient R̄_i: mean return over the common episodes, (M,)."""
         return self.evaluate(policy, num_models).mean(axis=1)
+
+
+def _model_subset(policy: Policy | Any, lo: int, hi: int, num_models: int) -> Policy:
+    """A policy for models ``lo..hi-1``: ``policy.select`` when the ensemble has it, else the full callable on
+    observations padded to all ``num_models`` models (rows outside the slice repeat the slice's first row)."""
+    if hasattr(policy, "select"):
+        return policy.select(list(range(lo, hi))).act
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        full = np.repeat(obs[:1], num_models, axis=0)
+        full[lo:hi] = obs
+        return np.asarray(policy(full))[lo:hi]
+
+    return act
 
 
 def evaluate_naive(act: Callable[[np.ndarray], int], env_id: str, episodes: int, seed: int = 0) -> np.ndarray:

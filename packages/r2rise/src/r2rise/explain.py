@@ -45,9 +45,10 @@ from r2rise.runfiles import load_run
 __all__ = ["load_run"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-EXPLAIN_LEARNERS = (*LEARNERS, "bc_cnn")
+EXPLAIN_LEARNERS = (*LEARNERS, "bc_cnn", "iq_mlp")
 """``bc_cnn``: Nature-DQN CNNs on Atari stacks with the paper-code regime (``atari.fit_cnn_ensemble``; ``steps`` is
-the update cap, ``lr`` the Adam rate — the paper uses 15,000 and 1e-3)."""
+the update cap, ``lr`` the Adam rate — the paper uses 15,000 and 1e-3). ``iq_mlp``: offline inverse soft-Q
+imitation (``iq.fit_iq_ensemble``), a learner of another family for Q3."""
 ESTIMATORS = ("raw", "rise", "centred", "linear")
 
 
@@ -74,6 +75,7 @@ class ExplainConfig:
     cnn_val_every: int = 500
     cnn_patience: int = 5
     max_steps: int | None = None
+    eval_envs: int | None = None
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -132,14 +134,34 @@ def retrain_on_masks(
     learner = learner or cfg.learner
     obs, actions, _ = demos.frames()
     _, num_actions = env_spaces(demos.env_id)
-    evaluator = Evaluator(demos.env_id, cfg.episodes, cfg.epsilon, cfg.seed, cfg.max_steps)
+    evaluator = Evaluator(demos.env_id, cfg.episodes, cfg.epsilon, cfg.seed, cfg.max_steps, cfg.eval_envs)
     members = np.arange(len(masks)) if members is None else np.asarray(members)
     normaliser = None if learner == "bc_cnn" else make_normaliser(demos, cfg.obs_scaling)
     out = np.zeros((len(masks), cfg.episodes))
     for start in range(0, len(masks), cfg.chunk):
         stop = min(start + cfg.chunk, len(masks))
         weights = frame_weights(masks[start:stop], demos.valid)
-        if learner == "bc_cnn":
+        if learner == "iq_mlp":
+            from r2rise.iq import fit_iq_ensemble, transitions
+
+            successor, has_next = transitions(demos.valid)
+            policies = fit_iq_ensemble(
+                obs.reshape(obs.shape[0], -1),
+                demos.obs.reshape(-1, *demos.obs_shape)[successor].reshape(obs.shape[0], -1),
+                has_next,
+                actions,
+                weights,
+                num_actions,
+                cfg.hidden,
+                cfg.lr,
+                cfg.steps,
+                cfg.seed,
+                members[start:stop],
+                normaliser,
+                DTYPES[cfg.dtype],
+                device=cfg.device,
+            )
+        elif learner == "bc_cnn":
             from r2rise.atari import fit_cnn_ensemble
 
             policies = fit_cnn_ensemble(
@@ -172,7 +194,7 @@ def retrain_on_masks(
                 DTYPES[cfg.dtype],
                 device=cfg.device,
             )
-        out[start:stop] = evaluator.evaluate(policies.act, stop - start)
+        out[start:stop] = evaluator.evaluate(policies, stop - start)
     return out
 
 
@@ -378,6 +400,7 @@ def explain(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         cnn_val_every=args.cnn_val_every,
         cnn_patience=args.cnn_patience,
         max_steps=args.max_steps,
+        eval_envs=args.eval_envs,
         device=str(run.device),
     )
     if args.demos:
