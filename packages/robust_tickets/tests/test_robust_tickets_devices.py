@@ -6,6 +6,8 @@ on the CPU and handed it to ``torch.rand(..., device=<cuda>)`` in the first sear
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -43,43 +45,106 @@ def test_noise_generator_is_created_on_the_inputs_device(monkeypatch):
     assert module.noise_generator(OnCuda()) is on_gpu
 
 
-@pytest.mark.parametrize("method", ["robust", "freelb", "infobert"])
-def test_every_draw_of_the_training_path_uses_a_generator_on_its_tensors_device(
-    fit_tiny, monkeypatch, method
-):
-    """The three stages (and the adversarial baselines) on CPU: every generator handed to a random draw of the
-    training path lives on the device of the tensors it draws for."""
-    import robust_tickets.infobert as ib
-    import robust_tickets.losses as losses
+#: torch's random draws that accept ``generator=``: factories (device from ``device=``, else the default device)
+#: and in-place fills (device of the tensor filled)
+FACTORY_DRAWS = ("rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial", "poisson")
+INPLACE_DRAWS = (
+    "uniform_",
+    "normal_",
+    "random_",
+    "bernoulli_",
+    "exponential_",
+    "geometric_",
+    "cauchy_",
+    "log_normal_",
+)
 
-    seen: list[tuple[str, torch.device, torch.device]] = []
 
-    def checked(name, func, tensor_of):
+def _caller_module(depth: int = 2) -> str:
+    return sys._getframe(depth).f_globals.get("__name__", "")
+
+
+@pytest.fixture
+def generator_audit(monkeypatch):
+    """Record every generator the package creates (with the device it was explicitly created on, or None) and
+    every random draw the package makes with a generator (the generator and the device of the drawn tensor).
+
+    On a CPU-only machine every tensor is on the CPU, so comparing devices alone could never fail; the audit
+    therefore also requires the generator to have been created with an explicit ``device=`` equal to the
+    drawn tensor's. The old bug (``torch.Generator()`` handed to ``torch.rand(..., device=mask.device)``)
+    fails that check on the CPU as it failed on CUDA."""
+    created: list[tuple[str, object]] = []
+    draws: list[tuple[str, str, object, torch.device]] = []
+    real_generator = torch.Generator
+
+    class AuditedGenerator(real_generator):
+        def __new__(cls, *args, **kwargs):
+            gen = super().__new__(cls, *args, **kwargs)
+            gen.created_on = kwargs.get("device", args[0] if args else None)
+            caller = _caller_module()
+            if caller.startswith("robust_tickets"):
+                created.append((caller, gen.created_on))
+            return gen
+
+        def __init__(self, *args, **kwargs):  # the state is set up by __new__
+            pass
+
+    def audited(name, func, device_of):
         def wrapper(*args, **kwargs):
             gen = kwargs.get("generator")
-            if gen is None:
-                gen = next((a for a in args if isinstance(a, torch.Generator)), None)
-            if gen is not None:
-                seen.append((name, gen.device, tensor_of(*args, **kwargs).device))
+            caller = _caller_module()
+            if gen is not None and caller.startswith("robust_tickets"):
+                draws.append(
+                    (caller, name, getattr(gen, "created_on", "not audited"), device_of(args, kwargs))
+                )
             return func(*args, **kwargs)
 
         return wrapper
 
-    monkeypatch.setattr(
-        losses, "init_delta", checked("init_delta", losses.init_delta, lambda mask, *a, **k: mask)
+    def factory_device(args, kwargs):
+        return torch.device(kwargs.get("device") or torch.get_default_device())
+
+    monkeypatch.setattr(torch, "Generator", AuditedGenerator)
+    for name in FACTORY_DRAWS:
+        monkeypatch.setattr(torch, name, audited(name, getattr(torch, name), factory_device))
+    for name in INPLACE_DRAWS:
+        monkeypatch.setattr(
+            torch.Tensor,
+            name,
+            audited(name, getattr(torch.Tensor, name), lambda args, kwargs: args[0].device),
+        )
+    return created, draws
+
+
+def test_generator_audit_flags_a_generator_created_without_its_tensors_device(generator_audit):
+    """The audit can fail: a generator created without ``device=`` and drawn for a tensor (the old bug) is
+    recorded as created on None, which the training-path test rejects."""
+    created, draws = generator_audit
+    exec(  # runs with a robust_tickets module name, as package code would
+        compile("gen = torch.Generator(); torch.rand(2, generator=gen, device='cpu')", "<bug>", "exec"),
+        {"torch": torch, "__name__": "robust_tickets.fake"},
     )
-    monkeypatch.setattr(
-        ib, "information_bottleneck", checked("club", ib.information_bottleneck, lambda x, t, *a, **k: t)
-    )
-    monkeypatch.setattr(
-        ib,
-        "anchored_feature_bound",
-        checked("nce", ib.anchored_feature_bound, lambda c, local, *a, **k: local),
-    )
+    assert created == [("robust_tickets.fake", None)]
+    assert draws == [("robust_tickets.fake", "rand", None, torch.device("cpu"))]
+
+
+@pytest.mark.parametrize("method", ["robust", "random", "freelb", "infobert"])
+def test_every_generator_of_the_training_path_is_created_on_its_tensors_device(
+    fit_tiny, generator_audit, method
+):
+    """The three stages (``robust``: fine-tune, mask search, draw + retrain), the random ticket and the
+    adversarial baselines on CPU: every generator the package creates names its device explicitly, and every
+    draw the package makes with a generator fills a tensor on the generator's device."""
+    created, draws = generator_audit
     module, _, _ = fit_tiny(method=method)
-    names = {name for name, _, _ in seen}
-    assert "init_delta" in names
+    assert created, "the audit saw no generator: it is not wired to the package"
+    assert all(device is not None for _, device in created), created
+    assert draws, "the audit saw no draw with a generator"
+    names = {name for _, name, _, _ in draws}
+    if method in {"robust", "freelb", "infobert"}:  # the perturbation noise delta_0 (losses.init_delta)
+        assert any(caller == "robust_tickets.losses" for caller, *_ in draws), draws
     if method == "infobert":
-        assert {"club", "nce"} <= names
-    assert all(gen == tensor for _, gen, tensor in seen), seen
+        assert "randperm" in names and "randint" in names, names
+    bad = [d for d in draws if d[2] is None or torch.device(d[2]) != d[3]]
+    assert not bad, bad
     assert module.noise_generator(torch.zeros(1)).device == torch.device("cpu")

@@ -90,7 +90,7 @@ def bench_search(
         raise UserError("bench search: --device cuda, but no CUDA device is available")
     tf32 = configure_tf32("cuda") if dev.type == "cuda" else False
     backbone = load_pretrained(model, 2, init_seed=0)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device="cpu").manual_seed(0)  # drawn on the CPU, then moved
     vocab = backbone.get_input_embeddings().weight.shape[0]
     data = (
         torch.randint(1000, vocab, (batch, length), generator=gen).to(dev),

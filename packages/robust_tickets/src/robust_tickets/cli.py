@@ -31,7 +31,7 @@ DOWNLOADS = ("agnews", "imdb", "mnli", "mr", "qnli", "qqp", "sst2")
 #: = robust_tickets.evaluate.ATTACKS
 ATTACKS = ("wordswap", "charswap", "pgd")
 #: = tuple(robust_tickets.textattack_adapter.RECIPES)
-TEXTATTACK_RECIPES = ("textfooler", "textbugger", "bert-attack", "deepwordbug", "pwws")
+TEXTATTACK_RECIPES = ("textfooler", "textbugger", "bert-attack", "deepwordbug", "pwws", "legacy_bertattack")
 #: = tuple(robust_tickets.reproduce.PRESETS)
 PRESETS = (
     "synthetic", "mr-minilm", "sst2-paper", "imdb-paper", "agnews-paper", "qnli-paper", "mnli-paper", "qqp-paper",

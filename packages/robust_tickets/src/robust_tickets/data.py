@@ -566,7 +566,7 @@ class TextDataModule(LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         self.setup()
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)  # samplers draw on the CPU
         return DataLoader(
             self._encoded[name],
             batch_size=self.batch_size,

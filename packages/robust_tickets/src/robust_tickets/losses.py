@@ -350,6 +350,7 @@ def imp_schedule(target: float, rate: float = 0.1, rounds: int = 0) -> list[floa
 
 
 def random_scores(n: int, seed: int) -> torch.Tensor:
-    """Uniform random scores (random-pruning ticket)."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(n, generator=gen)
+    """Uniform random scores (random-pruning ticket), drawn on the CPU (the same ticket on every device; the
+    caller moves them) with a generator created on the CPU."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.rand(n, generator=gen, device="cpu")
