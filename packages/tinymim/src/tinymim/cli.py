@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from paperlab_core.cli import LightningVerb, build_cli
 from paperlab_core.errors import guarded
@@ -98,12 +99,23 @@ PRETRAIN_TEACHER = Verb(
         DATA_ROOT,
         SEED.but(default=None, help="override the recipe's seed"),
         option("--print_config", flag=True, help="print the resolved recipe and exit"),
+        option("--devices", type=positive_int, default=None, metavar="N",
+               help="devices (processes) per node for DDP (default 1)"),
+        option("--num-nodes", type=positive_int, default=1, metavar="N", help="nodes (default 1)"),
+        option("--strategy", default="auto", metavar="NAME",
+               help="Lightning strategy (default auto: ddp when --devices > 1)"),
+        option("--precision", default=None, metavar="P",
+               help="Lightning precision: 32-true, bf16-mixed, 16-mixed (fp16 AMP with a GradScaler); default "
+                    "bf16-mixed on bf16 CUDA, else 32-true"),
+        option("--resume", default=None, metavar="RUN_DIR",
+               help="continue a pre-training run from RUN_DIR/checkpoints/last.ckpt with the recipe stored there"),
         OUT,
         THREADS,
         DEVICE,
     ),
-    epilog="The checkpoint is <run folder>/teacher.pth; the default recipe is also installed as the builtin "
-    "teacher (~/.cache/paperlab/tinymim/teachers/) that `tinymim train` uses.",
+    epilog="The checkpoint is <run folder>/teacher.pth (Lightning checkpoints in <run folder>/checkpoints/); the "
+    "default recipe is also installed as the builtin teacher (~/.cache/paperlab/tinymim/teachers/) that "
+    "`tinymim train` uses.",
 )  # fmt: skip
 EXPORT = Verb(
     "export",
@@ -190,7 +202,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_chain(lambda step: _main(["train", *step]), value, rest)
 
         return guarded("tinymim", chain, args)
+    if args[:1] == ["pretrain-teacher"]:
+        resolved = _resume_into_out(args)
+        if resolved is None:
+            print("tinymim: error: --resume RUN_DIR continues in RUN_DIR (omit --out, or give the same folder)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        args = resolved
     return _main(args)
+
+
+def _resume_into_out(args: list[str]) -> list[str] | None:
+    """``pretrain-teacher --resume RUN_DIR`` continues in RUN_DIR: it becomes ``--out`` (a different ``--out`` is an
+    error: None)."""
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("--resume=")), None)
+    if value is None and "--resume" in args[:-1]:
+        value = args[args.index("--resume") + 1]
+    if value is None:
+        return args
+    out = next((a.split("=", 1)[1] for a in args if a.startswith("--out=")), None)
+    if out is None and "--out" in args[:-1]:
+        out = args[args.index("--out") + 1]
+    if out is None:
+        return [*args, "--out", value]
+    return args if Path(out) == Path(value) else None
 
 
 main.spec = _main.spec  # type: ignore[attr-defined]
