@@ -268,3 +268,24 @@ def test_benchmark_verbs_write_their_reports(tmp_path):
     assert main([*args, "--out", str(scale)]) == 0
     report = json.loads((scale / "benchmark.json").read_text())
     assert report["nodes"] == 300 and report["epochs"] == 2 and report["last"]["epoch"] == 1
+
+
+def test_scgc_runs_as_published_in_baselines_and_reproduce(tmp_path, monkeypatch):
+    """`baselines --scgc` and `reproduce --methods scgc` call SCGC the same way: its official t/lr and its
+    official optimiser (gradients never zeroed), so their SCGC numbers are comparable."""
+    from ccgc import baselines
+    from ccgc.cli import main
+
+    calls = []
+
+    def fake_scgc(graph, **kwargs):
+        calls.append(kwargs)
+        cell = {"epoch": 0, "pretrain": False, "acc": 50.0, "nmi": 0.0, "ari": 0.0, "f1": 50.0}
+        return {"best": cell, "best_trained": cell, "last": cell, "t": 3, "lr": 1e-3}
+
+    monkeypatch.setattr(baselines, "run_scgc", fake_scgc)
+    common = ["--data.dataset", "karate", "--seeds", "0"]
+    assert main(["baselines", *common, "--scgc", "--out", str(tmp_path / "b")]) == 0
+    assert main(["reproduce", *common, "--methods", "scgc", "--out", str(tmp_path / "r")]) == 0
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert calls[0]["legacy_accumulate_grads"] is True and calls[0]["epochs"] == 400
