@@ -172,7 +172,8 @@ def main_table(records: Sequence[Mapping[str, Any]]) -> Table:
     from ccgc.paper import TABLE1_CCGC
 
     variants = _order(records, "method", VARIANTS)
-    columns = ["dataset", "runs", "k-means(X̃)"]
+    groups = " / ".join(("k-means", *variants))
+    columns = ["dataset", f"runs ({groups})" if variants else "runs", "k-means(X̃)"]
     for variant in variants:
         name = f"{variant} (default)" if variant == "stable" else variant
         columns += [f"{name} last", f"{name} best"]
