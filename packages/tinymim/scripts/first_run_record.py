@@ -20,21 +20,45 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from paperlab_core.results import Table, results_record
 from paperlab_core.runtime import environment, environment_line
 
 
+def _finished(runs: Path, name: str) -> Path | None:
+    """A completed run folder ``*-<name>`` (a tested fine-tune, or a train run with its student.pth), if any."""
+    for folder in sorted((runs / "tinymim").glob(f"*-{name}")):
+        metrics = folder / "metrics.json"
+        done = (
+            (folder / "student.pth").is_file()
+            if name == "distill"
+            else metrics.is_file() and ("test" in json.loads(metrics.read_text()))
+        )
+        if done:
+            return folder
+    return None
+
+
+def _seconds(folder: Path) -> float:
+    """Wall time of a finished run: its folder's start stamp (``YYYYmmdd-HHMMSS-``) to metrics.json's mtime."""
+    import datetime as dt
+
+    started = dt.datetime.strptime(folder.name[:15], "%Y%m%d-%H%M%S").timestamp()
+    return (folder / "metrics.json").stat().st_mtime - started
+
+
 def _run(verb: list[str], runs: Path, threads: int, name: str) -> tuple[Path, float]:
-    env = {**os.environ, "PAPERLAB_RUNS": str(runs), "PAPERLAB_THREADS": str(threads)}
-    start = time.perf_counter()
-    cmd = [sys.executable, "-m", "tinymim.cli", *verb, "--run_name", name, "--threads", str(threads)]
-    subprocess.run(cmd, env=env, check=True)
-    seconds = time.perf_counter() - start
-    (folder,) = sorted((runs / "tinymim").glob(f"*-{name}"))
-    return folder, seconds
+    """Run ``tinymim VERB`` in a fresh process (or reuse a finished run of the same name: an interrupted record
+    resumes, and the stages may run in parallel processes)."""
+    found = _finished(runs, name)
+    if found is None:
+        env = {**os.environ, "PAPERLAB_RUNS": str(runs), "PAPERLAB_THREADS": str(threads)}
+        cmd = [sys.executable, "-m", "tinymim.cli", *verb, "--run_name", name, "--threads", str(threads)]
+        subprocess.run(cmd, env=env, check=True)
+        found = _finished(runs, name)
+        assert found is not None, f"{name}: the run left no result"
+    return found, _seconds(found)
 
 
 def _version() -> str:
