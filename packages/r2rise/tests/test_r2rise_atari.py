@@ -194,19 +194,14 @@ def test_paper_atari_train_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
     path = save_demos(record_demonstrations(ATARI, 2, 20, 0.0, 0, expert=_fire), tmp_path / "breakout.npz")
-    args = ["train", "--config", "paper_atari", "--data.demos", str(path), "--trainer.max_epochs", "1"]
-    args += [
-        "--trainer.check_val_every_n_epoch",
-        "1",
-        "--model.eval_episodes",
-        "1",
-        "--model.eval_max_steps",
-        "10",
-    ]
+    args = ["train", "--config", "paper_atari", "--data.demos", str(path), "--trainer.max_epochs", "2"]
+    args += ["--data.updates_per_epoch", "2", "--data.batch_size", "4", "--model.val_returns", "true"]
+    args += ["--model.eval_episodes", "1", "--model.eval_max_steps", "10"]
     assert main(args) == 0
     run = next((tmp_path / "runs" / "r2rise").iterdir())
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert "val/return_mean" in json.dumps(metrics)
+    fit = json.loads((run / "metrics.json").read_text())["fit"]
+    assert {"val/return_mean", "val/loss", "val/acc"} <= set(fit), fit
+    assert fit["global_step"] == 4  # 2 epochs × 2 minibatch updates
 
 
 def _random_frames(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -149,3 +149,38 @@ def test_train_then_evaluate_restores_the_env(tmp_path, monkeypatch):
     (evaluation,) = [p for p in (tmp_path / "r2rise").iterdir() if p != run]
     test = json.loads((evaluation / "metrics.json").read_text())["test"]
     assert test["test/return_mean"] < 0  # Acrobot's rewards are −1 per step; CartPole's would be positive
+
+
+def test_minibatch_training_stops_early_and_keeps_the_best_parameters(tmp_path, monkeypatch):
+    """The paper code's regime on CartPole: minibatches from 90 % of the frames, the summed validation
+    cross-entropy on the other 10 % every few updates, stop after more than `patience` validations without
+    improvement; the checkpoint holds the parameters of the best validation (its summed loss is the minimum logged)."""
+    import csv
+
+    import torch
+    from r2rise.module import BCPolicyModule
+
+    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path))
+    args = ["train", "--data.batch_size", "8", "--data.updates_per_epoch", "3", "--data.val_fraction", "0.1"]
+    args += ["--model.patience", "0", "--model.val_returns", "false", "--model.lr", "0.3"]
+    args += ["--trainer.max_epochs", "40", "--trainer.check_val_every_n_epoch", "1"]
+    assert main([*args, "--trainer.enable_progress_bar=false"]) == 0
+    (run,) = (tmp_path / "r2rise").iterdir()
+    fit = json.loads((run / "metrics.json").read_text())["fit"]
+    assert "val/acc" in fit and "val/train_acc" not in fit and "val/return_mean" not in fit
+    with (run / "metrics.csv").open() as handle:
+        losses = [float(row["val/loss"]) for row in csv.DictReader(handle) if row.get("val/loss")]
+    assert 2 <= len(losses) < 40, losses  # stopped at the first validation that did not improve
+    assert losses[-1] >= min(losses[:-1])
+    data = DemosDataModule(batch_size=8, updates_per_epoch=3, val_fraction=0.1)
+    data.setup("fit")
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+    model = BCPolicyModule()
+    model.load_state_dict(state)
+    obs, actions, _ = data.eval_set.tensors
+    with torch.no_grad():
+        best = torch.nn.functional.cross_entropy(model(obs), actions, reduction="sum").item()
+    assert best == pytest.approx(min(losses), rel=1e-5)
+    assert len(data.eval_set) == round(0.1 * 1000)

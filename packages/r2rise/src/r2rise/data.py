@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from pytorch_lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
 
 from paperlab_core.data import require_dir
 from paperlab_core.errors import ConfigError
@@ -50,6 +50,14 @@ class DemosDataModule(LightningDataModule):
         mask_index: which mask of ``generate_masks(.., seed=mask_seed)`` to use (mask i of an explain run).
         mask_seed: seed of the masks.
         obs_scaling: ``env`` (fixed per-env constants) or ``demos`` (mean/std of the full demonstration set).
+        batch_size: ``None`` trains full batch (one Adam step per epoch, the R2RISE ensemble's regime); an integer
+            trains on minibatches of that size drawn with replacement from the training frames, ``updates_per_epoch``
+            updates per epoch (the paper code: 32, validation every 500 updates).
+        updates_per_epoch: minibatch updates between two validations.
+        val_fraction: hold out this fraction of the (kept) frames, shuffled with ``seed``, for ``val/loss`` and
+            ``val/acc`` (the paper code: 0.1); 0 validates on the training frames and names the accuracy
+            ``val/train_acc``.
+        val_batch_size: minibatch of the validation loss (the paper code sums it over minibatches of 10).
     """
 
     def __init__(
@@ -68,10 +76,24 @@ class DemosDataModule(LightningDataModule):
         mask_index: int = 0,
         mask_seed: int = 0,
         obs_scaling: str = "env",
+        batch_size: int | None = None,
+        updates_per_epoch: int = 500,
+        val_fraction: float = 0.0,
+        val_batch_size: int = 10,
     ) -> None:
         super().__init__()
         if obs_scaling not in OBS_SCALINGS:
             raise ConfigError(f"data.obs_scaling must be 'env' or 'demos', got {obs_scaling!r}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"data.batch_size must be ≥ 1 (or null for full batch), got {batch_size}")
+        if updates_per_epoch < 1 or val_batch_size < 1:
+            raise ConfigError("data.updates_per_epoch and data.val_batch_size must be ≥ 1")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        self.batch_size = batch_size
+        self.updates_per_epoch = updates_per_epoch
+        self.val_fraction = val_fraction
+        self.val_batch_size = val_batch_size
         if root is not None:
             require_dir(root, "data root", "data.root must be an existing folder holding demonstration files")
         self.env_id = env_id
@@ -142,25 +164,45 @@ class DemosDataModule(LightningDataModule):
             if weights.sum() == 0:
                 raise ConfigError(f"mask {self.mask_index} (keep_p={self.mask_keep_p}) keeps no frame")
         inputs = torch.as_tensor(obs) if images else torch.as_tensor(obs, dtype=torch.float32)
-        self.train_set = FullBatch(
-            inputs,
-            torch.as_tensor(actions, dtype=torch.long),
-            torch.as_tensor(weights[0], dtype=torch.float32),
-        )
-        self.eval_set = FullBatch(
-            inputs,
-            torch.as_tensor(actions, dtype=torch.long),
-            torch.ones(obs.shape[0]),
-        )
+        labels = torch.as_tensor(actions, dtype=torch.long)
+        kept = np.flatnonzero(weights[0] > 0)
+        if self.val_fraction > 0:
+            kept = np.random.default_rng([self.seed, 90_10]).permutation(kept)
+            n_val = max(1, round(self.val_fraction * len(kept)))
+            if n_val >= len(kept):
+                raise ConfigError(f"data.val_fraction={self.val_fraction} leaves no training frame")
+            val_index, train_index = np.sort(kept[:n_val]), np.sort(kept[n_val:])
+        else:
+            val_index, train_index = np.arange(obs.shape[0]), kept
+        self.has_heldout = self.val_fraction > 0
+        train_weights = np.zeros(obs.shape[0], dtype=np.float32)
+        train_weights[train_index] = 1.0
+        if self.batch_size is None:
+            self.train_set = FullBatch(inputs, labels, torch.as_tensor(train_weights))
+        else:
+            index = torch.as_tensor(train_index)
+            self.train_set = TensorDataset(inputs[index], labels[index], torch.ones(len(index)))
+        index = torch.as_tensor(val_index)
+        self.eval_set = TensorDataset(inputs[index], labels[index], torch.ones(len(index)))
+        self.test_set = FullBatch(inputs, labels, torch.ones(obs.shape[0]))
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         return DataLoader(dataset, batch_size=1, collate_fn=_identity)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set)
+        if self.batch_size is None:
+            return self._loader(self.train_set)
+        sampler = RandomSampler(
+            self.train_set,
+            replacement=True,
+            num_samples=self.batch_size * self.updates_per_epoch,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_set)
+        size = len(self.eval_set) if self.batch_size is None else self.val_batch_size
+        return DataLoader(self.eval_set, batch_size=size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_set)
+        return self._loader(self.test_set)

@@ -27,6 +27,12 @@ class BCPolicyModule(LightningModule):
         eval_epsilon: ε-greedy exploration during evaluation (0 = greedy).
         eval_seed: seed of the evaluation's common random numbers.
         eval_max_steps: evaluation episode cap in agent steps (None = the env's own limit; Atari: 27,000).
+        val_returns: evaluate returns in the env at every validation (``val/return_mean``); the Atari config turns
+            it off (20 episodes per validation would dominate training; use ``r2rise evaluate --ckpt``).
+        patience: early stopping as in the paper code: after more than ``patience`` consecutive validations
+            without a lower ``val/loss`` (the summed validation cross-entropy) training stops; the parameters of the
+            best validation are restored at the end and are what every checkpoint holds (the paper code saves its
+            model only on improvement). ``None``: no early stopping, checkpoints hold the latest parameters.
     """
 
     def __init__(
@@ -39,8 +45,12 @@ class BCPolicyModule(LightningModule):
         eval_epsilon: float = 0.0,
         eval_seed: int = 0,
         eval_max_steps: int | None = None,
+        val_returns: bool = True,
+        patience: int | None = None,
     ) -> None:
         super().__init__()
+        if patience is not None and patience < 0:
+            raise ConfigError(f"model.patience must be ≥ 0 (or null), got {patience}")
         if learner not in (*POLICY_MODULES, "bc_cnn"):
             raise ConfigError(f"model.learner must be bc_mlp, bc_linear or bc_cnn, got {learner!r}")
         self.save_hyperparameters()
@@ -54,6 +64,9 @@ class BCPolicyModule(LightningModule):
             self.policy = POLICY_MODULES[learner](obs_dim, num_actions, hidden)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.best_loss = float("inf")
+        self.strikes = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -92,11 +105,45 @@ class BCPolicyModule(LightningModule):
         self.log(f"{prefix}/return_std", float(returns.std()), sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self._accuracy(batch, "val")
+        """``val/loss``: cross-entropy summed over the validation frames (paper code); ``val/acc`` on held-out
+        frames (``data.val_fraction`` > 0), else ``val/train_acc`` on the training demonstrations."""
+        obs, actions, _ = batch
+        logits = self(obs)
+        held_out = getattr(getattr(self.trainer, "datamodule", None), "has_heldout", False)
+        self.log(
+            "val/loss", F.cross_entropy(logits, actions, reduction="sum"), reduce_fx="sum", sync_dist=True
+        )
+        correct = (logits.argmax(-1) == actions).float().sum()
+        self.log(
+            "val/acc" if held_out else "val/train_acc",
+            correct / len(actions),
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=len(actions),
+        )
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
+            return
+        if self.hparams.val_returns:
             self._returns("val")
+        loss = float(self.trainer.callback_metrics["val/loss"])
+        if loss < self.best_loss:
+            self.best_loss, self.strikes = loss, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        else:
+            self.strikes += 1
+        if self.hparams.patience is not None and self.strikes > self.hparams.patience:
+            self.trainer.should_stop = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """With early stopping, checkpoints hold the best-validation parameters (see ``patience``)."""
+        if self.hparams.patience is not None and self.best_state is not None:
+            checkpoint["state_dict"] = {k: v.clone() for k, v in self.best_state.items()}
+
+    def on_train_end(self) -> None:
+        if self.hparams.patience is not None and self.best_state is not None:
+            self.load_state_dict(self.best_state)
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._accuracy(batch, "test")
