@@ -294,23 +294,21 @@ def test_summed_validation_loss_per_model():
 
 
 def test_explain_bc_cnn_on_breakout(tmp_path):
-    """R2RISE with Nature-CNN ensembles on recorded Breakout demonstrations (tiny budgets): returns per mask."""
+    """Atari smoke through the CLI: `r2rise explain --learner bc_cnn` on recorded Breakout demonstrations (tiny
+    budgets, at most 2 evaluation envs at once): returns per mask, maps, and the score rows blanked in the
+    demonstrations the run wrote."""
     _atari_ready()
-    from r2rise.demos import record_demonstrations
-    from r2rise.explain import ExplainConfig, run_r2rise
+    from r2rise.cli import main
+    from r2rise.demos import load_demos, record_demonstrations, save_demos
 
-    demos = record_demonstrations(ATARI, 2, 20, 0.0, 0, expert=_fire)
-    cfg = ExplainConfig(
-        learner="bc_cnn",
-        n_masks=3,
-        block=2,
-        lr=1e-3,
-        steps=2,
-        episodes=1,
-        cnn_batch=4,
-        cnn_val_every=1,
-        max_steps=8,
-    )
-    result = run_r2rise(demos, cfg)
-    assert result.episode_returns.shape == (3, 1) and np.isfinite(result.episode_returns).all()
-    assert result.maps["raw_block"].shape == (2, 10) and np.isfinite(result.maps["raw_block"]).all()
+    path = save_demos(record_demonstrations(ATARI, 2, 20, 0.0, 0, expert=_fire), tmp_path / "breakout.npz")
+    args = ["explain", "--demos", str(path), "--learner", "bc_cnn", "--n-masks", "3", "--block", "2"]
+    args += ["--lr", "1e-3", "--steps", "2", "--episodes", "2", "--cnn-batch", "4", "--cnn-val-every", "1"]
+    args += ["--max-steps", "8", "--eval-envs", "2", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    returns = np.load(tmp_path / "run" / "returns.npy")
+    assert returns.shape == (3, 2) and np.isfinite(returns).all()
+    with np.load(tmp_path / "run" / "maps.npz") as maps:
+        assert maps["raw_block"].shape == (2, 10) and np.isfinite(maps["raw_block"]).all()
+    demos = load_demos(tmp_path / "run")
+    assert (demos.obs[..., :10, :] == 0).all() and (demos.obs[..., 10:, :] > 0).any()
