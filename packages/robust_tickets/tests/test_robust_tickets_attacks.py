@@ -252,3 +252,39 @@ def test_pretrained_minilm_similarity_ranks_paraphrase_above_unrelated():
     sim = pretrained_sentence_similarity("minilm", max_len=32)
     s = sim("the movie was great", ["the film was great", "stock prices fell sharply on monday"])
     assert s[0] > 0.8 > s[1]
+
+
+def test_subword_queries_give_multi_piece_words_neighbours(tokenizer):
+    """``subwords=True``: a word of several WordPieces is queried with the normalised mean of its pieces' unit
+    embeddings (here placed next to a whole-word token); without it the word has no candidates."""
+    vocab = tokenizer.get_vocab()
+    word = "pretentiousness"
+    pieces = tokenizer.tokenize(word)
+    assert word not in vocab and len(pieces) > 1
+    gen = torch.Generator().manual_seed(1)
+    emb = torch.randn(len(vocab), 32, generator=gen)
+    base = torch.randn(32, generator=gen) * 10
+    for piece in pieces:
+        emb[vocab[piece]] = base + 0.5 * torch.randn(32, generator=gen)
+    emb[vocab["arrogance"]] = base
+    without = embedding_neighbour_table(emb, tokenizer, [word, "arrogance"], n_candidates=3)
+    assert word not in without
+    table = embedding_neighbour_table(emb, tokenizer, [word, "arrogance"], n_candidates=3, subwords=True)
+    assert table[word][0] == "arrogance"
+    unit = torch.nn.functional.normalize(emb, dim=1)
+    query = torch.nn.functional.normalize(unit[[vocab[p] for p in pieces]].mean(0), dim=0)
+    assert float(query @ unit[vocab["arrogance"]]) >= 0.5  # the default threshold the table applied
+    assert table["arrogance"] == without["arrogance"]  # whole words are unchanged by the option
+
+
+def test_table_coverage_counts_by_hand():
+    from robust_tickets.evaluate import table_coverage
+
+    table = {"dull": ["boring", "bland"], "film": ["movie"], "the": ["a"]}
+    cov = table_coverage(table, ["the film is dull", "a great film"])
+    # distinct words: the film is dull a great (6); covered: the film dull (3); "the" is a stopword
+    assert cov["distinct_words"] == 6 and cov["words_with_candidates"] == 3
+    assert cov["covered_pct"] == pytest.approx(50.0)
+    assert cov["candidates_per_word"] == pytest.approx((2 + 1 + 1) / 3)
+    assert cov["words_per_sentence"] == pytest.approx(3.5)
+    assert cov["attackable_per_sentence"] == pytest.approx((2 + 1) / 2)

@@ -505,3 +505,34 @@ def test_agnews_paper_preset_runs_end_to_end_on_a_fixture(tmp_path, monkeypatch)
     rows = _records(out)
     assert rows["robust"]["sparsity"] == 0.4 and "| robust | 40% |" in (out / "results.md").read_text()
     assert rows["robust"]["pgd"]["n"] == rows["robust"]["wordswap"]["n"] == 5
+
+
+def test_synonyms_sweep_on_an_mr_checkpoint(tmp_path):
+    """`synonyms sweep`: one record per (threshold, subwords) cell with the table's coverage and the wordswap
+    summary on the checkpoint's attack set, and the table rendered from the records."""
+    root = tmp_path / "mr"
+    root.mkdir()
+    (root / "rt-polarity.pos").write_text("".join(f"a good and pretentious film {i}\n" for i in range(800)))
+    (root / "rt-polarity.neg").write_text("".join(f"a dull and contrived story {i}\n" for i in range(800)))
+    data = ["--data.dataset", "mr", "--data.root", str(root)]
+    assert (
+        main(["finetune", *TINY, *ONE_EPOCH, *QUIET, *data, "--model.attacks", "[]", "--run_name", "mrft"])
+        == 0
+    )
+    ckpt = _newest_run("mrft") / "checkpoints" / "last.ckpt"
+    out = tmp_path / "sweep"
+    argv = ["synonyms", "sweep", "--ckpt", str(ckpt), "--min-cos", "0.3,0.2", "--max-queries", "30"]
+    assert main([*argv, "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    records = {r["key"]: r["result"] for r in results["records"]}
+    assert set(records) == {"cos0.3-words", "cos0.3-subwords", "cos0.2-words", "cos0.2-subwords"}
+    for rec in records.values():
+        assert rec["wordswap"]["n"] == 8
+        assert rec["test"]["words_per_sentence"] == pytest.approx(6.0)  # "a good and pretentious film 7"
+    # lowering the threshold or adding multi-piece words never removes candidates
+    words = {k: r["test"]["words_with_candidates"] for k, r in records.items()}
+    assert (
+        words["cos0.2-words"] >= words["cos0.3-words"] and words["cos0.3-subwords"] >= words["cos0.3-words"]
+    )
+    rows = results["tables"]["main"]["rows"]
+    assert [r[:2] for r in rows] == [[0.3, "no"], [0.3, "yes"], [0.2, "no"], [0.2, "yes"]]

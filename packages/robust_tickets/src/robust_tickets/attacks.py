@@ -562,20 +562,33 @@ def embedding_neighbour_table(
     min_cos: float = 0.5,
     polarity: dict[str, int] | None = None,
     stopwords: frozenset[str] = TEXTFOOLER_STOPWORDS,
+    subwords: bool = False,
 ) -> dict[str, list[str]]:
     """Top-N cosine neighbours in a PRE-TRAINED input-embedding matrix among whole-word alphabetic vocabulary
-    tokens, cos >= ``min_cos``; candidates whose lexicon sign is opposite to the word's are rejected."""
+    tokens, cos >= ``min_cos``; candidates whose lexicon sign is opposite to the word's are rejected.
+
+    ``subwords``: alphabetic words that are not one vocabulary token (``pretentious`` -> ``pre ##ten ##tious``)
+    are queried with the normalised mean of their WordPieces' unit embeddings; otherwise they get no
+    candidates."""
     vocab = tokenizer.get_vocab()
     cand_tokens = sorted((t for t in vocab if t.isalpha() and t.islower() and len(t) > 1), key=vocab.get)
     cand_ids = torch.tensor([vocab[t] for t in cand_tokens])
     emb = torch.nn.functional.normalize(embedding.detach().float(), dim=1)
     cand_emb = emb[cand_ids]
-    queries = sorted({w for w in words if w in vocab and w.isalpha() and w not in stopwords})
+    usable = {w for w in words if w.isalpha() and w not in stopwords}
+    queries = sorted(w for w in usable if w in vocab)
+    vectors = [emb[vocab[w]] for w in queries]
+    if subwords:
+        for w in sorted(w for w in usable if w not in vocab):
+            ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(w))
+            if ids:
+                queries.append(w)
+                vectors.append(torch.nn.functional.normalize(emb[ids].mean(0), dim=0))
     table: dict[str, list[str]] = {}
     polarity = polarity or {}
     for start in range(0, len(queries), 256):
         chunk = queries[start : start + 256]
-        sims = emb[torch.tensor([vocab[w] for w in chunk])] @ cand_emb.T
+        sims = torch.stack(vectors[start : start + 256]) @ cand_emb.T
         top = sims.topk(min(n_candidates + 1, sims.shape[1]), dim=1)
         for row, word in enumerate(chunk):
             out = []

@@ -8,14 +8,18 @@ literal tuples; ``tests/test_robust_tickets_cli.py`` checks that they agree.
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
+
 from paperlab_core.cli import EVALUATE, TRAIN, LightningVerb, build_cli
 from paperlab_core.verbs import (
     CKPT,
     DATA_ROOT,
     DEVICE,
+    MERGE,
     OUT,
     REPRODUCE_OPTIONS,
     SEED,
+    SHARD,
     THREADS,
     Verb,
     comma_list,
@@ -38,6 +42,15 @@ PRESETS = (
 )  # fmt: skip
 #: = robust_tickets.reproduce.REPRODUCE_METHODS
 METHODS = ("robust", "wo_adv", "magnitude", "imp", "random", "freelb", "infobert", "reinit", "no_structure")
+
+
+def float_list(text: str) -> list[float]:
+    """``0.5,0.4``: a comma-separated list of numbers."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
 
 MODEL = option(
     "--model", default="minilm", metavar="NAME",
@@ -138,6 +151,36 @@ SYNONYMS = Verb(
                 DATA_ROOT,
                 MODEL,
                 THREADS,
+                OUT,
+            ),
+        ),
+        Verb(
+            "sweep",
+            "robust_tickets.commands:synonyms_sweep",
+            "word-swap attack strength vs the embedding table's settings: coverage of the test set and wordswap "
+            "Clean/Aua/Suc/#Query on a checkpoint's attack set per cosine threshold -> results.json",
+            (
+                CKPT,
+                option(
+                    "--min-cos",
+                    type=float_list,
+                    default=[0.5, 0.4, 0.3],
+                    metavar="LIST",
+                    help="cosine thresholds (default 0.5,0.4,0.3)",
+                ),
+                option(
+                    "--subwords",
+                    default="both",
+                    choices=("no", "yes", "both"),
+                    help="also query words of several WordPieces (mean piece embedding): no, yes or both (default)",
+                ),
+                N_ATTACK,
+                MAX_QUERIES,
+                DATA_ROOT,
+                SHARD,
+                MERGE,
+                THREADS,
+                DEVICE,
                 OUT,
             ),
         ),

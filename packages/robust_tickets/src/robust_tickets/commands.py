@@ -117,6 +117,72 @@ def synonyms_build(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     return {"words": len(table), "table_sha256": digest, "table": str(path)}
 
 
+def synonyms_sweep(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """Word-swap attack strength against one checkpoint for a grid of embedding-table settings (cosine threshold
+    x whole words only / also words of several WordPieces): each cell builds the table from the PRE-TRAINED
+    embeddings, measures its coverage of the test set and the attack set, and runs ``wordswap`` on the attack
+    set. Cells are records of :func:`paperlab_core.experiment.run_experiment` (``--shard``/``--merge``)."""
+    from paperlab_core.experiment import Cell, run_experiment
+    from paperlab_core.results import Table
+    from robust_tickets.evaluate import candidate_table, run_named_attack, table_coverage
+    from robust_tickets.models import load_pretrained
+
+    overrides = {
+        "n_attack": args.data_n_attack,
+        "root": None if args.data_root is None else str(args.data_root),
+    }
+    module, dm = load_for_attack(args.ckpt, overrides, run.device)
+    if dm.task.synonyms is not None:
+        raise ConfigError(
+            f"dataset {dm.task.name!r} uses its lexicon table; the sweep is for embedding tables"
+        )
+    emb = load_pretrained(module.hparams.model_name, module.hparams.num_labels).get_input_embeddings().weight
+    split = dm.attack_split()
+    texts = dm.task.test.texts if dm.task.test.texts_b is None else dm.task.test.texts_b
+    attacked = split.texts if split.texts_b is None else split.texts_b
+    cells = [
+        Cell(f"cos{c:g}-{'subwords' if sub else 'words'}", {"min_cos": c, "subwords": sub})
+        for c in args.min_cos
+        for sub in ((False, True) if args.subwords == "both" else (args.subwords == "yes",))
+    ]
+
+    def run_cell(cell: Cell) -> dict[str, Any]:
+        table = candidate_table(dm.task, dm.tokenizer, emb, **cell.params)
+        _, summary = run_named_attack(
+            "wordswap", module.net, dm.tokenizer, split, table, args.max_queries, max_len=dm.max_len
+        )
+        return {
+            **cell.params, "test": table_coverage(table, texts), "attack_set": table_coverage(table, attacked),
+            "wordswap": summary,
+        }  # fmt: skip
+
+    def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+        table = Table(
+            ["min cos", "multi-piece words", "words with cands", "cands/word", "attackable/sent", "words/sent",
+             "Clean%", "Aua%", "Suc%", "#Query"],
+            formats={"cands/word": ".1f", "attackable/sent": ".1f", "words/sent": ".1f", "Clean%": ".1f",
+                     "Aua%": ".1f", "Suc%": ".1f", "#Query": ".1f"},
+            title="word-swap table coverage (test set) and dense attack strength (attack set)",
+        )  # fmt: skip
+        for rec in sorted(records, key=lambda r: (-r["result"]["min_cos"], r["result"]["subwords"])):
+            r = rec["result"]
+            cov, att = r["test"], r["wordswap"]
+            table.add(
+                r["min_cos"], "yes" if r["subwords"] else "no",
+                f"{cov['words_with_candidates']} / {cov['distinct_words']}", cov["candidates_per_word"],
+                cov["attackable_per_sentence"], cov["words_per_sentence"], att["clean"], att["aua"], att["suc"],
+                att["queries"],
+            )  # fmt: skip
+        return {
+            "main": table,
+            "ckpt": str(args.ckpt),
+            "max_queries": args.max_queries,
+            "n_attack": len(split),
+        }
+
+    return run_experiment(run, args, cells, run_cell, summarize)
+
+
 def data_download(args: argparse.Namespace, run: Run) -> None:
     """Download a paper dataset in its native format."""
     from robust_tickets.download import fetch_dataset

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from torch import nn
 
 from paperlab_core.errors import ConfigError
 from robust_tickets.attacks import (
+    TEXTFOOLER_STOPWORDS,
     AttackResult,
     SentenceSimilarity,
     Victim,
@@ -40,12 +42,23 @@ def accuracy(model: nn.Module, loader: Any) -> float:
     return correct / max(total, 1)
 
 
+#: the embedding-neighbour table's settings for datasets without a lexicon table (``synonyms sweep`` on MR,
+#: README "Word-swap attack strength"): TextFooler's N = 50; the cosine threshold is tuned for MiniLM's input
+#: embeddings (TextFooler's 0.5 applies to counter-fitted vectors), words of several WordPieces are queried
+EMBEDDING_TABLE: dict[str, Any] = {"n_candidates": 50, "min_cos": 0.5, "subwords": False}
+
+
 def candidate_table(
-    task: TextTask, tokenizer: Any, pretrained_embedding: torch.Tensor | None, source: str = "auto"
+    task: TextTask,
+    tokenizer: Any,
+    pretrained_embedding: torch.Tensor | None,
+    source: str = "auto",
+    **settings: Any,
 ) -> dict[str, list[str]]:
     """The shared word-swap candidate table: the generator's lexicon table for the synthetic task
     (``auto``/``lexicon``), else embedding neighbours of the PRE-TRAINED embedding matrix for the words of the
-    test texts (for sentence pairs: of the second segments, the only ones the attacks perturb)."""
+    test texts (for sentence pairs: of the second segments, the only ones the attacks perturb), with
+    :data:`EMBEDDING_TABLE` updated by ``settings``."""
     if source in {"auto", "lexicon"} and task.synonyms is not None:
         return task.synonyms
     if source == "lexicon":
@@ -54,7 +67,29 @@ def candidate_table(
         raise ValueError("the embedding-neighbour table needs the pre-trained input-embedding matrix")
     texts = task.test.texts if task.test.texts_b is None else task.test.texts_b
     words = sorted({w for t in texts for w in t.split()})
-    return embedding_neighbour_table(pretrained_embedding, tokenizer, words, polarity=lexicon_polarity())
+    return embedding_neighbour_table(
+        pretrained_embedding, tokenizer, words, polarity=lexicon_polarity(), **{**EMBEDDING_TABLE, **settings}
+    )
+
+
+def table_coverage(table: dict[str, list[str]], texts: Sequence[str]) -> dict[str, float]:
+    """How much of ``texts`` a word-swap table can touch: distinct words with candidates (and their share of the
+    distinct words), candidates per covered word, and per sentence the words and the attackable words
+    (non-stopwords with candidates, the positions :func:`wordswap_attack` tries)."""
+    words = {w for t in texts for w in t.split()}
+    covered = [w for w in words if table.get(w)]
+    per_sentence = [t.split() for t in texts]
+    return {
+        "distinct_words": len(words),
+        "words_with_candidates": len(covered),
+        "covered_pct": 100 * len(covered) / max(len(words), 1),
+        "candidates_per_word": sum(len(table[w]) for w in covered) / max(len(covered), 1),
+        "words_per_sentence": sum(map(len, per_sentence)) / max(len(texts), 1),
+        "attackable_per_sentence": sum(
+            sum(1 for w in ws if w not in TEXTFOOLER_STOPWORDS and table.get(w)) for ws in per_sentence
+        )
+        / max(len(texts), 1),
+    }
 
 
 def load_candidate_table(path: str | Path) -> dict[str, list[str]]:
