@@ -86,6 +86,7 @@ class CCGCModule(LightningModule):
         self.seed: int | None = None
         self._restored: dict[str, Any] = {}
         self._evaluated: dict[str, float] | None = None
+        self._state_applied = False
         self._skipped = False
         self._last_epoch = -1
 
@@ -122,6 +123,7 @@ class CCGCModule(LightningModule):
             state = self._restored.get("generator_state")
             if state is not None and self._restored.get("generator_device") == device.type:
                 generator.set_state(state)
+                self._state_applied = True
             self.loop = CCGCLoop(self.cfg, self.num_clusters, generator)
             if self._restored.get("pseudo_labels") is not None and self._restored.get("dis") is not None:
                 self.loop.labels = self._restored["pseudo_labels"].to(device)
@@ -198,8 +200,11 @@ class CCGCModule(LightningModule):
         run_dir = current_run_dir()
         evaluated = self._evaluated
         if run_dir is not None and evaluated is not None and self.trainer.is_global_zero:
-            same_draws = self._restored.get("generator_state") is not None
-            write_metrics(run_dir, {"evaluate": {**evaluated, "training_generator_state": same_draws}})
+            # False when the checkpoint has no generator state or was trained on another device type (CUDA vs
+            # CPU): then k-means draws afresh and the numbers are close to, not equal to, the run's `last`
+            write_metrics(
+                run_dir, {"evaluate": {**evaluated, "training_generator_state": self._state_applied}}
+            )
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         assert self.encoder is not None
