@@ -130,13 +130,21 @@ class RegretModule(pl.LightningModule):
         self.sim = Simulator(self.mdp, base + 1)
         self.diagnostics = Diagnostics(self.mdp, self.evaluator)
 
-    def configure_optimizers(self) -> None:
-        """No optimiser: the agents use exact samplers."""
-        return None
+    def configure_optimizers(self) -> Any:
+        """The exact samplers need no optimiser; ``ops_linear_lmc``'s Langevin updates are steps of a
+        :class:`gec_rl.optim.Langevin` owned by this module (so Lightning's strategy and precision apply)."""
+        if self.agent_name != "ops_linear_lmc":
+            return None
+        from gec_rl.optim import Langevin
+
+        placeholder = torch.zeros(1, dtype=torch.float64, device=self.device)  # rebound to θ_h by the sampler
+        return Langevin([placeholder], lr=0.1)
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         """One episode of :func:`gec_rl.regret.run_episode` (the same protocol as ``gec-rl regret``)."""
         t = int(batch[0].item())
+        if self.agent_name == "ops_linear_lmc":
+            self.agent.optimizer = self.optimizers()
         record = run_episode(self.agent, self.sim, self.evaluator, self.diagnostics, t, self.horizon)
         inst = self.evaluator.v_star - record.v_pi
         self.cum_regret += inst

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gec_rl.agents.base import GreedyQAgent, Task
+from gec_rl.optim import Langevin
 from gec_rl.posteriors import gamma_at
 
 
@@ -53,28 +54,22 @@ def ula(
     n_steps: int,
     generator: torch.Generator | None = None,
     precond: torch.Tensor | None = None,
+    optimizer: Langevin | None = None,
 ) -> torch.Tensor:
     """(Preconditioned) unadjusted Langevin, batched over the leading axes of θ (…, d):
-    θ ← θ − εC∇U(θ) + √(2ε)·chol(C)ξ, with C = I when ``precond`` is None; a 1-D ``precond`` is a diagonal C."""
-    scale = (2.0 * step) ** 0.5
-    diagonal = precond is not None and precond.ndim == 1
-    if precond is None:
-        chol = None
-    elif diagonal:
-        chol = precond.sqrt()
-    else:
-        chol = torch.linalg.cholesky(precond)
+    θ ← θ − εC∇U(θ) + √(2ε)·chol(C)ξ, with C = I when ``precond`` is None; a 1-D ``precond`` is a diagonal C.
+
+    Every update is a :class:`gec_rl.optim.Langevin` step (``optimizer``, e.g. the LightningModule's, or a fresh
+    one): the gradient is written to ``.grad`` and ``optimizer.step()`` moves θ."""
+    param = theta.detach().clone()
+    optimizer = optimizer if optimizer is not None else Langevin([param], lr=step)
+    optimizer.bind(param, step, precond, generator)
     for _ in range(n_steps):
-        noise = torch.randn(theta.shape, dtype=theta.dtype, device=theta.device, generator=generator)
-        g = grad_fn(theta)
-        if diagonal:
-            g = g * precond
-            noise = noise * chol
-        elif chol is not None:
-            g = g @ precond.T
-            noise = noise @ chol.T
-        theta = theta - step * g + scale * noise
-    return theta
+        param.grad = grad_fn(param)
+        optimizer.step()
+    param.grad = None
+    optimizer.bind(param, step)  # drop the preconditioner and generator (optimizer state_dicts stay plain)
+    return param
 
 
 class OPSLinearLMC(GreedyQAgent):
@@ -120,6 +115,8 @@ class OPSLinearLMC(GreedyQAgent):
         )
         self.r_table = torch.as_tensor(task.r, dtype=torch.float64, device=self.device)
         self.mu = torch.as_tensor(task.mu, dtype=torch.float64, device=self.device)
+        #: the :class:`gec_rl.optim.Langevin` that performs the updates (``train`` sets the module's optimiser)
+        self.optimizer: Langevin | None = None
 
     def q_values(self, theta: torch.Tensor) -> torch.Tensor:
         """Q(s, a) = φ(s, a)ᵀθ as an (S, A) table (a reshape for one-hot features)."""
@@ -180,7 +177,7 @@ class OPSLinearLMC(GreedyQAgent):
             precision, b = self.layer_system(h, theta_next)
             cov = 1.0 / precision if self.one_hot else torch.linalg.inv(precision)
             grad = self.layer_grad(h, precision, b, gamma)
-            new[h] = ula(new[h], grad, self.step_scale, self.steps, self.generator, precond=cov)
+            new[h] = ula(new[h], grad, self.step_scale, self.steps, self.generator, cov, self.optimizer)
             theta_next = new[h]
         self.theta = new
         Q_np = torch.stack([self.q_values(theta) for theta in self.theta]).cpu().numpy()  # (H, S, A)
