@@ -184,3 +184,22 @@ def test_minibatch_training_stops_early_and_keeps_the_best_parameters(tmp_path, 
         best = torch.nn.functional.cross_entropy(model(obs), actions, reduction="sum").item()
     assert best == pytest.approx(min(losses), rel=1e-5)
     assert len(data.eval_set) == round(0.1 * 1000)
+
+
+def test_reproduce_studies_build_their_tables(tmp_path, monkeypatch):
+    """`--study protocols` (2 scalings × 2 evaluation protocols, every estimator) and `--study families` (three
+    learners on the same masks) at a tiny budget: the tables have one row per setting and `rise` ranks as `raw`."""
+    monkeypatch.setattr(reproduce, "RETRAIN_SEEDS", 2)
+    common = ["reproduce", "--seeds", "0", "--n-masks", "12"]
+    assert main([*common, "--study", "protocols", "--out", str(tmp_path / "p")]) == 0
+    tables = json.loads((tmp_path / "p" / "results.json").read_text())["tables"]
+    auc = {tuple(row[:3]): row[3] for row in tables["auc"]["rows"]}
+    assert len(auc) == 2 * 2 * 4 and len(tables["q2"]["rows"]) == 2 * 2 * 3
+    for scaling in ("env", "demos"):
+        for protocol in ("4 greedy", "20, ε = 0.1"):
+            assert auc[(scaling, protocol, "rise")] == auc[(scaling, protocol, "raw")]
+    assert auc[("env", "4 greedy", "centred")] != auc[("demos", "4 greedy", "centred")]
+    assert main([*common, "--study", "families", "--out", str(tmp_path / "f")]) == 0
+    families = json.loads((tmp_path / "f" / "results.json").read_text())["tables"]["families"]
+    assert [row[0] for row in families["rows"]] == [0, "mean"]
+    assert "ρ bc_mlp vs iq_mlp" in families["columns"]

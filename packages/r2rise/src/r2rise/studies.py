@@ -143,7 +143,8 @@ def summarize_protocols(records: list[dict[str, Any]]) -> dict[str, Any]:
     q2 = Table(
         ["scaling", "evaluation", "estimator", *q2_columns, "top ÷ random 20 %"],
         formats={**{c: ".1f" for c in q2_columns}, "top ÷ random 20 %": ".3f"},
-        title="Q2: mean return after deleting blocks ranked by each estimator (mean over seeds × retrainings)",
+        title="Q2: mean return after deleting blocks ranked by each estimator (mean over seeds × retrainings; "
+        "rise = raw)",
     )
     for scaling, protocol in itertools.product(SCALINGS, PROTOCOLS):
         group = {
@@ -157,6 +158,8 @@ def summarize_protocols(records: list[dict[str, Any]]) -> dict[str, Any]:
             values = [group[s]["auc"][name] if s in group else None for s in seeds]
             mean = _mean([v for v in values if v is not None])
             auc.add(scaling, PROTOCOL_LABELS[protocol], name, *values, mean, bool(mean >= AUC_GATE))
+            if name not in Q2_ESTIMATORS:
+                continue  # rise: the same ranking, deletions and returns as raw
             cells = []
             for i in range(len(fractions)):
                 for mode in ("top", "random", "bottom"):
