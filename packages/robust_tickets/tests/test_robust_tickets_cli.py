@@ -258,8 +258,8 @@ def test_synonyms_build_lexicon_table(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "preset",
-    ["default", "paper", "official_code", "mr_minilm", "tiny"]
-    + [f"{d}_paper" for d in ("sst2", "imdb", "agnews", "qnli", "mnli", "qqp")],
+    ["default", "synthetic", "official_code", "mr-minilm", "tiny"]
+    + [f"{d}-paper" for d in ("sst2", "imdb", "agnews", "qnli", "mnli", "qqp")],
 )
 def test_presets_only_use_known_fields(preset):
     import inspect
@@ -412,7 +412,8 @@ PAPER_TABLE6 = {
 
 @pytest.mark.parametrize("dataset", sorted(PAPER_TABLE6))
 def test_paper_presets_follow_table6_and_agree_with_their_train_configs(dataset):
-    """`reproduce --preset <d>-paper` and `train --config <d>_paper` carry the paper's row for that dataset."""
+    """`reproduce --preset <d>-paper` and `train --config <d>-paper` (one name per preset) carry the paper's row
+    for that dataset."""
     import robust_tickets
     import yaml
 
@@ -434,7 +435,7 @@ def test_paper_presets_follow_table6_and_agree_with_their_train_configs(dataset)
     assert cfg["max_len"] == (256 if dataset in ("imdb", "agnews") else 128)
     assert cfg["n_attack"] == {"sst2": 872, "imdb": 500}.get(dataset, 1000)  # paper App. B.2
     assert "imp" in cfg["methods"] and "freelb" in cfg["methods"] and cfg["long"]
-    path = Path(robust_tickets.__file__).parent / "configs" / f"{dataset}_paper.yaml"
+    path = Path(robust_tickets.__file__).parent / "configs" / f"{dataset}-paper.yaml"
     yml = yaml.safe_load(path.read_text())
     model, data = yml["model"], yml["data"]
     for key in ("adv_steps", "mask_lr", "lambda_amp", "sparsity", "lr"):
@@ -536,3 +537,14 @@ def test_synonyms_sweep_on_an_mr_checkpoint(tmp_path):
     )
     rows = results["tables"]["main"]["rows"]
     assert [r[:2] for r in rows] == [[0.3, "no"], [0.3, "yes"], [0.2, "no"], [0.2, "yes"]]
+
+
+def test_every_reproduce_preset_is_a_train_config_of_the_same_name():
+    """One preset name across verbs: each `reproduce --preset P` is also `train --config P`."""
+    from robust_tickets.reproduce import PRESETS
+
+    from paperlab_core.cli import list_presets
+
+    names = set(list_presets("robust_tickets"))
+    assert set(PRESETS) <= names
+    assert not {n for n in names if "_paper" in n or n in {"paper", "mr_minilm"}}

@@ -2,8 +2,8 @@
 
 The stage verbs (``finetune``, ``search``, ``draw``, ``pipeline``) are ``train`` with a fixed
 ``--model.method``. :class:`paperlab_core.cli.LightningVerb` puts its fixed arguments *before* the user's, so a
-``--config`` preset that sets ``model.method`` (``mr_minilm``, the paper presets) would silently turn
-``finetune --config mr_minilm`` into a full robust run. :class:`TicketCLI` appends the stage's method last, so
+``--config`` preset that sets ``model.method`` (``mr-minilm``, the paper presets) would silently turn
+``finetune --config mr-minilm`` into a full robust run. :class:`TicketCLI` appends the stage's method last, so
 the verb's method always wins.
 """
 
