@@ -33,4 +33,4 @@ def test_reproduce_quick(tmp_path, monkeypatch) -> None:
     assert main(["reproduce", "--quick", "--out", str(tmp_path / "q")]) == 0
     results = json.loads((tmp_path / "q" / "results.json").read_text())
     assert (tmp_path / "q" / "results.md").is_file() and (tmp_path / "q" / "regret_frozenlake.png").is_file()
-    assert len(results["tables"]["checks"]["rows"]) == 18
+    assert len(results["tables"]["checks"]["rows"]) == 19  # 2 envs × 7 + 4 model-free agents + Tiger
