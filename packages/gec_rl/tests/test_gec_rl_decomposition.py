@@ -211,40 +211,42 @@ def test_decompose_and_sir_bias_verbs(tmp_path: Path, capsys) -> None:
     assert main(["sir-bias", "--gammas", "big", "--out", str(tmp_path / "c")]) == 1
 
 
-def test_train_lmc_updates_go_through_the_modules_optimiser(tmp_path: Path, monkeypatch) -> None:
-    """`train --model.agent ops_linear_lmc`: every Langevin update is a step of the LightningModule's optimiser
-    (counted), and the regret equals the regret study's run of the same seed."""
+@pytest.mark.parametrize(
+    ("agent", "flags", "overrides", "steps_per_episode"),
+    [
+        ("ops_linear_lmc", ["--model.lmc_steps", "4"], {"steps": 4}, 5 * 4),  # layers × steps per layer
+        ("ops_mf", ["--model.mf_sampler", "langevin", "--model.mf_mala", "false"],
+         {"sampler": "langevin", "mala": False}, 100),  # langevin_steps
+    ],
+)  # fmt: skip
+def test_train_langevin_updates_go_through_the_modules_optimiser(
+    agent: str, flags: list[str], overrides: dict, steps_per_episode: int, tmp_path: Path, monkeypatch
+) -> None:
+    """`train` with a Langevin sampler: every update is a step of the LightningModule's optimiser (counted), and
+    the regret equals the regret study's run of the same seed (which steps a fresh optimiser)."""
     import csv
 
+    from gec_rl.module import RegretModule
     from gec_rl.optim import Langevin
     from gec_rl.regret import run_job
 
     monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
-    steps = []
-    original = Langevin.step
-
-    def counting(self, closure=None):
-        steps.append(1)
-        return original(self, closure)
-
-    monkeypatch.setattr(Langevin, "step", counting)
-    from gec_rl.module import RegretModule
-
-    optimisers = []
-    configure = RegretModule.configure_optimizers
+    steps, optimisers = [], []
+    step, configure = Langevin.step, RegretModule.configure_optimizers
+    monkeypatch.setattr(Langevin, "step", lambda self, closure=None: steps.append(1) or step(self, closure))
     monkeypatch.setattr(
         RegretModule,
         "configure_optimizers",
         lambda self: optimisers.append(configure(self)) or optimisers[-1],
     )
-    args = ["train", "--model.agent", "ops_linear_lmc", "--model.lmc_steps", "4", "--data.env", "riverswim",
-            "--data.episodes", "3", "--data.horizon", "5", "--run_name", "lmc", "--trainer.enable_progress_bar=false"]  # fmt: skip
+    args = ["train", "--model.agent", agent, *flags, "--data.env", "riverswim", "--data.episodes", "3",
+            "--data.horizon", "5", "--run_name", "lv", "--trainer.enable_progress_bar=false"]  # fmt: skip
     assert main(args) == 0
     assert len(optimisers) == 1 and isinstance(optimisers[0], Langevin)
-    assert len(steps) == 3 * 5 * 4  # episodes × layers × steps per layer
-    (run_dir,) = (tmp_path / "runs" / "gec_rl").glob("*-lmc")
+    assert len(steps) == 3 * steps_per_episode
+    (run_dir,) = (tmp_path / "runs" / "gec_rl").glob("*-lv")
     rows = list(csv.DictReader((run_dir / "regret.csv").open()))
     steps.clear()
-    study = run_job("riverswim", "ops_linear_lmc", 0, 3, 5, steps=4)  # the seed derives from the agent id
-    assert len(steps) == 3 * 5 * 4  # the study uses a fresh Langevin per layer: same updates
+    study = run_job("riverswim", agent, 0, 3, 5, **overrides)  # the seed derives from the agent id
+    assert len(steps) == 3 * steps_per_episode
     np.testing.assert_allclose([float(r["inst_regret"]) for r in rows], study.inst_regret, rtol=0, atol=1e-12)

@@ -51,7 +51,8 @@ class RegretModule(pl.LightningModule):
         ucb_delta: UCBVI confidence δ.
         epsilon: ε of ``eps_greedy_q``.
         q_lr: learning rate of ``eps_greedy_q``.
-        mf_sampler: ``conditional`` (exact backward draws + SIR) or ``gibbs`` sampler of ``ops_mf``.
+        mf_sampler: ``conditional`` (exact backward draws + SIR), ``gibbs`` or ``langevin`` sampler of ``ops_mf``.
+        mf_mala: Metropolis-adjusted (``True``) or projected unadjusted (``False``) Langevin for ``ops_mf``.
         lmc_steps: Langevin steps per layer per episode of ``ops_linear_lmc`` (runs on the module's device).
         seed: seed of the agent's and the simulator's RNG (derived with the env and agent names).
     """
@@ -72,6 +73,7 @@ class RegretModule(pl.LightningModule):
         epsilon: float = 0.1,
         q_lr: float = 0.1,
         mf_sampler: str = "conditional",
+        mf_mala: bool = True,
         lmc_steps: int = 30,
         seed: int = 0,
     ) -> None:
@@ -94,6 +96,7 @@ class RegretModule(pl.LightningModule):
             "eps_greedy_q": {"epsilon": epsilon, "lr": q_lr},
             "ops_mf": {
                 "sampler": mf_sampler,
+                "mala": mf_mala,
                 "eta": mf_eta,
                 "gamma": gamma,
                 "gamma_schedule": gamma_schedule,
@@ -130,10 +133,19 @@ class RegretModule(pl.LightningModule):
         self.sim = Simulator(self.mdp, base + 1)
         self.diagnostics = Diagnostics(self.mdp, self.evaluator)
 
+    @property
+    def uses_langevin_optimizer(self) -> bool:
+        """``ops_linear_lmc`` and projected-ULA ``ops_mf`` update their parameters with an optimiser step."""
+        hp = self.hparams
+        return self.agent_name == "ops_linear_lmc" or (
+            self.agent_name == "ops_mf" and hp.mf_sampler == "langevin" and not hp.mf_mala
+        )
+
     def configure_optimizers(self) -> Any:
-        """The exact samplers need no optimiser; ``ops_linear_lmc``'s Langevin updates are steps of a
-        :class:`gec_rl.optim.Langevin` owned by this module (so Lightning's strategy and precision apply)."""
-        if self.agent_name != "ops_linear_lmc":
+        """The exact samplers need no optimiser; the Langevin updates of ``ops_linear_lmc`` and of projected-ULA
+        ``ops_mf`` are steps of a :class:`gec_rl.optim.Langevin` owned by this module (Lightning's strategy and
+        precision apply)."""
+        if not self.uses_langevin_optimizer:
             return None
         from gec_rl.optim import Langevin
 
@@ -143,7 +155,7 @@ class RegretModule(pl.LightningModule):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         """One episode of :func:`gec_rl.regret.run_episode` (the same protocol as ``gec-rl regret``)."""
         t = int(batch[0].item())
-        if self.agent_name == "ops_linear_lmc":
+        if self.uses_langevin_optimizer:
             self.agent.optimizer = self.optimizers()
         record = run_episode(self.agent, self.sim, self.evaluator, self.diagnostics, t, self.horizon)
         inst = self.evaluator.v_star - record.v_pi

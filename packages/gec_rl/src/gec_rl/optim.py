@@ -15,7 +15,8 @@ class Langevin(torch.optim.Optimizer):
 
         θ ← θ − ε·C∇U(θ) + √(2ε)·chol(C)ξ,  ξ ~ N(0, I)
 
-    (Ishfaq et al., ICLR 2024, LMC-LSVI). Per parameter group: ``lr`` = ε, ``precond`` = C (``None`` = I, a 1-D
+    (Ishfaq et al., ICLR 2024, LMC-LSVI). Per parameter group: ``lr`` = ε (a float, or a tensor of per-coordinate
+    steps, i.e. a diagonal preconditioner folded into ε), ``precond`` = C (``None`` = I, a 1-D
     tensor = a diagonal C over the last axis, a matrix = a full C acting on the last axis) and ``generator`` (a
     ``torch.Generator`` on the parameters' device, or ``None``). Use :meth:`bind` to point a group at new
     tensors (the sampler moves one layer θ_h at a time).
@@ -27,7 +28,7 @@ class Langevin(torch.optim.Optimizer):
     def bind(
         self,
         param: torch.Tensor,
-        lr: float,
+        lr: float | torch.Tensor,
         precond: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -50,7 +51,7 @@ class Langevin(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, precond, chol = group["lr"], group["precond"], group["chol"]
-            scale = (2.0 * lr) ** 0.5
+            scale = (2.0 * lr).sqrt() if isinstance(lr, torch.Tensor) else (2.0 * lr) ** 0.5
             for p in group["params"]:
                 if p.grad is None:
                     continue

@@ -134,6 +134,8 @@ class OPSModelFree(GreedyQAgent):
         self.current = self.upper[:, None, None] * rng.random((task.H, task.S, task.A))
         self.accepted = 0
         self.proposed = 0
+        #: the :class:`gec_rl.optim.Langevin` of projected ULA (``train`` sets the module's optimiser)
+        self.optimizer: Any = None
 
     def observe(self, h: int, s: int, a: int, r: float, s_next: int) -> None:
         st = self.stats
@@ -225,13 +227,24 @@ class OPSModelFree(GreedyQAgent):
             return -(((to - start - step * grad) ** 2) / (4.0 * step)).sum()
 
         value, grad = value_and_grad(Q)
+        if not self.mala:  # projected ULA: each update is a gec_rl.optim.Langevin step (train: the module's)
+            from gec_rl.optim import Langevin
+
+            param = Q.clone()
+            optimizer = self.optimizer if self.optimizer is not None else Langevin([param])
+            optimizer.bind(param, step, None, generator)
+            for _ in range(steps):
+                param.grad = -grad  # ∇U with U = −log π_τ
+                optimizer.step()
+                param.copy_(torch.minimum(torch.clamp(param, min=0.0), upper))
+                value, grad = value_and_grad(param)
+            param.grad = None
+            optimizer.bind(param, self.step_scale)  # drop the tensors (optimizer state_dicts stay plain)
+            self.current = param.detach().numpy()
+            return self.current
         for _ in range(steps):
             noise = torch.randn(Q.shape, dtype=Q.dtype, generator=generator)
             proposal = Q + step * grad + noise_scale * noise
-            if not self.mala:
-                Q = torch.minimum(torch.clamp(proposal, min=0.0), upper)
-                value, grad = value_and_grad(Q)
-                continue
             self.proposed += 1
             if bool((proposal < 0).any()) or bool((proposal > upper).any()):
                 continue
