@@ -189,7 +189,11 @@ def test_minibatch_training_stops_early_and_keeps_the_best_parameters(tmp_path, 
 def test_reproduce_studies_build_their_tables(tmp_path, monkeypatch):
     """`--study protocols` (2 scalings × 2 evaluation protocols, every estimator) and `--study families` (three
     learners on the same masks) at a tiny budget: the tables have one row per setting and `rise` ranks as `raw`."""
+    from r2rise import bco
+
     monkeypatch.setattr(reproduce, "RETRAIN_SEEDS", 2)
+    monkeypatch.setattr(bco, "EXPLORE_STEPS", 500)
+    monkeypatch.setattr(bco, "IDM_STEPS", 20)
     common = ["reproduce", "--seeds", "0", "--n-masks", "12"]
     assert main([*common, "--study", "protocols", "--out", str(tmp_path / "p")]) == 0
     tables = json.loads((tmp_path / "p" / "results.json").read_text())["tables"]
@@ -202,4 +206,6 @@ def test_reproduce_studies_build_their_tables(tmp_path, monkeypatch):
     assert main([*common, "--study", "families", "--out", str(tmp_path / "f")]) == 0
     families = json.loads((tmp_path / "f" / "results.json").read_text())["tables"]["families"]
     assert [row[0] for row in families["rows"]] == [0, "mean"]
-    assert "ρ bc_mlp vs iq_mlp" in families["columns"]
+    row = dict(zip(families["columns"], families["rows"][0], strict=True))
+    assert {"ρ bc_mlp vs iq_mlp", "ρ bc_mlp vs bco_mlp", "AUC bco_mlp"} <= set(row)
+    assert all(value is not None for value in row.values()), row

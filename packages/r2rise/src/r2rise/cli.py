@@ -27,7 +27,7 @@ from paperlab_core.verbs import (
 )
 
 #: ``r2rise.explain.EXPLAIN_LEARNERS``
-LEARNER_CHOICES = ("bc_mlp", "bc_linear", "bc_cnn", "iq_mlp")
+LEARNER_CHOICES = ("bc_mlp", "bc_linear", "bc_cnn", "iq_mlp", "bco_mlp")
 #: ``r2rise.explain.ESTIMATORS``
 ESTIMATOR_CHOICES = ("raw", "rise", "centred", "linear")
 #: ``sorted(r2rise.explain.DTYPES)``

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import os
 import time
@@ -45,10 +46,11 @@ from r2rise.runfiles import load_run
 __all__ = ["load_run"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-EXPLAIN_LEARNERS = (*LEARNERS, "bc_cnn", "iq_mlp")
+EXPLAIN_LEARNERS = (*LEARNERS, "bc_cnn", "iq_mlp", "bco_mlp")
 """``bc_cnn``: Nature-DQN CNNs on Atari stacks with the paper-code regime (``atari.fit_cnn_ensemble``; ``steps`` is
 the update cap, ``lr`` the Adam rate — the paper uses 15,000 and 1e-3). ``iq_mlp``: offline inverse soft-Q
-imitation (``iq.fit_iq_ensemble``), a learner of another family for Q3."""
+imitation (``iq.fit_iq_ensemble``) and ``bco_mlp``: behavioural cloning from observation (``bco``), learners of
+other families for Q3."""
 ESTIMATORS = ("raw", "rise", "centred", "linear")
 
 
@@ -141,13 +143,36 @@ def retrain_on_masks(
     for start in range(0, len(masks), cfg.chunk):
         stop = min(start + cfg.chunk, len(masks))
         weights = frame_weights(masks[start:stop], demos.valid)
-        if learner == "iq_mlp":
-            from r2rise.iq import fit_iq_ensemble, transitions
+        if learner in ("iq_mlp", "bco_mlp"):
+            from r2rise.iq import transitions
 
             successor, has_next = transitions(demos.valid)
+            next_obs = demos.obs.reshape(-1, *demos.obs_shape)[successor].reshape(obs.shape[0], -1)
+        if learner == "bco_mlp":
+            from r2rise.bco import fit_bco_ensemble
+
+            policies = fit_bco_ensemble(
+                obs.reshape(obs.shape[0], -1),
+                next_obs,
+                has_next,
+                weights,
+                cached_idm(demos.env_id, num_actions, cfg.seed, cfg.dtype),
+                num_actions,
+                cfg.hidden,
+                cfg.lr,
+                cfg.steps,
+                cfg.seed,
+                members[start:stop],
+                normaliser,
+                DTYPES[cfg.dtype],
+                device=cfg.device,
+            )
+        elif learner == "iq_mlp":
+            from r2rise.iq import fit_iq_ensemble
+
             policies = fit_iq_ensemble(
                 obs.reshape(obs.shape[0], -1),
-                demos.obs.reshape(-1, *demos.obs_shape)[successor].reshape(obs.shape[0], -1),
+                next_obs,
                 has_next,
                 actions,
                 weights,
@@ -196,6 +221,15 @@ def retrain_on_masks(
             )
         out[start:stop] = evaluator.evaluate(policies, stop - start)
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def cached_idm(env_id: str, num_actions: int, seed: int, dtype: str):
+    """``bco_mlp``'s inverse dynamics model, fitted once per (env, seed, dtype): it depends on neither the
+    demonstrations nor the masks."""
+    from r2rise.bco import fit_idm
+
+    return fit_idm(env_id, num_actions, seed, DTYPES[dtype])
 
 
 def run_r2rise(demos: Demonstrations, cfg: ExplainConfig, grids: np.ndarray | None = None) -> ExplainResult:

@@ -296,6 +296,8 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             return studies.protocol_cell(params, out, device, RETRAIN_SEEDS)
         if kind == "family":
             return studies.family_cell(params, out, device)
+        if kind == "family_bco":
+            return studies.family_bco_cell(params, out, device)
         return (planted_cell if kind == "planted" else extra_cell)(params, out, device)
 
     return run_experiment(run, args, cells, run_cell, summarize_any)

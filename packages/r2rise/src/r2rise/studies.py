@@ -15,6 +15,7 @@ The tables are built from the records alone (``summarize_protocols``, ``summariz
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,35 @@ def protocol_cells(seeds: list[int], n_masks: int, dtype: str) -> list[Cell]:
 
 def family_cells(seeds: list[int], n_masks: int, dtype: str) -> list[Cell]:
     common = {"study": "families", "n_masks": n_masks, "dtype": dtype}
-    return [
+    cells = [
         Cell(f"families/N{n_masks}-{dtype}/seed{s}", {**common, "kind": "family", "seed": s}) for s in seeds
     ]
+    return cells + [
+        Cell(f"families/N{n_masks}-{dtype}/bco/seed{s}", {**common, "kind": "family_bco", "seed": s})
+        for s in seeds
+    ]
+
+
+def family_bco_cell(params: dict[str, Any], out: Path, device: str) -> dict[str, Any]:
+    """``bco_mlp`` (imitation from observation: never reads the labels) against ``bc_mlp`` on the same masks."""
+    seed = int(params["seed"])
+    demos = planted_demos(seed)
+    usable = usable_blocks(demos, 10)
+    cfg = ExplainConfig(n_masks=params["n_masks"], dtype=params["dtype"], seed=seed, device=device)
+    bc = run_r2rise(demos, cfg)
+    bco = run_r2rise(demos, replace(cfg, learner="bco_mlp"), grids=bc.grids)
+    agreement = rank_agreement(bc.maps["centred_block"][usable], bco.maps["centred_block"][usable])
+    result = {
+        "auc": summary(bco, demos, permutations=200)["planted_auc"]["centred"],
+        "returns": {
+            "mean": float(bco.returns.mean()),
+            "min": float(bco.returns.min()),
+            "max": float(bco.returns.max()),
+        },
+        "pair": agreement,
+    }
+    write_json_atomic(out / f"families-bco-seed{seed}" / "summary.json", result)
+    return result
 
 
 def protocol_cell(params: dict[str, Any], out: Path, device: str, retrain_seeds: int) -> dict[str, Any]:
@@ -176,29 +203,37 @@ def summarize_protocols(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize_families(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Q3 across learner families: per-seed AUC/returns and pairwise Spearman, plus means."""
-    records = sorted(records, key=lambda r: r["params"]["seed"])
+    """Q3 across learner families: per-seed AUC/returns and pairwise Spearman (``bco_mlp`` against ``bc_mlp``
+    from its own records), plus means."""
+    bco = {r["params"]["seed"]: r["result"] for r in records if r["params"]["kind"] == "family_bco"}
+    records = sorted(
+        (r for r in records if r["params"]["kind"] == "family"), key=lambda r: r["params"]["seed"]
+    )
     pair_names = [f"{a} vs {b}" for a, b in itertools.combinations(FAMILY_LEARNERS, 2)]
     columns = [
-        *(f"AUC {n}" for n in FAMILY_LEARNERS),
-        *(f"return {n}" for n in FAMILY_LEARNERS),
-        *(f"ρ {p}" for p in pair_names),
+        *(f"AUC {n}" for n in (*FAMILY_LEARNERS, "bco_mlp")),
+        *(f"return {n}" for n in (*FAMILY_LEARNERS, "bco_mlp")),
+        *(f"ρ {p}" for p in (*pair_names, "bc_mlp vs bco_mlp")),
     ]
     table = Table(
         ["seed", *columns],
         formats={c: (".1f" if c.startswith("return") else ".3f") for c in columns},
         title="Q3 across learner families on the same masks (centred block maps): planted AUC, mean return "
-        "over the masks, Spearman ρ between maps",
+        "over the masks, Spearman ρ between maps (bco_mlp: imitation from observation, never reads the labels)",
     )
     rows = []
     for r in records:
         res = r["result"]
+        extra = bco.get(r["params"]["seed"])
         row = [
             *(res["auc"][n] for n in FAMILY_LEARNERS),
+            extra["auc"] if extra else None,
             *(res["returns"][n]["mean"] for n in FAMILY_LEARNERS),
+            extra["returns"]["mean"] if extra else None,
             *(res["pairs"][p]["spearman"] for p in pair_names),
+            extra["pair"]["spearman"] if extra else None,
         ]
         rows.append(row)
         table.add(r["params"]["seed"], *row)
-    table.add("mean", *(float(np.mean(col)) for col in zip(*rows, strict=True)))
+    table.add("mean", *(_mean([v for v in col if v is not None]) for col in zip(*rows, strict=True)))
     return {"families": table}
