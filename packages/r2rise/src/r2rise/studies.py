@@ -155,6 +155,17 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _number(value: Any) -> float:
+    """A record's number; NaN is stored as the string ``"nan"`` (JSON has no NaN)."""
+    return float(value)
+
+
+def _finite_mean(values: list[Any]) -> float:
+    """Mean of the finite values (an undefined ρ — a flat map — is left out of the mean)."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return _mean(finite)
+
+
 def summarize_protocols(records: list[dict[str, Any]]) -> dict[str, Any]:
     """AUC table (estimator × scaling × protocol, per seed + mean + gate) and Q2 table (mean over seeds)."""
     seeds = sorted({r["params"]["seed"] for r in records})
@@ -219,7 +230,8 @@ def summarize_families(records: list[dict[str, Any]]) -> dict[str, Any]:
         ["seed", *columns],
         formats={c: (".1f" if c.startswith("return") else ".3f") for c in columns},
         title="Q3 across learner families on the same masks (centred block maps): planted AUC, mean return "
-        "over the masks, Spearman ρ between maps (bco_mlp: imitation from observation, never reads the labels)",
+        "over the masks, Spearman ρ between maps (bco_mlp: imitation from observation, never reads the labels; ρ is "
+        "nan where its map is flat, and the mean leaves it out)",
     )
     rows = []
     for r in records:
@@ -231,9 +243,9 @@ def summarize_families(records: list[dict[str, Any]]) -> dict[str, Any]:
             *(res["returns"][n]["mean"] for n in FAMILY_LEARNERS),
             extra["returns"]["mean"] if extra else None,
             *(res["pairs"][p]["spearman"] for p in pair_names),
-            extra["pair"]["spearman"] if extra else None,
+            _number(extra["pair"]["spearman"]) if extra else None,
         ]
         rows.append(row)
         table.add(r["params"]["seed"], *row)
-    table.add("mean", *(_mean([v for v in col if v is not None]) for col in zip(*rows, strict=True)))
+    table.add("mean", *(_finite_mean(list(col)) for col in zip(*rows, strict=True)))
     return {"families": table}
