@@ -537,6 +537,11 @@ def test_synonyms_sweep_on_an_mr_checkpoint(tmp_path):
     )
     rows = results["tables"]["main"]["rows"]
     assert [r[:2] for r in rows] == [[0.3, "no"], [0.3, "yes"], [0.2, "no"], [0.2, "yes"]]
+    # `synonyms build` with the same settings writes the table the sweep measured
+    build = ["synonyms", "build", *data, "--model", "tiny-bert", "--min-cos", "0.2", "--subwords", "yes"]
+    assert main([*build, "--out", str(tmp_path / "syn")]) == 0
+    table = json.loads((tmp_path / "syn" / "synonyms.json").read_text())
+    assert len(table) == words["cos0.2-subwords"] and "pretentious" in table  # pre ##ten ##tious
 
 
 def test_every_reproduce_preset_is_a_train_config_of_the_same_name():

@@ -110,7 +110,12 @@ def synonyms_build(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     root = None if args.data_root is None else str(args.data_root)
     task = load_task(args.data_dataset, root, tokenizer=tok)
     emb = None if args.source == "lexicon" else load_pretrained(args.model, 2).get_input_embeddings().weight
-    table = candidate_table(task, tok, emb, args.source)
+    settings: dict[str, Any] = {}
+    if args.min_cos is not None:
+        settings["min_cos"] = args.min_cos
+    if args.subwords is not None:
+        settings["subwords"] = args.subwords == "yes"
+    table = candidate_table(task, tok, emb, args.source, **settings)
     path = run.write_json("synonyms.json", table)
     digest = table_hash(table)
     print(f"{len(table)} words with candidates, sha256 {digest} -> {path}")
