@@ -116,7 +116,13 @@ def main() -> int:
         mean = {k: statistics.fmean(r["result"][k] for r in records) for k in records[0]["result"]}
         table.add("mean", mean["scratch"], mean["distilled"], mean["distilled"] - mean["scratch"],
                   mean["train_s"], mean["finetune_distilled_s"])  # fmt: skip
-    command = "python packages/tinymim/scripts/first_run_record.py " + " ".join(sys.argv[1:])
+    # records name the package's commands first (contract): the three commands, then the script that ran them
+    command = (
+        "tinymim train; tinymim finetune --ckpt <train run>/student.pth; tinymim finetune --ckpt none "
+        f"(--seed_everything S, S in {args.seeds}; run by packages/tinymim/scripts/first_run_record.py "
+        + " ".join(sys.argv[1:])
+        + ")"
+    )
     doc = results_record(
         command,
         environment_line(environment("cpu", "32-true", args.threads, {"tinymim": _version()})),
