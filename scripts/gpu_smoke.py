@@ -5,7 +5,9 @@ For each package folder (or the names given on the command line):
 1. ``<cli> train --trainer.fast_dev_run=5 --trainer.accelerator=cuda`` — the Lightning path, bf16 where supported;
 2. ``<cli> reproduce --quick --device cuda`` — the package's key experiment at its smallest budget;
 3. with two or more GPUs, ``train --trainer.fast_dev_run=5 --trainer.devices=2 --trainer.strategy=ddp`` (not for
-   packages declared ``max_devices=1``: full-batch methods).
+   packages declared ``max_devices=1``: full-batch methods);
+4. the package's own steps, declared in its ``pyproject.toml`` as ``[tool.paperlab.gpu-smoke]`` (step name = list of
+   CLI arguments), e.g. a multi-stage method's ``pipeline`` at two steps per stage.
 
 Each command runs in a fresh process through ``python -m paperlab_core.offline`` (network guard on), with the
 sources on ``PYTHONPATH`` (``make gpu-smoke`` sets it), so the packages need not be installed. Any failure —
@@ -32,15 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = int(os.environ.get("GPU_SMOKE_TIMEOUT", "600"))
 
 
-def packages(only: set[str]) -> list[tuple[str, str]]:
-    """(import name, entry point) of every package folder, or of those named in ``only``."""
+def packages(only: set[str]) -> list[tuple[str, str, dict[str, list[str]]]]:
+    """(folder name, entry point, extra smoke steps) of every package folder, or of those named in ``only``."""
     found = []
     for pyproject in sorted(ROOT.glob("packages/*/pyproject.toml")):
-        project = tomllib.loads(pyproject.read_text())["project"]
-        ((_, entry),) = project["scripts"].items()
+        toml = tomllib.loads(pyproject.read_text())
+        ((_, entry),) = toml["project"]["scripts"].items()
+        extra = toml.get("tool", {}).get("paperlab", {}).get("gpu-smoke", {})
         name = pyproject.parent.name
         if not only or name in only:
-            found.append((name, entry))
+            found.append((name, entry, {step: [str(a) for a in args] for step, args in extra.items()}))
     return found
 
 
@@ -82,7 +85,7 @@ def main() -> int:
     print(environment_line(environment("cuda")), flush=True)
     gpus = torch.cuda.device_count()
     failures = 0
-    for name, entry in packages(set(sys.argv[1:])):
+    for name, entry, extra in packages(set(sys.argv[1:])):
         steps = {
             "train": ["train", "--trainer.fast_dev_run=5", "--trainer.accelerator=cuda", "--trainer.devices=1",
                       "--trainer.enable_progress_bar=false"],
@@ -92,6 +95,7 @@ def main() -> int:
         if gpus >= 2 and (spec.max_devices or gpus) >= 2:
             steps["ddp"] = ["train", "--trainer.fast_dev_run=5", "--trainer.accelerator=cuda",
                             "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.enable_progress_bar=false"]  # fmt: skip
+        steps.update(extra)
         cells = []
         ok_all = True
         with tempfile.TemporaryDirectory(prefix=f"gpu-smoke-{name}-") as folder:

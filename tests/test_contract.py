@@ -202,8 +202,14 @@ def test_package_verbs_answer_help_fast_without_torch(package: Package, tmp_path
 
 def test_lightning_verbs_help_and_print_config_round_trip(package: Package, tmp_path: Path) -> None:
     """One process (Lightning is imported once): every Lightning verb's --help, then `train --print_config`
-    fed back through `--config` gives the same configuration."""
+    fed back through `--config` gives the same configuration; the package's own `make gpu-smoke` steps
+    (`[tool.paperlab.gpu-smoke]`) name a verb and, for Lightning verbs, parse (`--print_config`)."""
     lightning = [v.name for v in package.spec().verbs if isinstance(v, LightningVerb)]
+    toml = tomllib.loads((package.folder / "pyproject.toml").read_text())
+    smoke = toml.get("tool", {}).get("paperlab", {}).get("gpu-smoke", {})
+    verbs = {v.name for v in package.spec().verbs}
+    assert all(args and args[0] in verbs for args in smoke.values()), f"gpu-smoke steps: {smoke}"
+    smoke_configs = [list(args) for args in smoke.values() if args[0] in lightning]
     probe = (
         "import contextlib, io, sys\n"
         f"from {package.import_name}.cli import main\n"
@@ -221,6 +227,8 @@ def test_lightning_verbs_help_and_print_config_round_trip(package: Package, tmp_
         "printed = call(['train', '--print_config'])\n"
         "open('printed.yaml', 'w').write(printed)\n"
         "open('second.yaml', 'w').write(call(['train', '--config', 'printed.yaml', '--print_config']))\n"
+        f"for args in {smoke_configs!r}:\n"
+        "    call([*args, '--print_config'])\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe, package.script], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, **package.env}, timeout=600)  # fmt: skip
