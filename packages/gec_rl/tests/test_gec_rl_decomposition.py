@@ -217,6 +217,7 @@ def test_decompose_and_sir_bias_verbs(tmp_path: Path, capsys) -> None:
         ("ops_linear_lmc", ["--model.lmc_steps", "4"], {"steps": 4}, 5 * 4),  # layers × steps per layer
         ("ops_mf", ["--model.mf_sampler", "langevin", "--model.mf_mala", "false"],
          {"sampler": "langevin", "mala": False}, 100),  # langevin_steps
+        ("ops_mf", ["--model.mf_sampler", "langevin"], {"sampler": "langevin"}, 100),  # MALA: one per proposal
     ],
 )  # fmt: skip
 def test_train_langevin_updates_go_through_the_modules_optimiser(

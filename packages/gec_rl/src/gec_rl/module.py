@@ -135,15 +135,15 @@ class RegretModule(pl.LightningModule):
 
     @property
     def uses_langevin_optimizer(self) -> bool:
-        """``ops_linear_lmc`` and projected-ULA ``ops_mf`` update their parameters with an optimiser step."""
+        """``ops_linear_lmc`` and Langevin ``ops_mf`` (MALA proposals, projected-ULA updates) are optimiser steps."""
         hp = self.hparams
         return self.agent_name == "ops_linear_lmc" or (
-            self.agent_name == "ops_mf" and hp.mf_sampler == "langevin" and not hp.mf_mala
+            self.agent_name == "ops_mf" and hp.mf_sampler == "langevin"
         )
 
     def configure_optimizers(self) -> Any:
-        """The exact samplers need no optimiser; the Langevin updates of ``ops_linear_lmc`` and of projected-ULA
-        ``ops_mf`` are steps of a :class:`gec_rl.optim.Langevin` owned by this module (Lightning's strategy and
+        """The exact samplers need no optimiser; the Langevin updates of ``ops_linear_lmc`` and the MALA proposals /
+        projected-ULA updates of Langevin ``ops_mf`` are steps of a :class:`gec_rl.optim.Langevin` owned by this module (Lightning's strategy and
         precision apply)."""
         if not self.uses_langevin_optimizer:
             return None

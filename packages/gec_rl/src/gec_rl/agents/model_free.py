@@ -194,7 +194,8 @@ class OPSModelFree(GreedyQAgent):
         return Q
 
     def langevin_steps_run(self, gamma: float, steps: int) -> np.ndarray:
-        """``steps`` projected preconditioned ULA steps on the τ-smoothed density (see the module docstring)."""
+        """``steps`` preconditioned MALA proposals (``mala``) or projected ULA steps on the τ-smoothed density (see the
+        module docstring); each proposal / update is one step of a :class:`gec_rl.optim.Langevin`."""
         import torch
 
         st = self.stats
@@ -205,7 +206,6 @@ class OPSModelFree(GreedyQAgent):
         upper = torch.as_tensor(self.upper)[:, None, None]
         precond = 1.0 / (2.0 * self.eta * n.clamp(min=1.0))
         step = self.step_scale * precond
-        noise_scale = (2.0 * step).sqrt()
         generator = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
         Q = torch.as_tensor(self.current).clone()
         tau = self.tau
@@ -226,25 +226,24 @@ class OPSModelFree(GreedyQAgent):
         def log_proposal(to: torch.Tensor, start: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
             return -(((to - start - step * grad) ** 2) / (4.0 * step)).sum()
 
-        value, grad = value_and_grad(Q)
-        if not self.mala:  # projected ULA: each update is a gec_rl.optim.Langevin step (train: the module's)
-            from gec_rl.optim import Langevin
+        from gec_rl.optim import Langevin
 
-            param = Q.clone()
-            optimizer = self.optimizer if self.optimizer is not None else Langevin([param])
-            optimizer.bind(param, step, None, generator)
-            for _ in range(steps):
-                param.grad = -grad  # ∇U with U = −log π_τ
-                optimizer.step()
+        # every update (ULA) or proposal (MALA) is a gec_rl.optim.Langevin step (train: the module's optimiser):
+        # θ ← θ − ε∇U + √(2ε)ξ with U = −log π_τ, i.e. Q + ε∇log π_τ + √(2ε)ξ
+        value, grad = value_and_grad(Q)
+        param = Q.clone()
+        optimizer = self.optimizer if self.optimizer is not None else Langevin([param])
+        optimizer.bind(param, step, None, generator)
+        for _ in range(steps):
+            if self.mala:
+                param.copy_(Q)
+            param.grad = -grad
+            optimizer.step()
+            if not self.mala:  # projected ULA
                 param.copy_(torch.minimum(torch.clamp(param, min=0.0), upper))
                 value, grad = value_and_grad(param)
-            param.grad = None
-            optimizer.bind(param, self.step_scale)  # drop the tensors (optimizer state_dicts stay plain)
-            self.current = param.detach().numpy()
-            return self.current
-        for _ in range(steps):
-            noise = torch.randn(Q.shape, dtype=Q.dtype, generator=generator)
-            proposal = Q + step * grad + noise_scale * noise
+                continue
+            proposal = param.clone()
             self.proposed += 1
             if bool((proposal < 0).any()) or bool((proposal > upper).any()):
                 continue
@@ -255,7 +254,9 @@ class OPSModelFree(GreedyQAgent):
             if float(torch.log(torch.rand((), dtype=Q.dtype, generator=generator))) < float(log_ratio):
                 Q, value, grad = proposal, new_value, new_grad
                 self.accepted += 1
-        self.current = Q.detach().numpy()
+        param.grad = None
+        optimizer.bind(param, self.step_scale)  # drop the tensors (optimizer state_dicts stay plain)
+        self.current = (Q if self.mala else param).detach().numpy()
         return self.current
 
     def begin_episode(self, t: int) -> None:
