@@ -137,7 +137,7 @@ def render(
         raise ValueError(f"synthetic-retina size {size}: expected 28, 64, 128 or 224")
     grades = np.asarray(grades, dtype=np.int64)
     out = np.empty((len(grades), size, size, 3), dtype=np.uint8)
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
     for start in range(0, len(grades), chunk):
         grade = torch.from_numpy(grades[start : start + chunk])
         batch = grade.shape[0]

@@ -57,7 +57,7 @@ def official_pattern_run(x: torch.Tensor, k: int, epochs: int, seed: int = 0) ->
     """Per-epoch timings of the official computational pattern (dense warm-up, broadcast k-means)."""
     cfg = CCGCConfig(epochs=epochs)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     model = SiameseLinearEncoder(x.size(1), cfg.dims)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     labels, dis = official_broadcast_kmeans(x, k, gen)

@@ -242,7 +242,7 @@ def sparse_sbm(
     """
     if num_clusters > num_nodes:
         raise ConfigError(f"sbm: {num_clusters} clusters for {num_nodes} nodes")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
     y = torch.arange(num_nodes) % num_clusters
     y = y[torch.randperm(num_nodes, generator=gen)]
     order = torch.argsort(y)

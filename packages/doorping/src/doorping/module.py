@@ -148,7 +148,7 @@ class DistillModule(LightningModule):
         if s.method == "dd":
             per_step = num_classes * s.dd.images_per_class_per_step
             init = torch.randn(s.dd.distill_steps * per_step, channels, *im_size,
-                               generator=torch.Generator().manual_seed(derive_seed(s.seed, "dd-syn")))  # fmt: skip
+                               generator=torch.Generator(device="cpu").manual_seed(derive_seed(s.seed, "dd-syn")))  # fmt: skip
             labels = torch.arange(num_classes).repeat_interleave(s.dd.images_per_class_per_step)
             self.register_buffer("syn_labels", labels.repeat(s.dd.distill_steps))
             self.raw_lrs = nn.Parameter(
@@ -173,7 +173,7 @@ class DistillModule(LightningModule):
             raise ConfigError(f"dc.init {init!r}: expected noise or real")
         if init == "noise":
             return torch.randn(num_classes * s.ipc, channels, *im_size,
-                               generator=torch.Generator().manual_seed(derive_seed(s.seed, "syn-noise")))  # fmt: skip
+                               generator=torch.Generator(device="cpu").manual_seed(derive_seed(s.seed, "syn-noise")))  # fmt: skip
         return torch.cat([self.attack_state.sample(c, s.ipc, rng) for c in range(num_classes)]).clone()
 
     def _import_files(self) -> None:

@@ -140,52 +140,34 @@ def retrain_on_masks(
     members = np.arange(len(masks)) if members is None else np.asarray(members)
     normaliser = None if learner == "bc_cnn" else make_normaliser(demos, cfg.obs_scaling)
     out = np.zeros((len(masks), cfg.episodes))
+    flat = obs.reshape(obs.shape[0], -1)
+    if learner in ("iq_mlp", "bco_mlp"):  # the successor of every frame, once (the masks only reweight)
+        from r2rise.iq import transitions
+
+        successor, has_next = transitions(demos.valid)
+        next_obs = demos.obs.reshape(-1, *demos.obs_shape)[successor].reshape(obs.shape[0], -1)
     for start in range(0, len(masks), cfg.chunk):
         stop = min(start + cfg.chunk, len(masks))
         weights = frame_weights(masks[start:stop], demos.valid)
-        if learner in ("iq_mlp", "bco_mlp"):
-            from r2rise.iq import transitions
-
-            successor, has_next = transitions(demos.valid)
-            next_obs = demos.obs.reshape(-1, *demos.obs_shape)[successor].reshape(obs.shape[0], -1)
+        mlp = {  # what the three MLP learners share
+            "hidden": cfg.hidden,
+            "lr": cfg.lr,
+            "steps": cfg.steps,
+            "seed": cfg.seed,
+            "members": members[start:stop],
+            "normaliser": normaliser,
+            "dtype": DTYPES[cfg.dtype],
+            "device": cfg.device,
+        }
         if learner == "bco_mlp":
             from r2rise.bco import fit_bco_ensemble
 
-            policies = fit_bco_ensemble(
-                obs.reshape(obs.shape[0], -1),
-                next_obs,
-                has_next,
-                weights,
-                cached_idm(demos.env_id, num_actions, cfg.seed, cfg.dtype),
-                num_actions,
-                cfg.hidden,
-                cfg.lr,
-                cfg.steps,
-                cfg.seed,
-                members[start:stop],
-                normaliser,
-                DTYPES[cfg.dtype],
-                device=cfg.device,
-            )
+            idm = cached_idm(demos.env_id, num_actions, cfg.seed, cfg.dtype)
+            policies = fit_bco_ensemble(flat, next_obs, has_next, weights, idm, num_actions, **mlp)
         elif learner == "iq_mlp":
             from r2rise.iq import fit_iq_ensemble
 
-            policies = fit_iq_ensemble(
-                obs.reshape(obs.shape[0], -1),
-                next_obs,
-                has_next,
-                actions,
-                weights,
-                num_actions,
-                cfg.hidden,
-                cfg.lr,
-                cfg.steps,
-                cfg.seed,
-                members[start:stop],
-                normaliser,
-                DTYPES[cfg.dtype],
-                device=cfg.device,
-            )
+            policies = fit_iq_ensemble(flat, next_obs, has_next, actions, weights, num_actions, **mlp)
         elif learner == "bc_cnn":
             from r2rise.atari import fit_cnn_ensemble
 
@@ -204,21 +186,7 @@ def retrain_on_masks(
                 device=cfg.device,
             )
         else:
-            policies = fit_ensemble(
-                obs.reshape(obs.shape[0], -1),
-                actions,
-                weights,
-                num_actions,
-                learner,
-                cfg.hidden,
-                cfg.lr,
-                cfg.steps,
-                cfg.seed,
-                members[start:stop],
-                normaliser,
-                DTYPES[cfg.dtype],
-                device=cfg.device,
-            )
+            policies = fit_ensemble(flat, actions, weights, num_actions, learner, **mlp)
         out[start:stop] = evaluator.evaluate(policies, stop - start)
     return out
 
