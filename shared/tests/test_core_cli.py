@@ -88,6 +88,7 @@ def test_train_writes_run_dir_then_evaluate_and_predict_restore_the_config(
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["package"] == "example_pkg" and metrics["fit"]["global_step"] == 16
     assert metrics["fit"]["val/mse"] < 2.0 and metrics["env"]["precision"] == "32-true"
+    assert 0 < metrics["fit"]["wall_s"] < 600  # seconds the fit took
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == 2
     ckpt = run / "checkpoints" / "last.ckpt"
     stored = torch.load(ckpt, weights_only=False)["paperlab"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from paperlab_core import errors, experiment, verbs
-from paperlab_core.results import Table
+from paperlab_core.results import Table, render_block
 
 
 @pytest.mark.parametrize(
@@ -180,3 +180,25 @@ def test_records_with_other_parameters_are_not_reused(tmp_path: Path) -> None:
     assert calls == ["k", "k"]
     rows = json.loads((tmp_path / "r" / "results.json").read_text())["tables"]["main"]["rows"]
     assert rows == [[2, 2]]
+
+
+def test_merged_records_keep_the_commit_they_ran_at(tmp_path: Path) -> None:
+    run = _grid_run(tmp_path, "s", [])
+    run.dir.mkdir()
+    ns = argparse.Namespace(shard=None, merge=None)
+    experiment.run_experiment(run, ns, _cells()[:2], lambda cell: {"value": 1}, _summarize)
+    records = sorted((run.dir / "records").glob("*.json"))
+    now = json.loads(records[0].read_text())["commit"]
+    assert now  # each record names the commit its cell ran at
+    old = json.loads(records[1].read_text())
+    old["commit"] = "a" * 40 + "+dirty"  # as if this cell had run at an older, modified checkout
+    records[1].write_text(json.dumps(old))
+    merged = _grid_run(tmp_path, "m", ["--merge"])
+    merged.dir.mkdir()
+    experiment.run_experiment(
+        merged, argparse.Namespace(shard=None, merge=[run.dir]), [], dict, _summarize
+    )  # fmt: skip
+    document = json.loads((merged.dir / "results.json").read_text())
+    assert "a" * 40 + "+dirty" in document["record_commits"]
+    block = render_block(document)
+    assert "cells run at " in block and f"{'a' * 12}+dirty" in block

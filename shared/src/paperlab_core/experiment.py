@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlab_core.errors import ConfigError, UserError
-from paperlab_core.results import Table, results_record
+from paperlab_core.results import Table, git_commit, package_paths, results_record
 from paperlab_core.runtime import environment_line
 from paperlab_core.verbs import Run
 
@@ -96,9 +96,15 @@ def _write_record(folder: Path, cell: Cell, result: Mapping[str, Any], run: Run,
         "wall_s": round(wall_s, 3),
         "command": run.command,
         "machine": environment_line(run.env),
+        "commit": _package_commit(run),
     }
     write_json_atomic(folder / RECORDS / cell.filename, record)
     return record
+
+
+def _package_commit(run: Run) -> str:
+    """The commit the package's sources are at now (``+dirty`` when they differ from it)."""
+    return git_commit(paths=package_paths(run.package) if run.package else ())
 
 
 def _existing(folder: Path, cell: Cell) -> Record | None:
@@ -129,6 +135,9 @@ def write_summary(run: Run, args: argparse.Namespace, records: list[Record], sum
     machines = sorted({str(r["machine"]) for r in records if r.get("machine")})
     if machines and machines != [environment_line(run.env)]:  # merged records keep where they ran
         extra.setdefault("record_machines", machines)
+    commits = sorted({str(r["commit"]) for r in records if r.get("commit")})
+    if commits and commits != [_package_commit(run)]:  # records made at other commits (merged, or a long run)
+        extra.setdefault("record_commits", commits)
     document = results_record(
         run.command,
         environment_line(run.env),

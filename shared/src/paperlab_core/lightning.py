@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,7 @@ class MetricsJsonCallback(Callback):
     def __init__(self, run_dir: str | os.PathLike[str], header: dict[str, Any]) -> None:
         self.run_dir = Path(run_dir)
         self.header = header
+        self.started: dict[str, float] = {}  # stage -> perf_counter() at its start, for ``wall_s``
 
     @staticmethod
     def _scalars(trainer: Trainer) -> dict[str, float]:
@@ -146,8 +148,20 @@ class MetricsJsonCallback(Callback):
             "epoch": trainer.current_epoch,
             "global_step": trainer.global_step,
         }
+        if stage in self.started:  # seconds since the stage started (a resumed fit counts from its restart)
+            record["wall_s"] = round(time.perf_counter() - self.started[stage], 3)
         record.update(extra or {})
         write_metrics(self.run_dir, {**self.header, stage: record})
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.started["fit"] = time.perf_counter()
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.started["test"] = time.perf_counter()
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.state.fn == "validate":
+            self.started.setdefault("validate", time.perf_counter())
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking and trainer.state.fn == "fit":

@@ -143,6 +143,11 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _short(commit: str) -> str:
+    """12 hex digits, ``+dirty`` kept (made from uncommitted sources)."""
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
 def render_block(data: Mapping[str, Any], table: str | None = None, file: str = "") -> str:
     """The README text of one results block: the table and a provenance line."""
     tables = data["tables"]
@@ -153,7 +158,9 @@ def render_block(data: Mapping[str, Any], table: str | None = None, file: str = 
     seeds = data.get("seeds")
     seed_text = f", seeds {','.join(map(str, seeds))}" if seeds else ""
     commit = str(data.get("commit", "unknown"))
-    commit = commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")  # made from uncommitted sources
+    commit = _short(commit)
+    if data.get("record_commits"):  # cells that ran at other commits than the one that built the tables
+        commit += f" (cells run at {', '.join(_short(str(c)) for c in data['record_commits'])})"
     return (
         f"{body}\n\n<sub>`{data['command']}` · commit {commit}{seed_text} · {data['machine']} · "
         f"record `{file}`</sub>\n"
