@@ -85,3 +85,41 @@ def test_bad_verb_input_is_one_line(argv, message, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("lidar-robust: error: ") and message in err[-1]
+
+
+def test_outlier_ratio_bounds_spec_uniform_and_benchmark_log_uniform():
+    from lidar_robust.augment import BENCHMARK_OUTLIER_RATIO, SPEC_OUTLIER_RATIO, outlier_ratio
+
+    rng = np.random.default_rng(0)
+    spec = np.array([outlier_ratio(rng) for _ in range(4000)])
+    assert SPEC_OUTLIER_RATIO == (0.0, 0.05) and spec.min() >= 0 and spec.max() <= 0.05
+    # U(0, 0.05): mean 0.025, standard error 0.0144/sqrt(4000) = 2.3e-4 -> 5 sigma = 1.2e-3
+    assert abs(spec.mean() - 0.025) < 1.2e-3
+    bench = np.array([outlier_ratio(rng, BENCHMARK_OUTLIER_RATIO) for _ in range(4000)])
+    assert bench.min() >= 1e-3 and bench.max() <= 0.5
+    # log-uniform: log ratio is uniform, so each of the 3 decades-wide thirds holds 1/3 (binomial sd 0.0075)
+    thirds = np.histogram(np.log(bench), bins=3, range=(np.log(1e-3), np.log(0.5)))[0] / len(bench)
+    assert np.all(np.abs(thirds - 1 / 3) < 0.04)
+    with pytest.raises(ValueError, match="0 <= low < high"):
+        outlier_ratio(rng, (0.1, 0.05))
+
+
+def test_robust_until_turns_the_robust_augmentations_off_for_the_last_steps(small_scan):
+    from types import SimpleNamespace
+
+    from lidar_robust.module import SegmentationModule
+
+    sample = sample_from_scan(small_scan.points, small_scan.labels, small_scan.ring)
+    module = SegmentationModule(name="rlseg", cr=0.25, augment=["point_subsample"], augment_probability=1.0,
+                                robust_until=0.75)  # fmt: skip
+    sizes = []
+    for step in (0, 74, 75, 99):
+        trainer = SimpleNamespace(training=True, estimated_stepping_batches=100, global_step=step)
+        module._trainer = trainer  # what Lightning attaches during fit
+        sizes.append(module.on_before_batch_transfer([sample], 0)["sizes"][0])
+    n = len(sample["points"])
+    assert sizes == [n // 2, n // 2, n, n]
+    with pytest.raises(ValueError, match="robust_until"):
+        SegmentationModule(name="rlseg", robust_until=1.5)
+    with pytest.raises(ValueError, match="outlier_ratio"):
+        SegmentationModule(name="rlseg", outlier_ratio=[0.5, 0.1])

@@ -3,8 +3,9 @@
 Standard (both models; 2DPASS-like): random rotation about z, x/y flips, scale 0.95–1.05, translation
 N(0, 0.1²). RLSeg-style robustness recipe (our reconstruction, spec §2.11), each applied with probability 0.5:
 ``mix3d`` (concatenate two independently augmented scans), ``local_jitter`` (20 % of points, σ ~ U(0, 0.2)),
-``global_outliers`` (ratio ~ U(0, 0.05), label ignore), ``beam_drop`` (keep every 1st/2nd/4th ring),
-``point_subsample`` (keep 1/2).
+``global_outliers`` (label ignore; ratio ~ U(0, 0.05) as the spec proposes, or log-uniform over
+``outlier_ratio`` = (1e-3, 0.5), the range of the benchmark's three levels), ``beam_drop`` (keep every
+1st/2nd/4th ring), ``point_subsample`` (keep 1/2).
 """
 
 from __future__ import annotations
@@ -44,9 +45,27 @@ def local_jitter(sample: dict, rng: np.random.Generator) -> dict:
     return {**sample, "points": points}
 
 
-def global_outliers(sample: dict, rng: np.random.Generator) -> dict:
+#: the spec's proposal: ratio ~ U(0, 0.05); ``(low, high)`` with low > 0 samples log-uniformly instead
+SPEC_OUTLIER_RATIO = (0.0, 0.05)
+#: the benchmark's global-outlier levels span 0.001 (light) to 0.5 (heavy) of the scan's points
+BENCHMARK_OUTLIER_RATIO = (1e-3, 0.5)
+
+
+def outlier_ratio(rng: np.random.Generator, bounds: tuple[float, float] = SPEC_OUTLIER_RATIO) -> float:
+    """U(0, high) when ``low == 0``, else log-uniform on [low, high]."""
+    low, high = bounds
+    if not 0.0 <= low < high:
+        raise ValueError(f"outlier ratio bounds must satisfy 0 <= low < high, got {bounds}")
+    if low == 0.0:
+        return float(rng.uniform(0.0, high))
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def global_outliers(sample: dict, rng: np.random.Generator,
+                    bounds: tuple[float, float] = SPEC_OUTLIER_RATIO) -> dict:  # fmt: skip
+    """Append ``round(ratio·N)`` points uniform in the (augmented) scan's bounding box, label ignore, ring −1."""
     points = sample["points"]
-    n_new = int(round(rng.uniform(0.0, 0.05) * len(points)))
+    n_new = int(round(outlier_ratio(rng, bounds) * len(points)))
     low, high = points[:, :3].min(0), points[:, :3].max(0)
     extra = np.concatenate([rng.uniform(low, high, (n_new, 3)), rng.uniform(0, 1, (n_new, 1))], 1).astype(
         np.float32
@@ -76,7 +95,8 @@ def mix3d(a: dict, b: dict) -> dict:
 
 
 def augment_batch(samples: Sequence[dict], rng: np.random.Generator, robust: Sequence[str] = (),
-                  probability: float = 0.5) -> list[dict]:  # fmt: skip
+                  probability: float = 0.5,
+                  outlier_bounds: tuple[float, float] = SPEC_OUTLIER_RATIO) -> list[dict]:  # fmt: skip
     """Standard augmentation of every scan, then the robust ones (each with ``probability``)."""
     unknown = set(robust) - set(ROBUST_AUGMENTATIONS)
     if unknown:
@@ -89,7 +109,7 @@ def augment_batch(samples: Sequence[dict], rng: np.random.Generator, robust: Seq
         for name, func in (("beam_drop", beam_drop), ("point_subsample", point_subsample),
                            ("local_jitter", local_jitter), ("global_outliers", global_outliers)):  # fmt: skip
             if name in robust and rng.random() < probability:
-                sample = func(sample, rng)
+                sample = func(sample, rng, outlier_bounds) if name == "global_outliers" else func(sample, rng)
         out.append(sample)
     if "mix3d" in robust and len(out) > 1:
         partners = [standard(s, rng) for s in out[1:] + out[:1]]

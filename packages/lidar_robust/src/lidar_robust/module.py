@@ -10,7 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from lidar_robust.augment import ROBUST_AUGMENTATIONS, augment_batch
+from lidar_robust.augment import ROBUST_AUGMENTATIONS, SPEC_OUTLIER_RATIO, augment_batch
 from lidar_robust.formats import CLASS_NAMES, NUM_CLASSES
 from lidar_robust.losses import segmentation_loss
 from lidar_robust.metrics import iou_per_class
@@ -48,7 +48,10 @@ def collate(samples: Sequence[dict], device: torch.device | None = None) -> dict
 class SegmentationModule(pl.LightningModule):
     """``name``: minkunet (baseline), rlseg (RLSeg-style reconstruction: the same backbone + robustness
     augmentations, optional cylindrical voxels) or salsanext (range image). ``augment=None`` takes the model's
-    recipe (rlseg: all robust augmentations; others: standard only)."""
+    recipe (rlseg: all robust augmentations; others: standard only). ``outlier_ratio``: bounds of the
+    global-outlier augmentation's ratio ([0, 0.05] = U(0, 0.05), the spec's proposal; [0.001, 0.5] = log-uniform
+    over the benchmark's range). ``robust_until``: fraction of the training steps during which the robust
+    augmentations are on (1.0 = throughout; 0.75 = the last quarter trains on standard-augmented scans only)."""
 
     def __init__(
         self,
@@ -63,6 +66,8 @@ class SegmentationModule(pl.LightningModule):
         weight_decay: float = 1e-4,
         lovasz_weight: float = 1.0,
         augment_seed: int = 0,
+        outlier_ratio: tuple[float, float] | list[float] = SPEC_OUTLIER_RATIO,
+        robust_until: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -74,6 +79,11 @@ class SegmentationModule(pl.LightningModule):
                 f"unknown augmentations {sorted(unknown)} (expected {', '.join(ROBUST_AUGMENTATIONS)})"
             )
         self.augment = list(augment)
+        if len(outlier_ratio) != 2 or not 0.0 <= outlier_ratio[0] < outlier_ratio[1]:
+            raise ValueError(f"outlier_ratio must be [low, high] with 0 <= low < high, got {outlier_ratio}")
+        if not 0.0 <= robust_until <= 1.0:
+            raise ValueError(f"robust_until must be in [0, 1], got {robust_until}")
+        self.outlier_ratio = (float(outlier_ratio[0]), float(outlier_ratio[1]))
         self.net = build_network(name, cr, voxel_size, voxelization, backend)
         self._rng = np.random.default_rng(augment_seed)
         self.register_buffer(
@@ -83,8 +93,19 @@ class SegmentationModule(pl.LightningModule):
     # ---------------------------------------------------------------------------------------- data
     def on_before_batch_transfer(self, batch: list[dict], dataloader_idx: int) -> dict:
         if self.trainer is not None and self.trainer.training:
-            batch = augment_batch(batch, self._rng, self.augment, self.hparams.augment_probability)
+            robust = self.augment if self._robust_phase() else []
+            batch = augment_batch(
+                batch, self._rng, robust, self.hparams.augment_probability, self.outlier_ratio
+            )
         return collate(batch)
+
+    def _robust_phase(self) -> bool:
+        """Whether the robust augmentations are on at the current step (``robust_until`` of the budget)."""
+        until = self.hparams.robust_until
+        if until >= 1.0:
+            return True
+        total = int(self.trainer.estimated_stepping_batches)
+        return self.trainer.global_step < until * total
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.net(batch["points"], batch["batch"], batch["batch_size"])
