@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from dfme import sources
-from dfme.face import align_frame, rescale_alignment, warp_frames
+from dfme.face import align_frame, rescale_alignment, resize_frames, warp_frames
 from dfme.pipeline import PipelineConfig, process_sample
 from dfme.sources import SyntheticSource, process_source
 from dfme.synthetic import SyntheticConfig
@@ -20,18 +20,54 @@ def source() -> SyntheticSource:
 
 
 def test_tim_before_warp_equals_warp_before_tim(source):
+    """The pipeline's crop → TIM → warp(112) → area-resize(48) equals warping and resizing every frame first
+    and interpolating after (spec §6.3g: ≤ 2 grey levels; the reference rounds nothing but the end)."""
     sample = source.samples[0]
     frames = source.dataset.render(0)
     config = PipelineConfig(size=48)
     out = process_sample(
         lambda i: frames[i], sample.onset, sample.apex, sample.offset, sample.n_frames, sample.fps, config
     )
-    alignment = rescale_alignment(align_frame(frames[sample.onset], 112, config.detector), 48)
-    warped = warp_frames(frames[sample.onset : sample.offset + 1].astype(np.float32), alignment.matrix, 48)
-    reference = np.clip(np.rint(tim(warped, 16)), 0, 255)
+    alignment = align_frame(frames[sample.onset], 112, config.detector)
+    warped = warp_frames(frames[sample.onset : sample.offset + 1].astype(np.float32), alignment.matrix, 112)
+    reference = np.clip(np.rint(tim(resize_frames(warped, 48), 16)), 0, 255)
     assert out.clip.shape == (16, 48, 48, 3) and out.clip.dtype == np.uint8
     assert np.abs(reference - out.clip).max() <= 1  # float rounding only
     assert out.tim_info is not None and out.align_status in ("eyes", "box")
+
+
+def test_small_outputs_are_area_resized_not_point_sampled(source):
+    """At 32 px the clip is the 112-px aligned clip area-averaged (a bilinear warp straight to 32 px would
+    sample 4 of every ~16 pixels: sensor noise not averaged, texture aliased)."""
+    sample = source.samples[0]
+    frames = source.dataset.render(0)
+    small = process_sample(
+        lambda i: frames[i], sample.onset, sample.apex, sample.offset, sample.n_frames, sample.fps,
+        PipelineConfig(size=32),
+    )  # fmt: skip
+    big = process_sample(
+        lambda i: frames[i], sample.onset, sample.apex, sample.offset, sample.n_frames, sample.fps,
+        PipelineConfig(size=112),
+    )  # fmt: skip
+    expected = resize_frames(big.clip.astype(np.float32), 32)
+    assert np.abs(small.clip - expected).max() <= 1.0  # the 112-px clip was rounded once more
+    alignment = rescale_alignment(align_frame(frames[sample.onset], 112, PipelineConfig().detector), 32)
+    direct = warp_frames(
+        tim(frames[sample.onset : sample.offset + 1].astype(np.float32), 16), alignment.matrix, 32
+    )
+    assert np.abs(direct - expected).mean() > 4 * np.abs(small.clip - expected).mean()
+
+
+def test_npy_window_reads_equal_full_reads(tmp_path, rng):
+    from dfme.readers import NpyReader
+
+    clip = (rng.random((12, 20, 24, 3)) * 255).astype(np.uint8)
+    np.save(tmp_path / "c.npy", clip)
+    reader = NpyReader(tmp_path / "c.npy")
+    for positions in (np.arange(2, 9), np.array([0, 3, 3, 11])):
+        np.testing.assert_array_equal(
+            reader.read_window(positions, (3, 15, 5, 22)), clip[positions, 3:15, 5:22]
+        )
 
 
 def test_index_strategies_flow_and_grayscale(source):

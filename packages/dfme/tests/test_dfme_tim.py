@@ -12,6 +12,7 @@ from dfme.tim import (
     path_graph_eigenvectors,
     tim,
     tim_batch,
+    tim_float,
     tim_svd,
     tim_weights,
 )
@@ -81,6 +82,31 @@ def test_weights_commute_with_a_bilinear_warp(rng):
     after = tim(warp(clip).astype(np.float32), 16).clip(0, 255)
     # uint8 rounding of the warped input (≤ 0.5) spread by |A| weights; the spec allows 2 grey levels
     assert np.abs(np.rint(before) - np.rint(after)).max() <= 2
+
+
+def test_weights_commute_with_area_resize_and_crop_in_float(rng):
+    """TIM is linear in time, crop/resize are linear in space: the orders agree up to float32 rounding
+    (≈ 1e-4 of the 0–255 range after a 60-term sum and a 4×4 box average), so the pipeline may resize first."""
+    clip = (rng.random((60, 64, 64, 3)) * 255).astype(np.float32)
+
+    def resize(frames):
+        return np.stack([cv2.resize(f, (16, 16), interpolation=cv2.INTER_AREA) for f in frames])
+
+    np.testing.assert_allclose(resize(tim(clip, 16)), tim(resize(clip), 16), atol=1e-3)
+    np.testing.assert_allclose(tim(clip, 16)[:, 5:40, 3:50], tim(clip[:, 5:40, 3:50], 16), atol=1e-3)
+
+
+@pytest.mark.parametrize("n", [1, 16, 200])
+def test_tim_float_on_uint8_equals_the_float_path(n, rng, monkeypatch):
+    clip = (rng.random((n, 30, 31, 3)) * 255).astype(np.uint8)
+    monkeypatch.setattr(
+        "dfme.tim.GEMM_BLOCK_BYTES", 4 * n * 100
+    )  # several column blocks and a ragged last one
+    out = tim_float(clip, 16)
+    assert out.dtype == torch.float32 and out.shape == (16, 30, 31, 3)
+    reference = tim(clip.astype(np.float32), 16)  # one float32 GEMM over the whole clip
+    # float32 sums of ≤ 200 terms of size ≤ 255·|a|: agreement to 1e-3 grey levels
+    np.testing.assert_allclose(out.numpy(), np.broadcast_to(reference, out.shape), atol=1e-3)
 
 
 def test_batched_weights_equal_per_clip_and_uint8_roundtrip(rng):

@@ -5,8 +5,8 @@
    output 112×112×3 uint8; 2 DataLoader workers with 1 torch/OpenCV thread each; throughput over ``passes``
    passes after one warm-up pass. The same run measures a ceiling: a pass through the same loader that only reads
    every frame of each clip out of its file (no detection, no warp, no TIM) — no pipeline can be faster on that
-   machine at that moment — so a miss is reported as a ratio to it. The machine's load average before and after
-   is recorded. JPEG/MP4 layouts are measured and reported, not gated.
+   machine at that moment — so a miss is reported as a ratio to it — and one stage of the profile (the onset
+   frame read + Haar detection/alignment alone). The machine's load average before and after is recorded. JPEG/MP4 layouts are measured and reported, not gated.
 2. Batched TIM (gated ≥ 5× a per-frame Python loop): 32 clips, n = 200 → T = 16 at 112×112×3 float32; the
    reference is the literal algorithm of §2.4 with per-frame flattening/projection and per-output-frame synthesis
    in Python loops (one SVD per clip).
@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dfme.dataset import DFMEDataset, Sample, make_reader
-from dfme.face import DetectorConfig
+from dfme.face import DetectorConfig, align_frame
 from dfme.pipeline import PipelineConfig, process_sample
 from dfme.tim import output_positions, path_graph_eigenvectors, tim_batch
 from paperlab_core.logging import log
@@ -47,12 +47,14 @@ def _worker_init(_: int) -> None:
 
 
 class PipelineDataset(Dataset):
-    """Items: one preprocessed clip (T, 112, 112, 3) uint8 per sample (``read_only``: the ceiling pass)."""
+    """Items: one preprocessed clip (T, 112, 112, 3) uint8 per sample. ``mode``: ``pipeline`` (the gated path),
+    ``read`` (the ceiling: every frame of the interval out of its file, nothing else) or ``align`` (a stage of
+    the profile: the onset frame read and the Haar detection/alignment only)."""
 
-    def __init__(self, samples: list[Sample], config: PipelineConfig, read_only: bool = False) -> None:
+    def __init__(self, samples: list[Sample], config: PipelineConfig, mode: str = "pipeline") -> None:
         self.samples = samples
         self.config = config
-        self.read_only = read_only
+        self.mode = mode
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -60,9 +62,16 @@ class PipelineDataset(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         s = self.samples[index]
         read = make_reader(s)
-        if self.read_only:  # the unavoidable work: every frame of the interval out of the file, nothing else
+        if (
+            self.mode == "read"
+        ):  # the unavoidable work: every frame of the interval out of the file, nothing else
             frames = np.ascontiguousarray(read(np.arange(s.onset, s.offset + 1)))
             return torch.from_numpy(frames[:1, :1])
+        if self.mode == "align":
+            alignment = align_frame(
+                read(np.array([s.onset]))[0], self.config.align_size, self.config.detector
+            )
+            return torch.from_numpy(alignment.matrix)
         out = process_sample(read, s.onset, s.apex, s.offset, s.n_frames, s.fps, self.config)
         return torch.from_numpy(out.clip)
 
@@ -122,8 +131,9 @@ def bench_pipeline(clips: int, passes: int, workers: int, layouts: list[str]) ->
             log(f"dfme bench: timing the {layout} pipeline ({passes} passes, {workers} workers)")
             out[layout] = _throughput(PipelineDataset(samples, config), workers, passes)
             if layout == "npy":
-                out["npy_ceiling"] = _throughput(
-                    PipelineDataset(samples, config, read_only=True), workers, passes
+                out["npy_ceiling"] = _throughput(PipelineDataset(samples, config, "read"), workers, passes)
+                out["npy_align_only"] = _throughput(
+                    PipelineDataset(samples, config, "align"), workers, passes
                 )
             shutil.rmtree(root)
     finally:
@@ -221,6 +231,9 @@ def bench_tables(result: dict[str, Any]) -> dict[str, Table]:
         ratio = p["gate"]["ratio_to_ceiling"]
         table.add("npy ceiling (reading the frames only)", p["npy_ceiling"]["clips_per_s"],
                   ", ".join(map(str, p["npy_ceiling"]["passes"])), f"pipeline = {ratio:.0%} of it")  # fmt: skip
+        if "npy_align_only" in p:
+            table.add("npy, onset read + Haar alignment only (a stage)", p["npy_align_only"]["clips_per_s"],
+                      ", ".join(map(str, p["npy_align_only"]["passes"])), "profile")  # fmt: skip
         if "load_average" in result:
             before, after = result["load_average"][0], result.get("load_average_after", [float("nan")])[0]
             table.add(f"load average (1 min), {result.get('cpu_count')} cores", None, f"{before:.1f} → {after:.1f}",

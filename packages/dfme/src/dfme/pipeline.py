@@ -1,10 +1,12 @@
 """One sample → model input: detection/alignment on the onset frame, one transform for the clip, key-frame
 sampling, TIM, optional optical flow (spec §2.3–§2.5, §2.7).
 
-TIM is linear with data-independent weights, so it commutes with the alignment warp (spec §2.4): for the TIM
-strategies the clip is cropped to the source region the warp reads, interpolated to ``T`` frames in float32 (one
-GEMM) and only the ``T`` output frames are warped. The result equals "warp every frame, then TIM" up to float
-rounding (tested) at a fraction of the cost.
+TIM is linear with data-independent weights, so it commutes with the alignment warp and with resizing (spec
+§2.4): for the TIM strategies the clip is cropped to the source region the warp reads (read straight out of the
+``.npy`` memory map when the reader can), interpolated to ``T`` frames (one blocked uint8 → float32 GEMM) and only
+the ``T`` output frames are warped (at the alignment size, then area-resized to the output size). The result
+equals "warp and resize every frame, then TIM" up to rounding (tested) at a fraction of the cost: warping the n
+input frames instead of the T output frames costs more than the whole TIM (docs/lab-notebook.md §3).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import cv2
 import numpy as np
 import torch
 
-from dfme.face import Alignment, DetectorConfig, align_frame, rescale_alignment, warp_frames
+from dfme.face import Alignment, DetectorConfig, align_and_resize, align_frame
 from dfme.flow import flow_features
 from dfme.sampling import sample_frames
-from dfme.tim import TIMInfo, tim
+from dfme.tim import TIMInfo, tim, tim_float
 
 FrameReader = Callable[[np.ndarray], np.ndarray]
 """``read(indices) -> (len(indices), H, W, 3) uint8``: the frames of one sample at the given indices."""
@@ -27,8 +29,8 @@ FrameReader = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Preprocessing settings: output side ``size`` (the alignment is computed for ``align_size`` and rescaled,
-    i.e. align at 112 then resize), ``num_frames`` T, sampling strategy, TIM method/fallback, flow method for the
+    """Preprocessing settings: output side ``size`` (the alignment is computed for ``align_size``; smaller
+    outputs are warped at ``align_size`` and area-resized, i.e. align at 112 then resize), ``num_frames`` T, sampling strategy, TIM method/fallback, flow method for the
     flow models (None: no flow), grayscale output, per-frame alignment (ablation only)."""
 
     sampling: str = "tim_on_off"
@@ -78,16 +80,6 @@ def _gray(frames: np.ndarray) -> np.ndarray:
     return np.rint(frames.astype(np.float32) @ weights)[..., None].clip(0, 255).astype(np.uint8)
 
 
-def warp_float(frames: torch.Tensor, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Warp (N, h, w, C) float frames → (N, size, size, C) float32 (one ``warpAffine`` per output frame)."""
-    arr = frames.numpy().astype(np.float32, copy=False)
-    out = [
-        cv2.warpAffine(f, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        for f in arr
-    ]
-    return np.stack(out).reshape(len(arr), size, size, -1)
-
-
 def process_sample(
     read: FrameReader,
     onset: int,
@@ -103,41 +95,55 @@ def process_sample(
     """Align on the onset frame, sample, interpolate, warp; optionally the onset→apex flow features."""
     onset_frame = read(np.array([onset]))[0]
     base = align_frame(onset_frame, config.align_size, config.detector)
-    alignment = rescale_alignment(base, config.size)
     clip, info = None, None
     if want_clip:
         plan = sample_frames(
             config.sampling, onset, apex, offset, n_frames, fps, config.num_frames, train, rng
         )
-        frames = read(plan.indices)
         if config.per_frame_alignment:
-            clip, info = _per_frame(frames, plan.tim, config)
+            clip, info = _per_frame(read(plan.indices), plan.tim, config)
         elif plan.tim:
-            clip, info = _tim_then_warp(frames, alignment, config)
+            clip, info = _tim_then_warp(read, plan.indices, onset_frame.shape[:2], base, config)
         else:
-            clip = warp_frames(frames, alignment.matrix, config.size)
+            clip = align_and_resize(read(plan.indices), base, config.size)
         if config.grayscale:
             clip = _gray(clip)
     flow = None
     if config.flow is not None:
-        pair = read(np.array([onset, apex]))
-        flow_alignment = rescale_alignment(base, config.flow_size)
-        aligned = warp_frames(pair, flow_alignment.matrix, config.flow_size)
+        aligned = align_and_resize(read(np.array([onset, apex])), base, config.flow_size)
         flow = flow_features(aligned[0], aligned[1], config.flow, config.flow_out)
-    return Processed(clip, flow, alignment.status, info)
+    return Processed(clip, flow, base.status, info)
 
 
 def _tim_then_warp(
-    frames: np.ndarray, alignment: Alignment, config: PipelineConfig
+    read: FrameReader,
+    indices: np.ndarray,
+    frame_shape: tuple[int, int],
+    base: Alignment,
+    config: PipelineConfig,
 ) -> tuple[np.ndarray, TIMInfo]:
-    height, width = frames.shape[1:3]
-    x0, y0, x1, y1 = source_window(alignment.matrix, config.size, height, width)
-    crop = torch.from_numpy(np.ascontiguousarray(frames[:, y0:y1, x0:x1])).float()
-    interpolated, info = tim(
-        crop, config.num_frames, config.tim_method, config.tim_fallback, return_info=True
-    )
-    warped = warp_float(interpolated, shift_matrix(alignment.matrix, x0, y0), config.size)
-    return np.clip(np.rint(warped), 0, 255).astype(np.uint8), info
+    """Crop → TIM (uint8 in, float32 out) → warp the T frames → area-resize; one rounding at the end."""
+    height, width = frame_shape
+    warp_size = max(config.size, base.size)
+    matrix = base.matrix * (warp_size / base.size)
+    x0, y0, x1, y1 = source_window(matrix, warp_size, height, width)
+    read_window = getattr(read, "read_window", None)
+    if read_window is not None:
+        crop = read_window(indices, (y0, y1, x0, x1))
+    else:
+        crop = np.ascontiguousarray(read(indices)[:, y0:y1, x0:x1])
+    if config.tim_method == "weights":
+        interpolated = tim_float(torch.from_numpy(crop), config.num_frames)
+        info = TIMInfo(len(crop), config.num_frames, "weights")
+    else:
+        interpolated, info = tim(
+            torch.from_numpy(crop).float(), config.num_frames, config.tim_method, config.tim_fallback,
+            return_info=True,
+        )  # fmt: skip
+    shifted = Alignment(shift_matrix(base.matrix, x0, y0), base.status, base.size)
+    frames = interpolated.numpy().astype(np.float32, copy=False)
+    out = align_and_resize(frames, shifted, config.size)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), info
 
 
 def _per_frame(
@@ -146,11 +152,7 @@ def _per_frame(
     """Ablation: detect and align every frame separately (adds jitter; spec §2.3 item 3)."""
     aligned = np.stack(
         [
-            warp_frames(
-                f[None],
-                rescale_alignment(align_frame(f, config.align_size, config.detector), config.size).matrix,
-                config.size,
-            )[0]
+            align_and_resize(f[None], align_frame(f, config.align_size, config.detector), config.size)[0]
             for f in frames
         ]
     )

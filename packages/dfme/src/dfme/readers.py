@@ -118,6 +118,19 @@ class NpyReader:
             return np.repeat(frames[..., None], 3, axis=3)
         return frames if frames.shape[3] == 3 else np.repeat(frames, 3, axis=3)
 
+    def read_window(self, positions: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+        """Frames at ``positions`` cropped to rows ``y0:y1`` and columns ``x0:x1`` (``window = (y0, y1, x0, x1)``),
+        copied straight out of the memory map (only the window's bytes are touched)."""
+        y0, y1, x0, x1 = window
+        positions = np.asarray(positions, np.int64)
+        if len(positions) > 1 and np.all(np.diff(positions) == 1):
+            frames = np.array(self.array[positions[0] : positions[-1] + 1, y0:y1, x0:x1])
+        else:
+            frames = np.array(self.array[positions, y0:y1, x0:x1])
+        if frames.ndim == 3:
+            return np.repeat(frames[..., None], 3, axis=3)
+        return frames if frames.shape[3] == 3 else np.repeat(frames, 3, axis=3)
+
 
 class VideoReader:
     """A video file, decoded whole on first use (PyAV; OpenCV's VideoCapture when PyAV is missing)."""

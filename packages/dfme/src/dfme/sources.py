@@ -20,7 +20,7 @@ from dfme.pipeline import FrameReader, PipelineConfig, process_sample
 from dfme.synthetic import SYNTHETIC_AUS, SyntheticConfig, SyntheticDataset
 from paperlab_core.logging import log
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: area-resize after the warp, full-resolution detection retry, blocked TIM
 TRAIN_VARIANTS = 3
 """Training variants cached per clip for ``segment_random`` (one seeded draw per variant; an epoch picks one)."""
 

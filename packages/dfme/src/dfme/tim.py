@@ -144,13 +144,46 @@ def _restore(out: torch.Tensor, axis: int, numpy: bool) -> np.ndarray | torch.Te
     return out.numpy() if numpy else out
 
 
+GEMM_BLOCK_BYTES = 1 << 20
+"""CPU, non-float input: the n × d frames are converted and multiplied in column blocks of about this many bytes
+of float (cache-sized), instead of materialising the whole float copy (a fresh n·d·4-byte buffer, whose page
+faults and memory traffic cost more than the GEMM; docs/lab-notebook.md §3)."""
+
+
 def _gemm(x: torch.Tensor, length: int) -> torch.Tensor:
     """Aᵀ X with X = (n, d) flattened frames → (T, *frame_shape) in the compute dtype."""
     n = x.shape[0]
     dtype = _compute_dtype(x)
     a = torch.tensor(tim_weights(n, length), dtype=dtype, device=x.device)
-    flat = x.reshape(n, -1).to(dtype)
-    return (a.T @ flat).reshape(length, *x.shape[1:])
+    flat = x.reshape(n, -1)
+    if flat.dtype == dtype or x.device.type != "cpu":
+        return (a.T @ flat.to(dtype)).reshape(length, *x.shape[1:])
+    d = flat.shape[1]
+    block = max(1, min(d, GEMM_BLOCK_BYTES // (4 * n)))
+    out = torch.empty(length, d, dtype=dtype)
+    buffer = torch.empty(n, block, dtype=dtype)
+    at = a.T.contiguous()
+    for start in range(0, d, block):
+        stop = min(d, start + block)
+        part = buffer[:, : stop - start]
+        part.copy_(flat[:, start:stop])
+        torch.mm(at, part, out=out[:, start:stop])
+    return out.reshape(length, *x.shape[1:])
+
+
+def tim_float(frames: np.ndarray | torch.Tensor, length: int) -> torch.Tensor:
+    """The weights path without rounding: (n, *frame_shape) of any dtype → (T, *frame_shape) float32 (float64
+    for float64 input) tensor on the input's device; uint8 frames stay uint8 until the blocked GEMM."""
+    x, _ = _as_tensor(frames)
+    n = x.shape[0]
+    if n < 1:
+        raise ValueError("TIM needs at least one frame, got 0")
+    dtype = _compute_dtype(x)
+    if n == length:
+        return x.to(dtype)
+    if n == 1:
+        return x.to(dtype).expand(length, *x.shape[1:]).clone()
+    return _gemm(x, length)
 
 
 def tim_batch(clips: torch.Tensor, length: int) -> torch.Tensor:
