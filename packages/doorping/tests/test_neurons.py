@@ -167,3 +167,54 @@ def test_full_backward_and_trigger_only_gradients_agree() -> None:
         LegacyActivation(read.net, -2), b, mask, neurons, max_steps=10, threshold=0.0, full_backward=True
     )
     assert torch.allclose(a, b, atol=1e-6, rtol=0)
+
+
+def test_relative_stop_rule_is_scale_free_and_absolute_is_not() -> None:
+    """``relative`` compares the loss with threshold·mean(target²): scaling the activation by c scales the loss and
+    the threshold by c², so the steps and the trigger path are the same (Adam is invariant to the gradient's scale
+    up to its ε = 1e-8, negligible for c ≥ 1); on a 1000× smaller activation the relative test still starts the
+    update while the official absolute test (81·a₀² < 0.5) never does."""
+    _, mask, trigger, read, neurons = _setup()
+    assert read(trigger)[:, neurons].item() > 0
+    paths = []
+    for scale in (1.0, 30.0):
+        t = trigger.clone().requires_grad_(True)
+        result = update_trigger(
+            lambda x, c=scale: c * read(x), t, mask, neurons, max_steps=40, threshold=0.5, relative=True
+        )
+        paths.append((result.steps, t.detach()))
+    assert paths[0][0] == paths[1][0] > 0
+    # float32 rounding of Adam's moments over ≤ 40 steps of size ≤ lr on values of order 1: ≪ 1e-4
+    torch.testing.assert_close(paths[0][1], paths[1][1], rtol=0, atol=1e-4)
+    for relative in (True, False):
+        t = trigger.clone().requires_grad_(True)
+        small = update_trigger(lambda x: 1e-3 * read(x), t, mask, neurons, max_steps=40, relative=relative)
+        assert (small.steps > 0) if relative else (small.steps == 0 and torch.equal(t.detach(), trigger))
+
+
+def test_relative_and_absolute_agree_when_the_target_activation_is_one() -> None:
+    _, mask, trigger, read, neurons = _setup()
+    unit = 0.1 / read(trigger)[:, neurons].item()  # a₀ = 0.1, so the target α·a₀ = 1 and mean(target²) = 1
+    steps = []
+    for relative in (False, True):
+        t = trigger.clone().requires_grad_(True)
+        steps.append(
+            update_trigger(lambda x: unit * read(x), t, mask, neurons, max_steps=60, relative=relative).steps
+        )
+    assert steps[0] == steps[1] > 0
+
+
+def test_relative_stop_rule_keeps_an_inactive_neuron_a_no_op() -> None:
+    net, mask, trigger, read, neurons = _setup()
+    with torch.no_grad():
+        net[read.index].bias[neurons] = -1e6
+    t = trigger.clone().requires_grad_(True)
+    result = update_trigger(read, t, mask, neurons, relative=True)
+    assert result.steps == 0 and torch.equal(t.detach(), trigger)
+
+
+def test_unknown_threshold_mode_is_a_config_error() -> None:
+    from doorping.module import DistillModule
+
+    with pytest.raises(ConfigError, match="threshold_mode"):
+        DistillModule(trigger={"threshold_mode": "percent"})

@@ -52,3 +52,49 @@ def test_checks_and_tables_from_records() -> None:
     main = tables["main"]
     assert main.rows[0][0] == "clean DC" and main.rows[2][3] == "1.000 ± 0.000"
     assert "clamped" in tables["text"] and "defences" not in tables
+
+
+def test_mnist_reduced_preset_sets_the_trigger_and_stop_rule_for_every_row() -> None:
+    for row in ("naive", "doorping", "doorping-valid"):
+        model, data = cell_config({"preset": "mnist-reduced", "row": row, "seed": 1, "quick": False})
+        assert data["name"] == "mnist-offline" and model["arch"] == "convnet_w32" and model["iterations"] == 8
+        assert model["trigger"]["size"] == 8 and model["trigger"]["threshold_mode"] == "relative"
+        assert model["evaluation"]["lr"] == 0.01 and model["dc"]["batch_real"] == 64
+    faithful, _ = cell_config({"preset": "mnist-offline", "row": "doorping", "seed": 0, "quick": False})
+    assert faithful["trigger"]["size"] == 2 and faithful["trigger"]["threshold_mode"] == "absolute"
+
+
+def _defence_record(row: str, seed: int, asr: float, flagged: bool, far: float) -> dict:
+    fp = {"pruned": {"cta": 0.8, "asr": asr}, "finetuned": {"cta": 0.8, "asr": asr / 2}}
+    defences = {
+        "before": {"cta": 0.8 + seed / 100, "asr": asr},
+        "nc": {"anomaly_index": 1.0 + seed, "flagged": [0] if flagged else [], "target_flagged": flagged},
+        "strip": {"far": far, "frr": 0.01},
+        "range_check": {"detection_rate": 0.0},
+        "fine_pruning": fp,
+    }
+    return {
+        "key": f"toy/{row}/seed{seed}/defences",
+        "params": {"preset": "toy", "part": "defences", "row": row, "seed": seed, "quick": False},
+        "result": {"defences": defences},
+        "wall_s": 1.0,
+    }
+
+
+def test_defence_means_aggregate_over_seeds_per_row() -> None:
+    records = [
+        _defence_record("naive", 0, 0.2, False, 0.9),
+        _defence_record("naive", 1, 0.4, True, 0.7),
+        _defence_record("doorping", 2, 1.0, False, 0.0),
+    ]
+    table = summarize(records)["defences_mean"]
+    header = table.columns
+    naive, doorping = table.rows
+    assert naive[0] == "NAIVEATTACK" and naive[1] == "0,1" and doorping[1] == "2"
+    assert naive[header.index("ASR")] == "0.300 ± 0.100"  # mean and population std of 0.2, 0.4
+    assert naive[header.index("NC anomaly index")] == "1.500 ± 0.500"
+    assert (
+        naive[header.index("NC flags target")] == "1/2" and doorping[header.index("NC flags target")] == "0/1"
+    )
+    assert naive[header.index("STRIP FAR @ FRR 1 %")] == "0.800 ± 0.100"
+    assert doorping[header.index("FP fine-tuned ASR")] == "0.500"

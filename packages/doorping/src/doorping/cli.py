@@ -26,7 +26,7 @@ ATTACK_CHOICES = ("none", "naive", "doorping", "invisible")
 #: ``("all", *doorping.defences.DEFENCES)``
 DEFENCE_CHOICES = ("all", "neural-cleanse", "strip", "fine-pruning", "range-check")
 #: ``doorping.reproduce.PRESETS``
-PRESET_CHOICES = ("toy", "mnist-offline", "cifar10-subset")
+PRESET_CHOICES = ("toy", "mnist-offline", "mnist-reduced", "cifar10-subset")
 
 DISTILL_RENAMES = {
     "--method": "--model.method",

@@ -40,6 +40,8 @@ class TriggerConfig:
         lr: Adam learning rate of a DOORPING update (betas 0.9, 0.99).
         max_steps: at most this many optimiser steps per update.
         threshold: stop an update when the loss (checked before the backward) is below it.
+        threshold_mode: ``absolute`` (official: loss < threshold) or ``relative`` (loss < threshold·mean(target²),
+            the same test in the activation's own scale; equal to ``absolute`` when the target activation is 1).
         bound: none (official), valid, linf:EPS or l2:EPS (EPS in [0, 1] pixel units).
         keep_trajectory: keep every trigger whose ASR exceeds 0.95 at an evaluation (``trajectory/``).
         invisible_steps: Adam steps of an INVISIBLE update (None = 100 for DC/DM, 50 for DD).
@@ -59,6 +61,7 @@ class TriggerConfig:
     lr: float = 0.08
     max_steps: int = 1000
     threshold: float = 0.5
+    threshold_mode: str = "absolute"
     bound: str = "none"
     keep_trajectory: bool = False
     invisible_steps: int | None = None

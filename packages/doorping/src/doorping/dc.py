@@ -102,6 +102,7 @@ def trigger_update(net: FlatNet, attack: AttackState, settings: Settings, method
         result = update_trigger(
             read, leaf, attack.mask, neurons, cfg.alpha, cfg.lr, cfg.max_steps, cfg.threshold,
             attack.bound, attack.reference, attack.mean, attack.std, full_backward=legacy,
+            relative=cfg.threshold_mode == "relative",
         )  # fmt: skip
     else:
         official = cfg.legacy_invisible

@@ -80,6 +80,10 @@ class DistillModule(LightningModule):
             as_dataclass(trigger, TriggerConfig), as_dataclass(dc, DCConfig), as_dataclass(dd, DDConfig),
             as_dataclass(evaluation, EvalConfig),
         )  # fmt: skip
+        if self.settings.trigger.threshold_mode not in ("absolute", "relative"):
+            raise ConfigError(
+                f"trigger.threshold_mode {self.settings.trigger.threshold_mode!r}: expected absolute or relative"
+            )
         ev = self.settings.evaluation
         if ev.arch is not None and ev.arch not in ARCHS:
             raise ConfigError(f"evaluation.arch {ev.arch!r}: expected one of {', '.join(ARCHS)}")

@@ -90,6 +90,7 @@ def update_trigger(
     mean: torch.Tensor | None = None,
     std: torch.Tensor | None = None,
     full_backward: bool = False,
+    relative: bool = False,
 ) -> UpdateResult:
     """One DOORPING update of the leaf tensor ``trigger`` in place (spec §2.3.3).
 
@@ -98,6 +99,8 @@ def update_trigger(
     bound (if any) is projected after every optimiser step. ``read`` maps the 1×C×H×W trigger to the layer
     output; the caller puts the net in eval mode. ``full_backward`` back-propagates into the network's weights too
     (the official ``loss.backward()``); the default asks autograd for the trigger's gradient only (same value).
+    ``relative`` scales the stopping test by the squared target, ``loss < threshold·mean((α·a_K(t₀))²)``, so that
+    it does not depend on the activation's scale; an all-zero target (inactive neurons) stops at once in both modes.
     """
     optimizer = torch.optim.Adam([trigger], lr=lr, betas=(0.9, 0.99))
     bound = bound or Bound()
@@ -109,11 +112,13 @@ def update_trigger(
         activation = read(trigger)[:, neurons]
         if target is None:
             target = alpha * activation.detach()
+            if relative:
+                threshold = threshold * float(target.pow(2).mean())
         loss = doorping_objective(activation, target)
         last = float(loss.detach())
         if step == 0:
             first = last
-        if last < threshold:
+        if last < threshold or (relative and threshold == 0.0):
             break
         if full_backward:
             loss.backward()
