@@ -154,6 +154,13 @@ def test_bench_and_datasets_verbs(tmp_path, capsys):
     assert main(argv) == 0
     result = json.loads((out / "metrics.json").read_text())
     assert set(result["methods"]) == {"bolt", "byol"} and result["ratio_bolt_over_byol"] > 0
+    for m in result["methods"].values():
+        assert 0 < m["median_step_cpu_s"] and m["cpu_images_per_s"] == pytest.approx(
+            8 / m["median_step_cpu_s"]
+        )
+        # CPU s per wall s ≤ the intra-op threads, plus one for the process's other (Python, OpenMP spin) threads
+        assert 0 < m["core_share"] < torch.get_num_threads() + 1
+    assert result["gate"]["passed_cpu"] == (result["ratio_bolt_over_byol_cpu"] >= 0.95)
     assert main(["datasets"]) == 0
     assert "retinamnist" in capsys.readouterr().out
 
@@ -198,4 +205,19 @@ def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
     assert again["tables"] == results["tables"]
     assert main(argv) == 0  # every record is reused: nothing recomputed
     assert json.loads((out / "results.json").read_text())["tables"] == results["tables"]
+    first = json.loads((out / "pretrain" / "bolt-seed0" / "pretrain_metrics.json").read_text())
+    # another --epochs must neither reuse the stale record nor the cached 1-epoch backbone
+    assert (
+        main([*argv[: argv.index("--epochs")], "--epochs", "2", "--out", str(out), "--methods", "bolt"]) == 0
+    )
+    longer = json.loads((out / "pretrain" / "bolt-seed0" / "pretrain_metrics.json").read_text())
+    assert longer["steps"] == 2 * first["steps"]
+    bolt = [
+        r
+        for r in json.loads((out / "results.json").read_text())["records"]
+        if r["params"]["kind"] == "method"
+    ]
+    assert [(r["params"]["method"], r["params"]["epochs"], r["result"]["epochs"]) for r in bolt] == [
+        ("bolt", 2, 2)
+    ]
     assert np.isfinite(results["tables"]["main"]["rows"][0][-1])

@@ -3,6 +3,10 @@
 Every method runs the same training step as ``bolt train`` (:func:`bolt_ssl.pretrain.ssl_step`, AdamW step, EMA
 update) on generated synthetic-retina images held on the device. After ``--warmup`` steps per method, ``--rounds``
 rounds run ``--steps`` steps of each method in turn; a method's speed is the median per-step time over all rounds.
+Each step is timed twice: wall clock (``perf_counter``) and the process's CPU time (``process_time``). On a machine
+shared with other jobs the wall clock also measures the scheduler; the CPU time is what a step costs when it holds
+the core(s), i.e. the ceiling this hardware allows the process, and the wall/CPU ratio says how much of it the run
+got (ours, a load-robust companion to the spec's wall-clock gate).
 """
 
 from __future__ import annotations
@@ -103,15 +107,17 @@ def bench(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times: dict[str, list[float]] = {m: [] for m in steps}
+    cpu: dict[str, list[float]] = {m: [] for m in steps}
     peak: dict[str, float] = {}
     for r in range(args.rounds):
         for method, step in steps.items():
             for _ in range(args.steps):
                 _sync(device)
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 step(x, counter)
                 _sync(device)
                 times[method].append(time.perf_counter() - start)
+                cpu[method].append(time.process_time() - start_cpu)
                 counter += 1
             if device.type == "cuda":
                 peak[method] = max(peak.get(method, 0.0), torch.cuda.max_memory_allocated(device) / 2**20)
@@ -125,20 +131,29 @@ def bench(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "card": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "methods": {},
     }  # fmt: skip
     for method, t in times.items():
-        median = statistics.median(t)
+        median, median_cpu = statistics.median(t), statistics.median(cpu[method])
         result["methods"][method] = {"median_step_s": median, "images_per_s": args.batch / median,
-                                     "peak_mem_mib": peak.get(method)}  # fmt: skip
+                                     "median_step_cpu_s": median_cpu, "cpu_images_per_s": args.batch / median_cpu,
+                                     "core_share": median_cpu / median, "peak_mem_mib": peak.get(method)}  # fmt: skip
     if "bolt" in times and "byol" in times:
-        ratio = result["methods"]["bolt"]["images_per_s"] / result["methods"]["byol"]["images_per_s"]
+        bolt, byol = result["methods"]["bolt"], result["methods"]["byol"]
+        ratio = bolt["images_per_s"] / byol["images_per_s"]
+        ratio_cpu = bolt["cpu_images_per_s"] / byol["cpu_images_per_s"]
         result["ratio_bolt_over_byol"] = ratio
-        result["gate"] = {"threshold": GATE_RATIO, "passed": ratio >= GATE_RATIO}
+        result["ratio_bolt_over_byol_cpu"] = ratio_cpu
+        result["gate"] = {
+            "threshold": GATE_RATIO,
+            "passed": ratio >= GATE_RATIO,
+            "passed_cpu": ratio_cpu >= GATE_RATIO,
+        }
     for method, m in result["methods"].items():
-        print(f"{method:22s} {m['images_per_s']:9.1f} images/s  ({m['median_step_s']:.4f} s/step median)")
+        print(f"{method:22s} {m['images_per_s']:9.1f} images/s  ({m['median_step_s']:.4f} s/step median; "
+              f"CPU time {m['cpu_images_per_s']:.1f} images/s, core share {m['core_share']:.2f})")  # fmt: skip
     if "ratio_bolt_over_byol" in result:
-        verdict = "pass" if result["gate"]["passed"] else "FAIL"
-        print(
-            f"BOLT / pixel-BYOL images/s = {result['ratio_bolt_over_byol']:.3f} (gate ≥ {GATE_RATIO}: {verdict})"
-        )
+        gate = result["gate"]
+        print(f"BOLT / pixel-BYOL images/s = {result['ratio_bolt_over_byol']:.3f} wall clock "
+              f"(gate ≥ {GATE_RATIO}: {'pass' if gate['passed'] else 'FAIL'}), "
+              f"{result['ratio_bolt_over_byol_cpu']:.3f} CPU time ({'pass' if gate['passed_cpu'] else 'FAIL'})")  # fmt: skip
     if args.json:
         import json
 
@@ -152,16 +167,20 @@ def write_results(run: Run, result: dict[str, Any]) -> None:
     from paperlab_core.results import Table, results_record
     from paperlab_core.runtime import environment_line
 
-    table = Table(["method", "images/s", "median s/step", "vs pixel BYOL"], title="Pre-training throughput")
-    byol = result["methods"].get("byol", {}).get("images_per_s")
+    table = Table(["method", "images/s (wall)", "median s/step", "vs pixel BYOL", "images/s (CPU time)",
+                   "vs pixel BYOL (CPU)", "core share"], title="Pre-training throughput")  # fmt: skip
+    byol = result["methods"].get("byol", {})
     for method, m in result["methods"].items():
-        ratio = f"{m['images_per_s'] / byol:.3f}" if byol else "–"
-        table.add(method, f"{m['images_per_s']:.1f}", f"{m['median_step_s']:.4f}", ratio)
+        ratio = f"{m['images_per_s'] / byol['images_per_s']:.3f}" if byol else "–"
+        ratio_cpu = f"{m['cpu_images_per_s'] / byol['cpu_images_per_s']:.3f}" if byol else "–"
+        table.add(method, f"{m['images_per_s']:.1f}", f"{m['median_step_s']:.4f}", ratio,
+                  f"{m['cpu_images_per_s']:.1f}", ratio_cpu, f"{m['core_share']:.2f}")  # fmt: skip
     gate = result.get("gate")
     text = "" if gate is None else (
-        f"gate: BOLT images/s ≥ {gate['threshold']} × pixel BYOL: {'pass' if gate['passed'] else 'FAIL'} "
-        f"(ratio {result['ratio_bolt_over_byol']:.3f}; batch {result['batch']}, {result['image_size']} px, "
-        f"{result['device']}, {result['threads']} thread(s), precision {result['precision']})"
+        f"gate: BOLT images/s ≥ {gate['threshold']} × pixel BYOL: wall clock {'pass' if gate['passed'] else 'FAIL'} "
+        f"(ratio {result['ratio_bolt_over_byol']:.3f}), CPU time {'pass' if gate['passed_cpu'] else 'FAIL'} "
+        f"(ratio {result['ratio_bolt_over_byol_cpu']:.3f}); batch {result['batch']}, {result['image_size']} px, "
+        f"{result['device']}, {result['threads']} thread(s), precision {result['precision']}"
     )  # fmt: skip
     record = results_record(run.command, environment_line(run.env), None, {"bench": table}, package=run.package,
                             bench=result, text=text)  # fmt: skip

@@ -118,9 +118,14 @@ def pretrain(config: dict[str, Any], folder: Path, accelerator: str, log: Any) -
     from bolt_ssl.module import BACKBONE_FILE, PRETRAIN_METRICS, BoltData, module_from_config
 
     done = folder / PRETRAIN_METRICS
+    stamp = folder / "reproduce_config.json"
+    wanted = json.dumps(config, sort_keys=True, default=str)
     if (folder / BACKBONE_FILE).is_file() and done.is_file():
-        log(f"  pre-training cached: {folder}")
-        return json.loads(done.read_text(encoding="utf-8"))
+        if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
+            log(f"  pre-training cached: {folder}")
+            return json.loads(done.read_text(encoding="utf-8"))
+        log(f"  pre-training in {folder} has another (or no recorded) configuration: re-run")
+        done.unlink()
     import pytorch_lightning as pl
 
     from paperlab_core.logging import progress_bar_callback
@@ -135,6 +140,7 @@ def pretrain(config: dict[str, Any], folder: Path, accelerator: str, log: Any) -
         num_sanity_val_steps=0, callbacks=[progress_bar_callback()], log_every_n_steps=10,
     )  # fmt: skip
     trainer.fit(module, datamodule=data)
+    stamp.write_text(wanted, encoding="utf-8")
     return json.loads(done.read_text(encoding="utf-8"))
 
 
@@ -246,13 +252,21 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         plan["data"]["pool_extra"] = args.pool_extra
     protocol = ProtocolConfig(flips=plan["dataset"] != "digits")  # digit labels are not flip-invariant
     lowest = plan["labels"][0]
-    cells = [Cell(f"floors/seed{s}", {"kind": "floors", "seed": s}) for s in seeds]
+    # a record is reused only when the settings that shape it agree (--epochs, --pool-extra, label specs)
+    shape = {
+        "epochs": epochs,
+        "pool_extra": int(args.pool_extra or 0),
+        "labels": [list(x) for x in plan["labels"]],
+    }
+    cells = [Cell(f"floors/seed{s}", {"kind": "floors", "seed": s, "labels": shape["labels"]}) for s in seeds]
     cells += [
-        Cell(f"{m}/seed{s}", {"kind": "method", "method": m, "seed": s}) for m in methods for s in seeds
+        Cell(f"{m}/seed{s}", {"kind": "method", "method": m, "seed": s, **shape})
+        for m in methods
+        for s in seeds
     ]
     if args.sweep:
         for name in QUICK_SWEEP if args.quick else SWEEP:
-            cells.append(Cell(f"sweep/{name}", {"kind": "sweep", "variant": name, "seed": 0}))
+            cells.append(Cell(f"sweep/{name}", {"kind": "sweep", "variant": name, "seed": 0, **shape}))
     assert run.dir is not None
     cache = run.dir / "pretrain"
 
@@ -363,7 +377,11 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     if not method_records:
         return {"main": Table(["note"], [["no method cells"]])}
     first = method_records[0]["result"]
-    extra = {"dataset": first["dataset"], "epochs": first.get("epochs"), "notes": first.get("notes", []),
+    # scratch has no pre-training: the grid's epochs come from a record that pre-trained
+    epochs = next(
+        (r["result"].get("epochs") for r in method_records if "pretrain" in r["result"]), first.get("epochs")
+    )
+    extra = {"dataset": first["dataset"], "epochs": epochs, "notes": first.get("notes", []),
              "data_md5": first.get("data_md5"), "data_official": first.get("data_official")}  # fmt: skip
     task = first["task"]
     labels = sorted({k for r in method_records for k in r["result"]["labels"]}, key=_label_order)
@@ -433,8 +451,9 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         ]
         if not runs:
             continue
-        pretext.add(METHOD_NAMES[method], *_pretext_row(runs, method_records[0]["result"].get("epochs")))
+        pretext.add(METHOD_NAMES[method], *_pretext_row(runs, epochs))
     tables["pretext"] = pretext
+    tables["mechanics"], extra["mechanics_lines"] = mechanics_checks(records)
 
     sweep_records = [r for r in records if r["params"].get("kind") == "sweep"]
     if sweep_records:
@@ -476,6 +495,47 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     if extra.get("notes"):
         text += "\n\n" + "\n".join(f"note: {n}" for n in extra["notes"])
     return {**tables, "text": text, "target_lines": lines, "gate_lines": gate_rows, **extra}
+
+
+RANK_ACC_GATE = 0.75  # issue #22: ranking pairwise accuracy on held-out pairs after a short CPU run
+
+
+def mechanics_checks(records: list[Record]) -> tuple[Table, list[dict[str, Any]]]:
+    """Issue #22 acceptance per pre-training run: ranking pairwise accuracy on held-out (val) images with fresh
+    strengths > 0.75 at the end, and no collapse: per-dimension std of the L2-normalised online projections ≥
+    0.5/√d at every logged epoch (epoch −1 = initialisation). token-BYOL's head gets no gradient (λ = 0): reported,
+    not gated."""
+    table = Table(["run", "steps", "rank acc (val)", f"> {RANK_ACC_GATE}", "min proj std (all epochs)", "0.5/√d",
+                   "no collapse"], title="Acceptance: ranking learnt on held-out pairs, no collapse")  # fmt: skip
+    lines = []
+    order = {"bolt": 0, "token_byol": 2, "byol": 3}
+
+    def rank(r: Record) -> tuple[int, str]:
+        p = r["params"]
+        return (1 if p.get("kind") == "sweep" else order.get(p.get("method"), 9), r["key"])
+
+    for r in sorted(records, key=rank):
+        res, params = r["result"], r["params"]
+        pre = res.get("pretrain")
+        method = params.get("method", "bolt" if params.get("kind") == "sweep" else None)
+        if not pre or method not in ("bolt", "token_byol", "byol"):
+            continue
+        stds = [h["proj_std"] for h in pre["history"] if "proj_std" in h]
+        floor = 0.5 / pre["proj_dim"] ** 0.5
+        acc = pre.get("final", {}).get("rank_acc")
+        line = {"run": r["key"], "method": method, "steps": pre.get("steps"), "rank_acc": acc,
+                "rank_gated": method == "bolt", "rank_ok": None if acc is None else acc > RANK_ACC_GATE,
+                "min_proj_std": min(stds) if stds else None, "floor": floor, "epochs_logged": len(stds),
+                "no_collapse": bool(stds) and min(stds) >= floor}  # fmt: skip
+        lines.append(line)
+        rank_verdict = (
+            "–"
+            if acc is None
+            else ("yes" if line["rank_ok"] else "no") + ("" if line["rank_gated"] else " (λ=0)")
+        )
+        table.add(r["key"], pre.get("steps"), _fmt(acc), rank_verdict, _fmt(line["min_proj_std"]), f"{floor:.4f}",
+                  "yes" if line["no_collapse"] else "NO")  # fmt: skip
+    return table, lines
 
 
 def _fmt(value: Any) -> str:
@@ -573,4 +633,4 @@ def plot(folder: Path, records: list[Record]) -> list[Path]:
     return paths
 
 
-__all__ = ["DATASETS", "INITS", "SWEEP", "plot", "reproduce", "summarize", "target_line"]
+__all__ = ["DATASETS", "INITS", "SWEEP", "mechanics_checks", "plot", "reproduce", "summarize", "target_line"]
