@@ -51,6 +51,26 @@ def test_no_face_falls_back_to_the_centre_crop(rng):
     assert alignment.matrix[0, 0] == pytest.approx(64 / 90)
 
 
+def test_downsized_detection_retries_at_full_resolution(monkeypatch):
+    """A face lost on the downsized onset frame is searched again at full resolution (the synthetic generator
+    keeps only faces found at full resolution; without the retry 37 of 529 clips fell back to a centre crop)."""
+    import dfme.face as face
+
+    frame = data.astronaut()[:256, 100:356]
+    real = face.detect_faces
+    scales = []
+
+    def only_full_resolution(gray, config=DetectorConfig()):
+        scales.append(config.detect_scale)
+        return real(gray, config) if config.detect_scale == 1.0 else np.zeros((0, 4), np.int64)
+
+    monkeypatch.setattr(face, "detect_faces", only_full_resolution)
+    alignment = align_frame(frame, 112, DetectorConfig(detect_scale=0.5))
+    assert scales == [0.5, 1.0] and alignment.status == "eyes"
+    scales.clear()
+    assert align_frame(frame, 112, DetectorConfig()).status == "eyes" and scales == [1.0]
+
+
 def test_lfw_detection_rate():
     faces = data.lfw_subset()
     config = DetectorConfig(min_neighbors=3, min_size=40)
