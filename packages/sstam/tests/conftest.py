@@ -29,6 +29,7 @@ def tiny_model():
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=64,
+        cues=True,
     )
     engine = Engine(spatial, temporal, PipelineConfig(patch=32, batch_size=64))
     x = np.random.default_rng(0).random((12, 6))
@@ -45,7 +46,7 @@ def tiny_bundle(tiny_model, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("bundle") / "tiny"
     engine = tiny_model.engine
     config = {
-        "spatial": {"backbone": "mobilenetv3_small_050", "layout": "shared"},
+        "spatial": {"backbone": "mobilenetv3_small_050", "layout": "shared", "inputs": "rgb+cues"},
         "temporal": to_dict(TemporalConfig("sstam_ours", 32, 8, 4, 32, 1, 2, 64)),
         "pipeline": {"patch": 32, "batch_size": 64},
     }

@@ -59,7 +59,7 @@ def model_from_config(preset: str, device: torch.device, precision: str | None):
     temporal = TemporalConfig(**model.get("temporal", {}))
     pipeline: PipelineConfig = pipeline_from_dict(model.get("pipeline", {}))
     engine = Engine(
-        SpatialDetector(spatial.backbone, spatial.layout),
+        SpatialDetector(spatial.backbone, spatial.layout, inputs=spatial.inputs),
         TemporalDetector(**to_dict(temporal)),
         pipeline,
         device,

@@ -30,11 +30,13 @@ def default_bundle_dir() -> Path:
 
 
 def build_detectors(config: dict[str, Any]) -> tuple[SpatialDetector, TemporalDetector | None]:
-    spatial = SpatialConfig(**config.get("spatial", {}))
-    detector = SpatialDetector(spatial.backbone, spatial.layout)
+    # bundles written before 0.2 have no ``inputs`` key: their detectors saw plain RGB
+    spatial = SpatialConfig(**{"inputs": "rgb", **config.get("spatial", {})})
+    detector = SpatialDetector(spatial.backbone, spatial.layout, inputs=spatial.inputs)
     temporal = None
     if config.get("temporal") is not None:
-        temporal = TemporalDetector(**to_dict(TemporalConfig(**config["temporal"])))
+        # bundles written before 0.2 have no temporal ``cues`` key: their TimeSformer had 6 input channels
+        temporal = TemporalDetector(**to_dict(TemporalConfig(**{"cues": False, **config["temporal"]})))
     return detector, temporal
 
 

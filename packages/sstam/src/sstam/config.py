@@ -14,6 +14,7 @@ class SpatialConfig:
 
     backbone: str = "mobilenetv3_small_050"
     layout: str = "shared"
+    inputs: str = "rgb+cues"  # rgb | rgb+cues | cues (ours: hand-crafted artifact cue channels)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class TemporalConfig:
     intermediate_size: int = 256
     attention_type: str = "divided_space_time"
     diff_scale: float = 4.0
+    cues: bool = True  # ours: hand-crafted per-frame cue channels (sstam_ours only)
 
 
 @dataclass

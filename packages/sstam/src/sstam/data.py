@@ -23,7 +23,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from paperlab_core.errors import ConfigError, MissingFileError, UserError
 from paperlab_core.logging import log
-from sstam.datasets import IGNORE, CubeSet, PatchSet, build_cube_set, build_patch_set
+from sstam.datasets import (
+    IGNORE,
+    CubeSet,
+    DegradedPool,
+    PatchSet,
+    build_cube_set,
+    build_patch_set,
+)
 from sstam.inputs import parse_size
 from sstam.metrics import content_ids
 from sstam.stills import ALL_STILLS, HELDOUT_STILLS, TRAIN_STILLS, content_of
@@ -50,6 +57,21 @@ class PatchDataset(Dataset):
             torch.tensor(int(d.pea[index])),
             torch.tensor(int(d.level[index])),
         )
+
+
+class FreshPatchBatches(Dataset):
+    """``steps`` batches per epoch, each freshly cropped from a :class:`DegradedPool` (ours; used with
+    ``batch_size=None``). The pool's generator advances across epochs, so no patch is seen twice."""
+
+    def __init__(self, pool: DegradedPool, steps: int, batch_size: int) -> None:
+        self.pool, self.steps, self.batch_size = pool, steps, batch_size
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        patches, labels, pea, level = self.pool.sample(self.batch_size)
+        return tuple(torch.from_numpy(a) for a in (patches, labels, pea, level))
 
 
 class CubeDataset(Dataset):
@@ -323,7 +345,11 @@ class SSTAMData(LightningDataModule):
     Args:
         stage: what ``train`` fits: all | spatial | temporal | fusion (``sstam train --stage``).
         train_stills / heldout_stills: still names for training and for validation/test (content-disjoint).
-        spatial_per_level: training patches per (PEA, level); clean patches: this × 4.
+        spatial_per_level: training patches per (PEA, level) and epoch; clean patches: this × 4.
+        spatial_sampling: ``fresh`` (ours, default): every batch is cropped anew from the degraded training
+            contents (several scales + procedural dead-leaves images, dihedral flips) with severity-regression
+            targets; ``fixed``: one patch set with binary labels, reused every epoch (memorised, see the notebook).
+        spatial_scales / spatial_procedural: content scales and dead-leaves images of the fresh pool.
         spatial_val_per_level: validation and test patches per (PEA, level) on the held-out stills.
         temporal_per_class: training cubes per class (5 cubes per step: flicker ±, floating ±, a distractor).
         temporal_val_per_class: validation and test cubes per class on the held-out stills.
@@ -352,6 +378,9 @@ class SSTAMData(LightningDataModule):
         train_stills: list[str] = list(TRAIN_STILLS),  # noqa: B006 - jsonargparse reads the default
         heldout_stills: list[str] = list(HELDOUT_STILLS),  # noqa: B006
         spatial_per_level: int = 400,
+        spatial_sampling: str = "fresh",
+        spatial_scales: list[float] = [1.0, 0.6],  # noqa: B006 - jsonargparse reads the default
+        spatial_procedural: int = 2,
         spatial_val_per_level: int = 60,
         temporal_per_class: int = 400,
         temporal_val_per_class: int = 60,
@@ -389,6 +418,8 @@ class SSTAMData(LightningDataModule):
         overlap = {content_of(s) for s in train_stills} & {content_of(s) for s in heldout_stills}
         if overlap:
             raise ConfigError(f"train and held-out stills share content {', '.join(sorted(overlap))}")
+        if spatial_sampling not in ("fresh", "fixed"):
+            raise ConfigError(f"data.spatial_sampling must be fresh or fixed, got {spatial_sampling!r}")
         if patch_policy not in ("resize", "crop"):
             raise ConfigError(f"data.patch_policy must be resize or crop, got {patch_policy!r}")
         if score_direction not in ("higher_better", "lower_better"):
@@ -403,7 +434,7 @@ class SSTAMData(LightningDataModule):
             raise MissingFileError("PEA folder", pea_root, "expected <root>/<pea>/{positive,negative}/<item>")
         self.save_hyperparameters()
         self.stage = stage
-        self.train_sets: tuple[PatchSet | None, CubeSet | None] = (None, None)
+        self.train_sets: tuple[PatchSet | DegradedPool | None, CubeSet | None] = (None, None)
         self.val_sets: tuple[PatchSet | None, CubeSet | None] = (None, None)
         self.test_sets: tuple[PatchSet | None, CubeSet | None] = (None, None)
         self.loader_names: dict[str, list[str]] = {}
@@ -430,17 +461,35 @@ class SSTAMData(LightningDataModule):
         if self._fast():
             per_level, per_class = 4, 2
         if self.stage in ("all", "spatial", "fusion"):
-            log(
-                f"sstam: building {which} patches ({per_level} per PEA level, {len(stills)} stills, P = {patch})"
-            )
-            spatial = build_patch_set(
-                stills,
-                per_level,
-                patch,
-                seed,
-                min_positive_level=hp.min_positive_level,
-                visible_threshold=hp.visible_threshold,
-            )
+            if which == "training" and hp.spatial_sampling == "fresh":
+                log(
+                    f"sstam: degrading the training contents ({len(stills)} stills × {len(hp.spatial_scales)} "
+                    f"scales + {hp.spatial_procedural} dead-leaves, every PEA level); fresh crops every batch"
+                )
+                fast = self._fast()
+                pool = DegradedPool(
+                    list(stills)[:2] if fast else stills,
+                    [1.0] if fast else hp.spatial_scales,
+                    0 if fast else hp.spatial_procedural,
+                    patch=patch,
+                    visible_threshold=hp.visible_threshold,
+                    seed=seed,
+                )
+                pool.per_epoch = per_level * (len(pool.jobs) + len(SPATIAL_PEAS))  # type: ignore[attr-defined]
+                spatial = pool
+            else:
+                log(
+                    f"sstam: building {which} patches ({per_level} per PEA level, {len(stills)} stills, "
+                    f"P = {patch})"
+                )
+                spatial = build_patch_set(
+                    stills,
+                    per_level,
+                    patch,
+                    seed,
+                    min_positive_level=hp.min_positive_level,
+                    visible_threshold=hp.visible_threshold,
+                )
         if self.stage in ("all", "temporal"):
             log(f"sstam: building {which} cubes ({per_class} per class, {window + 1} × {cube}² frames)")
             temporal = build_cube_set(
@@ -488,7 +537,12 @@ class SSTAMData(LightningDataModule):
         generator = torch.Generator().manual_seed(hp.seed)
         loaders = {}
         spatial, temporal = sets
-        if spatial is not None and len(spatial):
+        if isinstance(spatial, DegradedPool):
+            steps = max(1, -(-spatial.per_epoch // hp.spatial_batch_size))  # type: ignore[attr-defined]
+            loaders["spatial"] = DataLoader(
+                FreshPatchBatches(spatial, steps, hp.spatial_batch_size), batch_size=None, shuffle=False
+            )
+        elif spatial is not None and len(spatial):
             loaders["spatial"] = DataLoader(
                 PatchDataset(spatial),
                 batch_size=hp.spatial_batch_size,

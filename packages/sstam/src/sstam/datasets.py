@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from sstam.stills import GREY_STILLS, TEXTURES, content_of, is_grey, load_still
@@ -314,3 +315,105 @@ def build_cube_set(
 
 def grey_textures() -> tuple[str, ...]:
     return tuple(t for t in TEXTURES if t in GREY_STILLS)
+
+
+# --------------------------------------------------------------------------------------------- fresh patches (ours)
+def dead_leaves(size: int = 384, seed: int = 0, discs: int = 1500) -> np.ndarray:
+    """A procedural colour "dead leaves" image (occluding discs with power-law radii): sharp edges at all
+    scales and flat interiors, content unrelated to any still (ours, an extra training content)."""
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size, 3), rng.integers(0, 256, 3), np.uint8)
+    radii = np.clip((rng.pareto(2.0, discs) + 1.0) * 3.0, 2, size / 4).astype(int)
+    for r in radii:
+        centre = (int(rng.integers(0, size)), int(rng.integers(0, size)))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.circle(image, centre, int(r), colour, -1, lineType=cv2.LINE_AA)
+    # mild texture so that flat interiors are not perfectly flat
+    noise = cv2.GaussianBlur(rng.normal(0, 6, (size, size)).astype(np.float32), (0, 0), 1.5)
+    return np.clip(image + noise[..., None], 0, 255).astype(np.uint8)
+
+
+class DegradedPool:
+    """Every (content, scale) × (PEA, level) image degraded once; batches are fresh random crops of them (ours).
+
+    The fixed patch sets of :func:`build_patch_set` were memorised (2300 patches of 9 stills: training loss
+    falls, held-out AUC stays near chance). Here each batch draws new positions, one of the 8 dihedral
+    transforms (applied after the degradation, so the 8×8 grid is kept), contents at several scales (rescaled
+    before the degradation) and procedural dead-leaves images. Targets are **severity regressions** (ours):
+    own head ``level / (levels − 1)``, other heads 0, a positive the generator left unchanged (mean |Δ| below
+    ``visible_threshold`` grey levels) ignored.
+    """
+
+    def __init__(
+        self,
+        stills: Sequence[str],
+        scales: Sequence[float] = (1.0, 0.6),
+        procedural: int = 2,
+        peas: Sequence[str] = SPATIAL_PEAS,
+        patch: int = 64,
+        visible_threshold: float = 1.0,
+        clean_fraction: float = 0.2,
+        seed: int = 0,
+    ) -> None:
+        self.patch = patch
+        self.visible_threshold = visible_threshold
+        self.clean_fraction = clean_fraction
+        self.peas = tuple(peas)
+        self.rng = np.random.default_rng(seed)
+        contents: list[tuple[str, np.ndarray, bool]] = []
+        for name in stills:
+            still = load_still(name)
+            for scale in scales:
+                image = still
+                if scale != 1.0:
+                    size = (int(still.shape[1] * scale), int(still.shape[0] * scale))
+                    image = cv2.resize(still, size, interpolation=cv2.INTER_AREA)
+                if min(image.shape[:2]) >= patch:
+                    contents.append((content_of(name), image, is_grey(name)))
+        for i in range(procedural):
+            contents.append((f"deadleaves{i}", dead_leaves(384, seed=1000 + i), False))
+        self.contents = [c[0] for c in contents]
+        self.grey = np.asarray([c[2] for c in contents])
+        self.clean = [c[1] for c in contents]
+        self.degraded: dict[tuple[str, int], list[np.ndarray]] = {}
+        for pea in self.peas:
+            for level in range(1, num_levels(pea)):
+                self.degraded[(pea, level)] = [
+                    degrade(image, pea, level, seed) if not (pea == "bleeding" and grey) else image
+                    for _, image, grey in contents
+                ]
+        self.jobs = [(pea, level) for pea in self.peas for level in range(1, num_levels(pea))]
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` fresh patches: ``uint8 [n, P, P, 3]``, soft targets ``[n, 4]``, PEA index (−1 clean), level."""
+        rng, p = self.rng, self.patch
+        patches = np.empty((n, p, p, 3), np.uint8)
+        labels = np.zeros((n, len(SPATIAL_PEAS)), np.float32)
+        pea_index = np.full(n, -1)
+        levels = np.zeros(n, np.int64)
+        for i in range(n):
+            if rng.random() < self.clean_fraction:
+                job = None
+                c = int(rng.integers(len(self.clean)))
+            else:
+                job = self.jobs[int(rng.integers(len(self.jobs)))]
+                pool = np.flatnonzero(~self.grey) if job[0] == "bleeding" else np.arange(len(self.clean))
+                c = int(rng.choice(pool))
+            clean = self.clean[c]
+            y = int(rng.integers(0, clean.shape[0] - p + 1))
+            x = int(rng.integers(0, clean.shape[1] - p + 1))
+            crop = clean[y : y + p, x : x + p]
+            if job is not None:
+                pea, level = job
+                out = self.degraded[job][c][y : y + p, x : x + p]
+                k = SPATIAL_PEAS.index(pea)
+                change = np.abs(out.astype(np.int16) - crop.astype(np.int16)).mean()
+                labels[i, k] = level / (num_levels(pea) - 1) if change >= self.visible_threshold else IGNORE
+                pea_index[i], levels[i] = k, level
+                crop = out
+            t = int(rng.integers(8))
+            crop = np.rot90(crop, t % 4)
+            if t >= 4:
+                crop = crop[:, ::-1]
+            patches[i] = crop
+        return patches, labels, pea_index, levels

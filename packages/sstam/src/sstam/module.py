@@ -73,7 +73,9 @@ class SSTAMModule(LightningModule):
 
         self.pipeline_config = pipeline_from_dict(_plain(pipeline))
         self.fusion_config = FusionConfig(**_plain(fusion))
-        self.spatial = SpatialDetector(self.spatial_config.backbone, self.spatial_config.layout)
+        self.spatial = SpatialDetector(
+            self.spatial_config.backbone, self.spatial_config.layout, inputs=self.spatial_config.inputs
+        )
         self.temporal = TemporalDetector(**_plain(self.temporal_config))
         self.fusion_json: dict[str, Any] | None = None
         self.fusion_cv: dict[str, Any] = {}

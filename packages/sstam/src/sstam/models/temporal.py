@@ -4,7 +4,9 @@ hub access) with two binary heads on the CLS token (flickering, floating).
 * ``timesformer_hf`` — the baseline: RGB frames, ``num_channels = 3``.
 * ``sstam_ours`` — **our** variant, not the paper's (the paper's "improvement" is unknown): a frame-difference
   stream ``[RGB_t, RGB_t − RGB_{t−1}]`` through the public ``num_channels = 6`` field, on small cubes with a
-  small patch. HF's divided attention order is kept (temporal, then spatial).
+  small patch. HF's divided attention order is kept (temporal, then spatial). With ``cues`` (ours, default
+  since 0.2) four hand-crafted per-frame channels are added (:func:`sstam.models.cues.temporal_cues`: luma-mean,
+  fine-energy and blockiness deviations from the window mean, global-motion-compensated residual).
 
 HF's layers reshape with ``config.num_frames`` and ``config.image_size // config.patch_size`` (not with the
 input's shape), so cubes must have exactly ``num_frames`` frames of ``image_size``² pixels.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sstam.models.cues import NUM_TEMPORAL_CUES, temporal_cues
 from sstam.models.spatial import IMAGENET_MEAN, IMAGENET_STD
 from sstam.synth import TEMPORAL_PEAS
 
@@ -37,6 +40,7 @@ class TemporalDetector(nn.Module):
         intermediate_size: int = 256,
         attention_type: str = "divided_space_time",
         diff_scale: float = 4.0,
+        cues: bool = False,
     ) -> None:
         super().__init__()
         from transformers import TimesformerConfig, TimesformerModel
@@ -52,10 +56,11 @@ class TemporalDetector(nn.Module):
         self.variant = variant
         self.heads = TEMPORAL_PEAS
         self.diff_scale = float(diff_scale)
+        self.cues = bool(cues) and variant == "sstam_ours"
         self.config = TimesformerConfig(
             image_size=int(image_size),
             patch_size=int(patch_size),
-            num_channels=6 if variant == "sstam_ours" else 3,
+            num_channels=(6 + NUM_TEMPORAL_CUES * self.cues) if variant == "sstam_ours" else 3,
             num_frames=int(num_frames),
             hidden_size=int(hidden_size),
             num_hidden_layers=int(num_hidden_layers),
@@ -86,7 +91,11 @@ class TemporalDetector(nn.Module):
         if has_prev is not None:  # a window at the start of the clip: the first difference is 0
             keep = has_prev.to(device=diff.device, dtype=diff.dtype).view(-1, 1, 1, 1, 1)
             diff = torch.cat([diff[:, :1] * keep, diff[:, 1:]], dim=1)
-        return torch.cat([rgb, diff * self.diff_scale], dim=2)
+        parts = [rgb, diff * self.diff_scale]
+        if self.cues:
+            with torch.no_grad():
+                parts.append(temporal_cues(cubes.float(), has_prev).to(rgb.dtype))
+        return torch.cat(parts, dim=2)
 
     def forward(self, cubes: torch.Tensor, has_prev: torch.Tensor | None = None) -> torch.Tensor:
         pixel_values = self.inputs(cubes, has_prev)
