@@ -20,6 +20,27 @@ def test_augmentation_is_the_same_for_every_frame():
     torch.testing.assert_close(identity, clip)
 
 
+def test_shifts_are_whole_pixels_without_resampling():
+    """Every augmented clip is the input translated by an integer number of pixels (|k| ≤ ⌊max_shift⌋) with the
+    border replicated: values are copied, never interpolated (no train-only blur)."""
+    torch.manual_seed(2)
+    clip = torch.rand(16, 2, 3, 10, 12)
+    out = augment_clips(clip, flip=False, max_shift=1.9)
+    seen = set()
+    for b in range(16):
+        matches = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                rows = (torch.arange(10) + dy).clamp(0, 9)
+                cols = (torch.arange(12) + dx).clamp(0, 11)
+                if torch.allclose(out[b], clip[b][..., rows, :][..., cols], atol=1e-6):
+                    matches.append((dy, dx))
+        assert len(matches) == 1, f"clip {b} is not a whole-pixel shift of its input"
+        seen.add(matches[0])
+    assert len(seen) > 3  # the shifts vary
+    torch.testing.assert_close(augment_clips(clip, flip=False, max_shift=0.9), clip)  # ⌊0.9⌋ = 0: no shift
+
+
 def test_flip_mirrors_the_clip():
     torch.manual_seed(1)
     clip = torch.arange(2 * 3 * 2 * 4 * 4, dtype=torch.float32).reshape(2, 3, 2, 4, 4)

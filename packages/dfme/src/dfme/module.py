@@ -8,6 +8,7 @@ on the device with the training set's channel statistics (buffers saved in the c
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,13 @@ class NormedLinear(nn.Module):
 
 
 def augment_clips(x: torch.Tensor, flip: bool, max_shift: float) -> torch.Tensor:
-    """Random horizontal flip and translation (± ``max_shift`` pixels), the same for all frames of a clip.
+    """Random horizontal flip and translation by a whole number of pixels in ``[-⌊max_shift⌋, ⌊max_shift⌋]``, the
+    same for all frames of a clip (border replicated).
 
-    ``x``: (B, C, T, H, W) float. Randomness is drawn on ``x``'s device."""
+    Whole pixels only: a fractional shift resamples the clip bilinearly — a blur applied at training time only,
+    which attenuates the sub-pixel motion the onset-subtracted input carries and shifts the batch-norm statistics
+    between training and test (docs/lab-notebook.md §6). ``x``: (B, C, T, H, W) float; randomness is drawn on
+    ``x``'s device."""
     b, c, t, h, w = x.shape
     theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
     sign = torch.ones(b, device=x.device, dtype=x.dtype)
@@ -49,8 +54,9 @@ def augment_clips(x: torch.Tensor, flip: bool, max_shift: float) -> torch.Tensor
         sign = torch.where(torch.rand(b, device=x.device) < 0.5, -sign, sign)
     theta[:, 0, 0] = sign
     theta[:, 1, 1] = 1.0
-    if max_shift > 0:
-        shift = (torch.rand(b, 2, device=x.device, dtype=x.dtype) * 2 - 1) * max_shift
+    pixels = int(math.floor(max_shift + 1e-6))
+    if pixels > 0:
+        shift = torch.randint(-pixels, pixels + 1, (b, 2), device=x.device).to(x.dtype)
         theta[:, 0, 2] = shift[:, 0] * 2 / w
         theta[:, 1, 2] = shift[:, 1] * 2 / h
     grid = F.affine_grid(theta, (b, c * t, h, w), align_corners=False)
