@@ -111,7 +111,7 @@ def test_robust_until_turns_the_robust_augmentations_off_for_the_last_steps(smal
 
     sample = sample_from_scan(small_scan.points, small_scan.labels, small_scan.ring)
     module = SegmentationModule(name="rlseg", cr=0.25, augment=["point_subsample"], augment_probability=1.0,
-                                robust_until=0.75)  # fmt: skip
+                                robust_until=0.75, robust_share=1.0)  # fmt: skip
     sizes = []
     for step in (0, 74, 75, 99):
         trainer = SimpleNamespace(training=True, estimated_stepping_batches=100, global_step=step)
@@ -123,3 +123,39 @@ def test_robust_until_turns_the_robust_augmentations_off_for_the_last_steps(smal
         SegmentationModule(name="rlseg", robust_until=1.5)
     with pytest.raises(ValueError, match="outlier_ratio"):
         SegmentationModule(name="rlseg", outlier_ratio=[0.5, 0.1])
+    with pytest.raises(ValueError, match="robust_share"):
+        SegmentationModule(name="rlseg", robust_share=-0.1)
+
+
+def test_robust_share_sends_that_fraction_of_scans_into_the_robust_branch(small_scan):
+    sample = sample_from_scan(small_scan.points, small_scan.labels, small_scan.ring)
+    n = len(sample["points"])
+
+    def halved(share: float, robust: tuple = ("point_subsample",), draws: int = 400) -> float:
+        rng = np.random.default_rng(1)
+        out = [augment_batch([sample], rng, robust, 1.0, share=share)[0] for _ in range(draws)]
+        return float(np.mean([len(s["points"]) == n // 2 for s in out]))
+
+    assert halved(1.0) == 1.0 and halved(0.0) == 0.0
+    # binomial(400, 0.5): sd 0.025, so +-0.1 is 4 sd
+    assert abs(halved(0.5) - 0.5) < 0.1
+    # mix3d is part of the branch: a scan outside it is never mixed
+    rng = np.random.default_rng(2)
+    mixed = [augment_batch([sample, sample], rng, ("mix3d",), 1.0, share=0.0) for _ in range(20)]
+    assert all(len(s["points"]) == n for pair in mixed for s in pair)
+    # share = 1 draws nothing for the branch: the random stream is the spec recipe's
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    augment_batch([sample, sample], a, ROBUST_AUGMENTATIONS, 0.5, share=1.0)
+    augment_batch([sample, sample], b, ROBUST_AUGMENTATIONS, 0.5, share=1.0)
+    assert a.random() == b.random()
+
+
+def test_reproduce_variants_build_modules_with_their_recipe_knobs():
+    from lidar_robust.module import SegmentationModule
+    from lidar_robust.reproduce import ABLATIONS, SPEC_RECIPE, VARIANTS
+
+    spec = SegmentationModule(name="rlseg", cr=0.25, **VARIANTS["rlseg-spec"][3])
+    assert spec.hparams.robust_share == 1.0 and spec.outlier_ratio == SPEC_RECIPE["outlier_ratio"]
+    default = SegmentationModule(name="rlseg", cr=0.25, **VARIANTS["rlseg"][3])
+    assert default.hparams.robust_share == 0.5 and default.outlier_ratio == (1e-3, 0.5)
+    assert "rlseg-spec" not in ABLATIONS and {"rlseg-all_scans", "rlseg-spec_outliers"} <= set(ABLATIONS)

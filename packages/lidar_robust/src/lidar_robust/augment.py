@@ -1,11 +1,12 @@
 """Training augmentations on numpy scans (dicts with ``points`` (N, 4), ``labels`` learning ids, ``ring``).
 
 Standard (both models; 2DPASS-like): random rotation about z, x/y flips, scale 0.95–1.05, translation
-N(0, 0.1²). RLSeg-style robustness recipe (our reconstruction, spec §2.11), each applied with probability 0.5:
-``mix3d`` (concatenate two independently augmented scans), ``local_jitter`` (20 % of points, σ ~ U(0, 0.2)),
-``global_outliers`` (label ignore; ratio ~ U(0, 0.05) as the spec proposes, or log-uniform over
-``outlier_ratio`` = (1e-3, 0.5), the range of the benchmark's three levels), ``beam_drop`` (keep every
-1st/2nd/4th ring), ``point_subsample`` (keep 1/2).
+N(0, 0.1²). RLSeg-style robustness recipe (our reconstruction, spec §2.11): each scan enters the robust branch
+with probability ``share`` (recipe 0.5; the spec's proposal 1.0), where each augmentation is applied with
+probability 0.5: ``mix3d`` (concatenate two independently augmented scans), ``local_jitter`` (20 % of points,
+σ ~ U(0, 0.2)), ``global_outliers`` (label ignore; ratio log-uniform over ``BENCHMARK_OUTLIER_RATIO`` =
+[0.001, 0.5], the range of the benchmark's three levels, or U(0, 0.05) as the spec proposes), ``beam_drop``
+(keep every 1st/2nd/4th ring), ``point_subsample`` (keep 1/2).
 """
 
 from __future__ import annotations
@@ -95,23 +96,28 @@ def mix3d(a: dict, b: dict) -> dict:
 
 
 def augment_batch(samples: Sequence[dict], rng: np.random.Generator, robust: Sequence[str] = (),
-                  probability: float = 0.5,
-                  outlier_bounds: tuple[float, float] = SPEC_OUTLIER_RATIO) -> list[dict]:  # fmt: skip
-    """Standard augmentation of every scan, then the robust ones (each with ``probability``)."""
+                  probability: float = 0.5, outlier_bounds: tuple[float, float] = BENCHMARK_OUTLIER_RATIO,
+                  share: float = 1.0) -> list[dict]:  # fmt: skip
+    """Standard augmentation of every scan; then, for a scan drawn into the robust branch (probability
+    ``share``), the robust ones (each with ``probability``). ``share = 1`` draws nothing for the branch, so the
+    random stream equals the spec recipe's."""
     unknown = set(robust) - set(ROBUST_AUGMENTATIONS)
     if unknown:
         raise ValueError(
             f"unknown augmentations {sorted(unknown)} (expected {', '.join(ROBUST_AUGMENTATIONS)})"
         )
-    out = []
+    out, active = [], []
     for sample in samples:
         sample = standard(sample, rng)
+        robust_branch = bool(robust) and (share >= 1.0 or rng.random() < share)
+        active.append(robust_branch)
         for name, func in (("beam_drop", beam_drop), ("point_subsample", point_subsample),
                            ("local_jitter", local_jitter), ("global_outliers", global_outliers)):  # fmt: skip
-            if name in robust and rng.random() < probability:
+            if robust_branch and name in robust and rng.random() < probability:
                 sample = func(sample, rng, outlier_bounds) if name == "global_outliers" else func(sample, rng)
         out.append(sample)
     if "mix3d" in robust and len(out) > 1:
         partners = [standard(s, rng) for s in out[1:] + out[:1]]
-        out = [mix3d(s, p) if rng.random() < probability else s for s, p in zip(out, partners, strict=True)]
+        out = [mix3d(s, p) if on and rng.random() < probability else s
+               for s, p, on in zip(out, partners, active, strict=True)]  # fmt: skip
     return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from lidar_robust.augment import ROBUST_AUGMENTATIONS, SPEC_OUTLIER_RATIO, augment_batch
+from lidar_robust.augment import BENCHMARK_OUTLIER_RATIO, ROBUST_AUGMENTATIONS, augment_batch
 from lidar_robust.formats import CLASS_NAMES, NUM_CLASSES
 from lidar_robust.losses import segmentation_loss
 from lidar_robust.metrics import iou_per_class
@@ -48,10 +48,11 @@ def collate(samples: Sequence[dict], device: torch.device | None = None) -> dict
 class SegmentationModule(pl.LightningModule):
     """``name``: minkunet (baseline), rlseg (RLSeg-style reconstruction: the same backbone + robustness
     augmentations, optional cylindrical voxels) or salsanext (range image). ``augment=None`` takes the model's
-    recipe (rlseg: all robust augmentations; others: standard only). ``outlier_ratio``: bounds of the
-    global-outlier augmentation's ratio ([0, 0.05] = U(0, 0.05), the spec's proposal; [0.001, 0.5] = log-uniform
-    over the benchmark's range). ``robust_until``: fraction of the training steps during which the robust
-    augmentations are on (1.0 = throughout; 0.75 = the last quarter trains on standard-augmented scans only)."""
+    recipe (rlseg: all robust augmentations; others: standard only). Recipe knobs (no effect without robust
+    augmentations): ``robust_share``, the probability that a training scan enters the robust branch (0.5; the
+    spec's proposal is 1.0); ``outlier_ratio``, bounds of the global-outlier ratio ([0.001, 0.5] = log-uniform over
+    the benchmark's range; [0, 0.05] = U(0, 0.05), the spec's proposal); ``robust_until``, the fraction of the
+    training steps with the robust augmentations on (1.0 = throughout)."""
 
     def __init__(
         self,
@@ -66,8 +67,9 @@ class SegmentationModule(pl.LightningModule):
         weight_decay: float = 1e-4,
         lovasz_weight: float = 1.0,
         augment_seed: int = 0,
-        outlier_ratio: tuple[float, float] | list[float] = SPEC_OUTLIER_RATIO,
+        outlier_ratio: tuple[float, float] | list[float] = BENCHMARK_OUTLIER_RATIO,
         robust_until: float = 1.0,
+        robust_share: float = 0.5,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -83,6 +85,8 @@ class SegmentationModule(pl.LightningModule):
             raise ValueError(f"outlier_ratio must be [low, high] with 0 <= low < high, got {outlier_ratio}")
         if not 0.0 <= robust_until <= 1.0:
             raise ValueError(f"robust_until must be in [0, 1], got {robust_until}")
+        if not 0.0 <= robust_share <= 1.0:
+            raise ValueError(f"robust_share must be in [0, 1], got {robust_share}")
         self.outlier_ratio = (float(outlier_ratio[0]), float(outlier_ratio[1]))
         self.net = build_network(name, cr, voxel_size, voxelization, backend)
         self._rng = np.random.default_rng(augment_seed)
@@ -95,7 +99,12 @@ class SegmentationModule(pl.LightningModule):
         if self.trainer is not None and self.trainer.training:
             robust = self.augment if self._robust_phase() else []
             batch = augment_batch(
-                batch, self._rng, robust, self.hparams.augment_probability, self.outlier_ratio
+                batch,
+                self._rng,
+                robust,
+                self.hparams.augment_probability,
+                self.outlier_ratio,
+                self.hparams.robust_share,
             )
         return collate(batch)
 

@@ -38,16 +38,26 @@ TYPE_LABELS = (
 )
 TRAIN_SCANS = 64
 ROBUST = ("mix3d", "local_jitter", "global_outliers", "beam_drop", "point_subsample")
-#: variant → (model name, augmentations (None = the model's recipe), voxelization)
-VARIANTS: dict[str, tuple[str, list[str] | None, str]] = {
-    "minkunet": ("minkunet", None, "cartesian"),
-    "rlseg": ("rlseg", None, "cartesian"),
-    "salsanext": ("salsanext", None, "cartesian"),
-    **{f"rlseg-no_{a}": ("rlseg", [b for b in ROBUST if b != a], "cartesian") for a in ROBUST},
-    "rlseg-cylindrical": ("rlseg", None, "cylindrical"),
-    "rlseg-mix3d_cyl": ("rlseg", ["mix3d"], "cylindrical"),
+#: the RLSeg-style recipe's version in the records (0.1 = the spec's proposal; 0.2 = half the scans in the robust
+#: branch, outlier ratios over the benchmark's range)
+RECIPE_VERSION = "0.2"
+#: the spec's proposed recipe (lidar-robust 0.1): every scan in the robust branch, outliers U(0, 0.05)
+SPEC_RECIPE = {"robust_share": 1.0, "outlier_ratio": (0.0, 0.05)}
+#: variant → (model name, augmentations (None = the model's recipe), voxelization, recipe knobs)
+VARIANTS: dict[str, tuple[str, list[str] | None, str, dict]] = {
+    "minkunet": ("minkunet", None, "cartesian", {}),
+    "rlseg": ("rlseg", None, "cartesian", {}),
+    "salsanext": ("salsanext", None, "cartesian", {}),
+    **{f"rlseg-no_{a}": ("rlseg", [b for b in ROBUST if b != a], "cartesian", {}) for a in ROBUST},
+    "rlseg-cylindrical": ("rlseg", None, "cylindrical", {}),
+    "rlseg-mix3d_cyl": ("rlseg", ["mix3d"], "cylindrical", {}),
+    # the two changes of 0.2 undone one at a time, and both (= the 0.1 recipe)
+    "rlseg-all_scans": ("rlseg", None, "cartesian", {"robust_share": 1.0}),
+    "rlseg-spec_outliers": ("rlseg", None, "cartesian", {"outlier_ratio": (0.0, 0.05)}),
+    "rlseg-spec": ("rlseg", None, "cartesian", dict(SPEC_RECIPE)),
 }
-ABLATIONS = [v for v in VARIANTS if v.startswith("rlseg-")]
+#: ``--ablations``: leave-one-out of the recipe (spec §5 criterion 16) and the 0.2 changes undone
+ABLATIONS = [v for v in VARIANTS if v.startswith("rlseg-") and v != "rlseg-spec"]
 
 
 @lru_cache(maxsize=4)
@@ -128,7 +138,7 @@ def run_cell(cell: Cell, device: object, quick: bool) -> dict:
         data = LidarDataModule(
             train_scans=TRAIN_SCANS, val_scans=2, azimuth=p["azimuth"], seed=0, batch_size=2
         )
-    name, augment, voxelization = VARIANTS[p["variant"]]
+    name, augment, voxelization, knobs = VARIANTS[p["variant"]]
     module = SegmentationModule(
         name=name,
         cr=p["cr"],
@@ -136,6 +146,7 @@ def run_cell(cell: Cell, device: object, quick: bool) -> dict:
         voxelization=voxelization,
         augment=augment,
         augment_seed=p["seed"],
+        **knobs,
     )
     accelerator = "gpu" if getattr(device, "type", "cpu") == "cuda" else "cpu"
     trainer = pl.Trainer(
@@ -284,7 +295,8 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict:
     cells = [
         Cell(
             f"{prefix}{model}/seed{seed}",
-            {"variant": model, "model": VARIANTS[model][0], "seed": seed, **common},
+            {"variant": model, "model": VARIANTS[model][0], "seed": seed, **common}
+            | ({"recipe": RECIPE_VERSION} if VARIANTS[model][0] == "rlseg" else {}),
         )
         for model in models
         for seed in seeds
