@@ -314,6 +314,21 @@ main = build_cli(
                     metavar="default|PATH",
                     help="the model under study: the shipped bundle (default), a bundle folder or a .ckpt",
                 ),
+                option(
+                    "--cells",
+                    type=comma_list(),
+                    default=None,
+                    metavar="PREFIX,...",
+                    help="run only the cells whose key starts with one of these prefixes "
+                    "(detectors/spatial, detectors/temporal, fusion, codec, real, saliency)",
+                ),
+                option(
+                    "--codecs",
+                    type=comma_list(["x264", "x265"]),
+                    default=None,
+                    metavar="LIST",
+                    help="codec ladders (default: x264 with --quick, x264,x265 otherwise)",
+                ),
             ),
         ),
     ],

@@ -342,11 +342,21 @@ def gates(codec: dict, corr: dict, det: dict, sal: dict, fusion: dict, real: dic
             "all",
             strict == len(gated),
         )
-    for target in ("vmaf", "psnr"):
-        metrics = corr.get(f"held-out pans/{target}")
-        if metrics:
-            value = abs(metrics["srocc"])
-            add(f"abs SROCC with {target.upper()} (held-out pans)", round(value, 3), "≥ 0.85", value >= 0.85)
+    every = codec.get("per_clip", {})
+    if len(every) > len(gated):
+        strict = sum(v["strict"] for v in every.values())
+        add(
+            "codec ladders strictly decreasing (all clips, incl. real)",
+            f"{strict}/{len(every)}",
+            "all",
+            strict == len(every),
+        )
+    for pool in ("held-out pans", "all clips"):
+        for target in ("vmaf", "psnr"):
+            metrics = corr.get(f"{pool}/{target}")
+            if metrics:
+                value = abs(metrics["srocc"])
+                add(f"abs SROCC with {target.upper()} ({pool})", round(value, 3), "≥ 0.85", value >= 0.85)
     if fusion.get("svr_all"):
         value = fusion["svr_all"]["srocc"]
         add("fusion SVR median SROCC (proxy MOS)", round(value, 3), "≥ 0.9", value >= 0.9)

@@ -293,7 +293,7 @@ def build_cells(args: argparse.Namespace, shared: Path | None) -> list[Cell]:
     quick = bool(args.quick)
     bundle = str(args.ckpt)
     seeds = args.seeds or ([0, 1] if quick else list(range(10)))
-    codecs = ["x264"] if quick else ["x264", "x265"]
+    codecs = list(getattr(args, "codecs", None) or (["x264"] if quick else ["x264", "x265"]))
     size, frames = 256, 64
     cells = [Cell("detectors/spatial", {"bundle": bundle, "per_level": 40 if quick else 150, "seed": 2})]
     for variant in ("sstam_ours", "timesformer_hf"):
@@ -399,6 +399,11 @@ def build_cells(args: argparse.Namespace, shared: Path | None) -> list[Cell]:
                         },
                     )
                 )
+    prefixes = getattr(args, "cells", None)
+    if prefixes:
+        cells = [c for c in cells if any(c.key.startswith(p) for p in prefixes)]
+        if not cells:
+            raise UserError(f"--cells {','.join(prefixes)} selects no cell of this grid")
     return cells
 
 
