@@ -58,3 +58,24 @@ def test_readme_tables_equal_the_results_and_proposals_are_labelled():
     assert len(text.splitlines()) <= 300
     assert "TODO(PDF)" in text and "skipped offline" in text
     assert "(ours)" in text and "ours" in (PACKAGE / "src/bolt_ssl/configs/paper.yaml").read_text()
+
+
+@pytest.mark.parametrize("path", REPRODUCE, ids=lambda p: p.name)
+def test_mechanics_acceptance_lines_agree_with_the_pretraining_histories(path):
+    """Issue #22: ranking accuracy on held-out pairs > 0.75 and proj std ≥ 0.5/√d at every logged epoch, per run."""
+    data = load_results(path)
+    lines = {line["run"]: line for line in data["mechanics_lines"]}
+    bolt_runs = [
+        r for r in data["records"] if r["params"].get("method") == "bolt" or r["params"]["kind"] == "sweep"
+    ]
+    assert bolt_runs and all(r["key"] in lines for r in bolt_runs)
+    for r in bolt_runs:
+        pre, line = r["result"]["pretrain"], lines[r["key"]]
+        stds = [h["proj_std"] for h in pre["history"] if "proj_std" in h]
+        assert (
+            len(stds) == r["result"]["pretrain_config"]["epochs"] + 1
+        )  # initialisation + every epoch: throughout
+        assert line["min_proj_std"] == min(stds) and line["floor"] == pytest.approx(
+            0.5 / pre["proj_dim"] ** 0.5
+        )
+        assert line["rank_ok"] is True and line["rank_acc"] > 0.75 and line["no_collapse"] is True
