@@ -175,3 +175,45 @@ def test_defend_writes_its_report(in_tmp: Path) -> None:
     report = json.loads((out / "defence.json").read_text())
     assert set(report) >= {"before", "range_check", "n_clean"} and report["n_clean"] == 50
     assert 0.0 <= report["range_check"]["detection_rate"] <= 1.0
+    # the victim's weights were saved; auditing them as an external model gives the same victim numbers
+    victim = out / "victim.pt"
+    saved = torch.load(victim, weights_only=True)
+    assert saved["arch"] == "toy" and saved["dataset"] == "digits"
+    audit = in_tmp / "audit"
+    code, _, err = call(["defend", "--victim", str(victim), "--trigger", str(run / "trigger.pt"),
+                         "--defence", "range-check", "--quick", "--out", str(audit)])  # fmt: skip
+    assert code == 0, err
+    again = json.loads((audit / "defence.json").read_text())
+    assert again["before"] == report["before"] and again["range_check"] == report["range_check"]
+    assert not (audit / "victim.pt").exists()
+    # a bare state dict needs --arch and --dataset; with them it is the same model
+    bare = in_tmp / "bare.pt"
+    torch.save(saved["state_dict"], bare)
+    code, _, err = call(["defend", "--victim", str(bare), "--defence", "range-check", "--quick"])
+    assert code != 0 and "Traceback" not in err and "pass --arch and --dataset" in err.splitlines()[-1], err
+    code, _, err = call(["defend", "--victim", str(bare), "--arch", "toy", "--dataset", "digits",
+                         "--trigger", str(run / "trigger.pt"), "--defence", "range-check", "--quick",
+                         "--out", str(in_tmp / "bare_audit")])  # fmt: skip
+    assert code == 0, err
+    assert json.loads((in_tmp / "bare_audit" / "defence.json").read_text())["before"] == report["before"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--arch", "convnet_w32", "--dataset", "digits"], "do not fit a convnet_w32 network"),
+        (["--arch", "toy", "--dataset", "digits", "--distilled", "VICTIM"], "exactly one of"),
+        (["--arch", "resnet", "--dataset", "digits"], "unknown architecture"),
+    ],
+)
+def test_defend_victim_bad_input_fails_in_one_line(in_tmp: Path, args: list[str], needle: str) -> None:
+    from doorping.networks import build_network
+
+    weights = in_tmp / "w.pt"
+    torch.save(build_network("toy", 1, 10, (8, 8), seed=0).state_dict(), weights)
+    args = [str(weights) if a == "VICTIM" else a for a in args]
+    code, _, err = call(["defend", "--victim", str(weights), "--defence", "range-check", "--quick", *args])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and "Traceback" not in err
+    assert lines[-1].startswith("doorping: error: ") and needle in lines[-1], err
+    assert runs(in_tmp) == []

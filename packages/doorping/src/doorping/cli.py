@@ -87,12 +87,26 @@ main = build_cli(
         Verb(
             "defend",
             "doorping.defend:defend",
-            "train (or load) victims on a distilled set and run a backdoor defence → defence.json + PNGs",
+            "train a victim on a distilled set (--distilled) or load an external model (--victim) and run backdoor "
+            "defences → defence.json + PNGs",
             (
                 option(
                     "--defence", default="all", choices=DEFENCE_CHOICES, help="which defence (default all)"
                 ),
-                option("--distilled", type=existing_file, required=True, metavar="PATH", help="distilled.pt"),
+                option("--distilled", type=existing_file, default=None, metavar="PATH", help="distilled.pt"),
+                option(
+                    "--victim",
+                    type=existing_file,
+                    default=None,
+                    metavar="PATH",
+                    help="audit these weights instead: victim.pt or a state dict (inputs normalised as the dataset)",
+                ),
+                option(
+                    "--arch", default=None, metavar="A", help="--victim's architecture (if the file has none)"
+                ),
+                option(
+                    "--dataset", default=None, metavar="D", help="--victim's dataset (if the file has none)"
+                ),
                 option("--trigger", type=existing_file, default=None, metavar="PATH", help="trigger.pt"),
                 option(
                     "--data.root", default=None, metavar="DIR", help="dataset folder (see `train --help`)"

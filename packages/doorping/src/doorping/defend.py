@@ -1,4 +1,5 @@
-"""``doorping defend``: run the defences of :mod:`doorping.defences` against a victim trained on a distilled set.
+"""``doorping defend``: run the defences of :mod:`doorping.defences` against a victim trained on a distilled set,
+or (``--victim``) against an externally trained model given as its weights.
 
 The defender holds the victim and a clean held-out set D_def: ``n_clean`` test images (default 10 % of the test
 split, stratified), excluded from the CTA/ASR evaluation. ``defence.json`` gets every number; the PNGs show the
@@ -29,9 +30,10 @@ from doorping.defences import (
     strip_entropy,
 )
 from doorping.evaluate import evaluate_one, score_model
+from doorping.networks import build_network
 from doorping.trigger import square_mask, stamp
 from paperlab_core.errors import ConfigError
-from paperlab_core.logging import write_json_atomic
+from paperlab_core.logging import save_torch_atomic, write_json_atomic
 from paperlab_core.verbs import Run
 
 Apply = Callable[[torch.Tensor], torch.Tensor]
@@ -166,21 +168,22 @@ def badnets_control(data: ImageSet, folder: Path, quick: bool = False, seed: int
     return result
 
 
-def prepare_victim(
-    distilled: str | Path, trigger: str | Path | None, data: ImageSet, device: torch.device, seed: int
-) -> tuple[nn.Module, Apply, int]:
-    """The victim (evaluation net 0 trained on the distilled set with its run's evaluation protocol, i.e. the first
-    network ``evaluate`` scores), the trigger as a function and the target label."""
-    record = load_distilled(distilled)
-    if record["dataset"] != data.name or tuple(record["images"].shape[1:]) != (data.channels, *data.im_size):
-        raise ConfigError(f"{distilled}: distilled from {record['dataset']}, not from {data.name} images")
+def trigger_function(trigger: str | Path | None, data: ImageSet, device: torch.device) -> tuple[Apply, int]:
+    """``trigger.pt`` as a stamping function and its target label; without one, the white 2×2 square → label 0."""
     if trigger is not None:
         trig = load_trigger(trigger)
+        if tuple(trig["trigger"].shape[1:]) != (data.channels, *data.im_size):
+            raise ConfigError(
+                f"{trigger}: trigger of shape {tuple(trig['trigger'].shape[1:])} does not fit {data.name} images "
+                f"{(data.channels, *data.im_size)}"
+            )
         pattern, paste = (
             trig["trigger"].float().to(device),
             trig.get("paste_mask", trig["mask"]).float().to(device),
         )
         additive, target = trig["kind"] == "additive", int(trig["target_label"])
+        if not 0 <= target < data.num_classes:
+            raise ConfigError(f"{trigger}: target_label {target} is out of range (0..{data.num_classes - 1})")
     else:  # no trigger: the white-square probe
         mean, std = data.mean_std(data.test_x)
         paste = square_mask(data.channels, data.im_size, 2).to(device)
@@ -189,6 +192,18 @@ def prepare_victim(
     def apply(batch: torch.Tensor) -> torch.Tensor:
         return stamp(batch, pattern, paste, additive)
 
+    return apply, target
+
+
+def prepare_victim(
+    distilled: str | Path, trigger: str | Path | None, data: ImageSet, device: torch.device, seed: int
+) -> tuple[nn.Module, Apply, int]:
+    """The victim (evaluation net 0 trained on the distilled set with its run's evaluation protocol, i.e. the first
+    network ``evaluate`` scores), the trigger as a function and the target label."""
+    record = load_distilled(distilled)
+    if record["dataset"] != data.name or tuple(record["images"].shape[1:]) != (data.channels, *data.im_size):
+        raise ConfigError(f"{distilled}: distilled from {record['dataset']}, not from {data.name} images")
+    apply, target = trigger_function(trigger, data, device)
     config = record.get("config") or {}
     cfg = EvalConfig(**config["evaluation"]) if isinstance(config.get("evaluation"), dict) else EvalConfig()
     run_seed = int(record.get("seed", seed))
@@ -198,11 +213,60 @@ def prepare_victim(
     return victim, apply, target
 
 
+def read_victim(path: str | Path, arch: str | None, dataset: str | None) -> tuple[dict[str, Any], str, str]:
+    """An external model's weights: a ``victim.pt`` (``state_dict``, ``arch``, ``dataset``, as ``defend`` writes
+    it) or a bare state dict; ``arch``/``dataset`` given here override the file's. One-line errors."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError(f"{path}: cannot be read as a model weights file ({type(err).__name__})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
+        state, arch, dataset = raw["state_dict"], arch or raw.get("arch"), dataset or raw.get("dataset")
+    elif isinstance(raw, dict) and raw and all(isinstance(v, torch.Tensor) for v in raw.values()):
+        state = raw
+    else:
+        raise ConfigError(f"{path}: expected a state dict or a dictionary with a state_dict field")
+    if not arch or not dataset:
+        missing = " and ".join(n for n, v in (("--arch", arch), ("--dataset", dataset)) if not v)
+        raise ConfigError(f"{path}: the file names no {missing.replace('--', '')}; pass {missing}")
+    return state, str(arch), str(dataset)
+
+
+def load_victim(
+    path: str | Path, state: dict[str, Any], arch: str, data: ImageSet, device: torch.device
+) -> nn.Module:
+    """The weights in a freshly built ``arch`` network for ``data``'s images (strict: every key and shape)."""
+    net = build_network(arch, data.channels, data.num_classes, data.im_size, seed=0)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"{path}: the weights do not fit a {arch} network for {data.name} images ({first})"
+        ) from None
+    return net.to(device).eval()
+
+
 def defend(args: argparse.Namespace, run: Run) -> dict[str, Any]:
-    """The verb: the victim of ``--distilled`` (and ``--trigger``), then the requested defences."""
-    record = load_distilled(args.distilled)
-    data = load_dataset(record["dataset"], getattr(args, "data_root", None))
-    victim, apply, target = prepare_victim(args.distilled, args.trigger, data, run.device, args.seed)
+    """The verb: the victim of ``--distilled`` (and ``--trigger``) or the external model of ``--victim``, then the
+    requested defences; a distilled-set victim is also saved as ``victim.pt`` (what ``--victim`` reads)."""
+    if (args.distilled is None) == (args.victim is None):
+        raise ConfigError(
+            "defend needs exactly one of --distilled (train the victim) and --victim (audit weights)"
+        )
+    if args.victim is not None:
+        state, arch, dataset = read_victim(args.victim, args.arch, args.dataset)
+        data = load_dataset(dataset, getattr(args, "data_root", None))
+        victim = load_victim(args.victim, state, arch, data, run.device)
+        apply, target = trigger_function(args.trigger, data, run.device)
+    else:
+        record = load_distilled(args.distilled)
+        data = load_dataset(record["dataset"], getattr(args, "data_root", None))
+        victim, apply, target = prepare_victim(args.distilled, args.trigger, data, run.device, args.seed)
+        state = {k: v.detach().cpu() for k, v in victim.state_dict().items()}
+        save_torch_atomic(
+            {"state_dict": state, "arch": victim.arch, "dataset": data.name}, run.dir / "victim.pt"
+        )
     which = ALL if args.defence == "all" else (args.defence,)
     result = run_defences(victim, data, apply, target, run.dir, args.quick, args.seed, args.n_clean, which)
     return {"defence": args.defence, "summary": {k: v for k, v in result.items() if k != "fine_pruning"}}
