@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from bolt_ssl import synth
 from bolt_ssl.data import (
     DataConfig,
@@ -146,10 +147,17 @@ def test_synthetic_retina_is_deterministic_and_graded():
 
 
 def test_synthetic_retina_renders_at_least_150_images_per_second():
+    """Spec §6 item 8: ≥ 150 images/s on one thread. Timed in CPU time of this process with one torch thread, so
+    other jobs on a shared machine (which stretch the wall clock, not the work) cannot fail it."""
     synth.base_retina()
-    start = time.perf_counter()
-    synth.generate(300, seed=9)
-    rate = 300 / (time.perf_counter() - start)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.process_time()
+        synth.generate(300, seed=9)
+        rate = 300 / (time.process_time() - start)
+    finally:
+        torch.set_num_threads(threads)
     assert rate >= 150, f"{rate:.0f} images/s"
 
 
