@@ -152,10 +152,43 @@ def test_robust_share_sends_that_fraction_of_scans_into_the_robust_branch(small_
 
 def test_reproduce_variants_build_modules_with_their_recipe_knobs():
     from lidar_robust.module import SegmentationModule
-    from lidar_robust.reproduce import ABLATIONS, SPEC_RECIPE, VARIANTS
+    from lidar_robust.reproduce import ABLATIONS, VARIANTS
 
-    spec = SegmentationModule(name="rlseg", cr=0.25, **VARIANTS["rlseg-spec"][3])
-    assert spec.hparams.robust_share == 1.0 and spec.outlier_ratio == SPEC_RECIPE["outlier_ratio"]
     default = SegmentationModule(name="rlseg", cr=0.25, **VARIANTS["rlseg"][3])
-    assert default.hparams.robust_share == 0.5 and default.outlier_ratio == (1e-3, 0.5)
-    assert "rlseg-spec" not in ABLATIONS and {"rlseg-all_scans", "rlseg-spec_outliers"} <= set(ABLATIONS)
+    assert default.hparams.robust_share == 1.0 and default.outlier_ratio == (0.0, 0.05)  # the spec's proposal
+    tried = SegmentationModule(name="rlseg", cr=0.25, **VARIANTS["rlseg-r0.2"][3])
+    assert tried.hparams.robust_share == 0.5 and tried.outlier_ratio == (1e-3, 0.5)
+    assert {"rlseg-half_scans", "rlseg-bench_outliers", "rlseg-no_mix3d"} <= set(ABLATIONS)
+
+
+def test_reproduce_tables_pair_ablations_by_seed_and_add_variant_claims():
+    from lidar_robust.benchmark import paper_columns
+    from lidar_robust.corruptions.registry import SEMANTICKITTI_C
+    from lidar_robust.reproduce import summarize
+
+    def record(variant: str, seed: int, value: float, **extra) -> dict:
+        miou = {"clean": value, **dict.fromkeys(SEMANTICKITTI_C, value)}
+        params = {"variant": variant, "seed": seed, **extra}
+        return {"params": params, "result": {"miou": miou, "summary": paper_columns(miou)}}
+
+    records = [record("minkunet", 0, 10.0), record("minkunet", 1, 10.0), record("rlseg", 0, 12.0),
+               record("rlseg", 1, 14.0), record("rlseg-no_mix3d", 1, 15.0),
+               record("rlseg-half_scans", 0, 11.0), record("rlseg-half_scans", 1, 11.0),
+               # made while recipe 0.2 was the default: renamed, and compared with recipe 0.2 of the same seed
+               record("rlseg", 0, 9.0, recipe="0.2"), record("rlseg-no_local_jitter", 0, 9.5, recipe="0.2"),
+               record("rlseg-spec_outliers", 1, 13.0, recipe="0.2")]  # fmt: skip
+    tables = summarize(records)
+    rows = {row[0]: row for row in tables["ablations"].rows}
+    # paired with rlseg's seed 1 (14), not with the first rlseg record (12)
+    assert rows["rlseg-no_mix3d"][1:3] == ["rlseg", "1"] and rows["rlseg-no_mix3d"][3] == pytest.approx(1.0)
+    # seeds 0, 1 and the legacy record's seed 1, each against rlseg of its own seed
+    assert rows["rlseg-half_scans"][2] == "0,1,1"
+    assert rows["rlseg-half_scans"][3] == pytest.approx(((11 - 12) + (11 - 14) + (13 - 14)) / 3)
+    assert rows["rlseg-r0.2-no_local_jitter"][1] == "rlseg-r0.2"
+    assert rows["rlseg-r0.2-no_local_jitter"][3] == pytest.approx(0.5)
+    assert len(tables["ablations"].rows) == len(rows)
+    # the legacy 0.2 "rlseg-spec_outliers" record joins rlseg-half_scans (same recipe) with seeds 0, 1, 1
+    half = [r for r in records if r["params"]["variant"] in ("rlseg-half_scans", "rlseg-spec_outliers")]
+    assert len(half) == 3 and "claim-rlseg-half_scans" in tables and "claim-rlseg-no_mix3d" not in tables
+    claim = {row[0]: row for row in tables["claim-rlseg-half_scans"].rows}
+    assert claim["clean mIoU drop ≤ 2"][3] == pytest.approx((11 + 11 + 13) / 3 - 10)

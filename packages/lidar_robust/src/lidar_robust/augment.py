@@ -2,11 +2,11 @@
 
 Standard (both models; 2DPASS-like): random rotation about z, x/y flips, scale 0.95–1.05, translation
 N(0, 0.1²). RLSeg-style robustness recipe (our reconstruction, spec §2.11): each scan enters the robust branch
-with probability ``share`` (recipe 0.5; the spec's proposal 1.0), where each augmentation is applied with
-probability 0.5: ``mix3d`` (concatenate two independently augmented scans), ``local_jitter`` (20 % of points,
-σ ~ U(0, 0.2)), ``global_outliers`` (label ignore; ratio log-uniform over ``BENCHMARK_OUTLIER_RATIO`` =
-[0.001, 0.5], the range of the benchmark's three levels, or U(0, 0.05) as the spec proposes), ``beam_drop``
-(keep every 1st/2nd/4th ring), ``point_subsample`` (keep 1/2).
+with probability ``share`` (the spec's proposal: 1.0), where each augmentation is applied with probability 0.5:
+``mix3d`` (concatenate two independently augmented scans), ``local_jitter`` (20 % of points, σ ~ U(0, 0.2)),
+``global_outliers`` (label ignore; ratio ~ U(0, 0.05) as the spec proposes, or log-uniform over
+``BENCHMARK_OUTLIER_RATIO`` = [0.001, 0.5], the range of the benchmark's three levels), ``beam_drop`` (keep
+every 1st/2nd/4th ring), ``point_subsample`` (keep 1/2).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def mix3d(a: dict, b: dict) -> dict:
 
 
 def augment_batch(samples: Sequence[dict], rng: np.random.Generator, robust: Sequence[str] = (),
-                  probability: float = 0.5, outlier_bounds: tuple[float, float] = BENCHMARK_OUTLIER_RATIO,
+                  probability: float = 0.5, outlier_bounds: tuple[float, float] = SPEC_OUTLIER_RATIO,
                   share: float = 1.0) -> list[dict]:  # fmt: skip
     """Standard augmentation of every scan; then, for a scan drawn into the robust branch (probability
     ``share``), the robust ones (each with ``probability``). ``share = 1`` draws nothing for the branch, so the

@@ -65,8 +65,8 @@ main = build_cli(
                     "--models",
                     default="minkunet,rlseg",
                     help="comma list of variants (minkunet, rlseg, salsanext, rlseg-no_<augmentation>, "
-                    "rlseg-cylindrical, rlseg-mix3d_cyl, rlseg-all_scans, rlseg-spec_outliers, rlseg-spec (the 0.1 "
-                    "recipe); default minkunet,rlseg)",
+                    "rlseg-cylindrical, rlseg-mix3d_cyl, rlseg-half_scans, rlseg-bench_outliers, rlseg-r0.2; "
+                    "default minkunet,rlseg)",
                 ),
                 option(
                     "--azimuth",
@@ -77,7 +77,7 @@ main = build_cli(
                 option(
                     "--ablations",
                     flag=True,
-                    help="add the leave-one-out RLSeg-style variants and the 0.2 changes undone (meant for a GPU)",
+                    help="add the leave-one-out RLSeg-style variants and the tried recipe changes (meant for a GPU)",
                 ),
                 option(
                     "--real-tiny",

@@ -10,7 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from lidar_robust.augment import BENCHMARK_OUTLIER_RATIO, ROBUST_AUGMENTATIONS, augment_batch
+from lidar_robust.augment import ROBUST_AUGMENTATIONS, SPEC_OUTLIER_RATIO, augment_batch
 from lidar_robust.formats import CLASS_NAMES, NUM_CLASSES
 from lidar_robust.losses import segmentation_loss
 from lidar_robust.metrics import iou_per_class
@@ -49,10 +49,10 @@ class SegmentationModule(pl.LightningModule):
     """``name``: minkunet (baseline), rlseg (RLSeg-style reconstruction: the same backbone + robustness
     augmentations, optional cylindrical voxels) or salsanext (range image). ``augment=None`` takes the model's
     recipe (rlseg: all robust augmentations; others: standard only). Recipe knobs (no effect without robust
-    augmentations): ``robust_share``, the probability that a training scan enters the robust branch (0.5; the
-    spec's proposal is 1.0); ``outlier_ratio``, bounds of the global-outlier ratio ([0.001, 0.5] = log-uniform over
-    the benchmark's range; [0, 0.05] = U(0, 0.05), the spec's proposal); ``robust_until``, the fraction of the
-    training steps with the robust augmentations on (1.0 = throughout)."""
+    augmentations; defaults = the spec's proposal): ``robust_share``, the probability that a training scan enters
+    the robust branch (1.0); ``outlier_ratio``, bounds of the global-outlier ratio ([0, 0.05] = U(0, 0.05);
+    [0.001, 0.5] = log-uniform over the benchmark's range); ``robust_until``, the fraction of the training steps
+    with the robust augmentations on (1.0 = throughout)."""
 
     def __init__(
         self,
@@ -67,9 +67,9 @@ class SegmentationModule(pl.LightningModule):
         weight_decay: float = 1e-4,
         lovasz_weight: float = 1.0,
         augment_seed: int = 0,
-        outlier_ratio: tuple[float, float] | list[float] = BENCHMARK_OUTLIER_RATIO,
+        outlier_ratio: tuple[float, float] | list[float] = SPEC_OUTLIER_RATIO,
         robust_until: float = 1.0,
-        robust_share: float = 0.5,
+        robust_share: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -26,6 +26,8 @@ from paperlab_core.verbs import Run
 LABELS = {
     "minkunet": "MinkUNet-style baseline",
     "rlseg": "RLSeg-style (reconstruction)",
+    "rlseg-half_scans": "RLSeg-style, half the scans augmented",
+    "rlseg-r0.2": "RLSeg-style recipe 0.2 (tried)",
     "salsanext": "SalsaNext-style",
 }
 TYPE_LABELS = (
@@ -38,12 +40,9 @@ TYPE_LABELS = (
 )
 TRAIN_SCANS = 64
 ROBUST = ("mix3d", "local_jitter", "global_outliers", "beam_drop", "point_subsample")
-#: the RLSeg-style recipe's version in the records (0.1 = the spec's proposal; 0.2 = half the scans in the robust
-#: branch, outlier ratios over the benchmark's range)
-RECIPE_VERSION = "0.2"
-#: the spec's proposed recipe (lidar-robust 0.1): every scan in the robust branch, outliers U(0, 0.05)
-SPEC_RECIPE = {"robust_share": 1.0, "outlier_ratio": (0.0, 0.05)}
-#: variant → (model name, augmentations (None = the model's recipe), voxelization, recipe knobs)
+BENCHMARK_OUTLIERS = (1e-3, 0.5)
+#: variant → (model name, augmentations (None = the model's recipe), voxelization, recipe knobs); ``rlseg`` is the
+#: spec's proposed recipe (every scan through the robust branch, outlier ratio ~ U(0, 0.05))
 VARIANTS: dict[str, tuple[str, list[str] | None, str, dict]] = {
     "minkunet": ("minkunet", None, "cartesian", {}),
     "rlseg": ("rlseg", None, "cartesian", {}),
@@ -51,13 +50,20 @@ VARIANTS: dict[str, tuple[str, list[str] | None, str, dict]] = {
     **{f"rlseg-no_{a}": ("rlseg", [b for b in ROBUST if b != a], "cartesian", {}) for a in ROBUST},
     "rlseg-cylindrical": ("rlseg", None, "cylindrical", {}),
     "rlseg-mix3d_cyl": ("rlseg", ["mix3d"], "cylindrical", {}),
-    # the two changes of 0.2 undone one at a time, and both (= the 0.1 recipe)
-    "rlseg-all_scans": ("rlseg", None, "cartesian", {"robust_share": 1.0}),
-    "rlseg-spec_outliers": ("rlseg", None, "cartesian", {"outlier_ratio": (0.0, 0.05)}),
-    "rlseg-spec": ("rlseg", None, "cartesian", dict(SPEC_RECIPE)),
+    # the two changes tried for the global-outlier check (docs/lab-notebook.md), alone and together
+    "rlseg-half_scans": ("rlseg", None, "cartesian", {"robust_share": 0.5}),
+    "rlseg-bench_outliers": ("rlseg", None, "cartesian", {"outlier_ratio": BENCHMARK_OUTLIERS}),
+    "rlseg-r0.2": ("rlseg", None, "cartesian", {"robust_share": 0.5, "outlier_ratio": BENCHMARK_OUTLIERS}),
 }
-#: ``--ablations``: leave-one-out of the recipe (spec §5 criterion 16) and the 0.2 changes undone
-ABLATIONS = [v for v in VARIANTS if v.startswith("rlseg-") and v != "rlseg-spec"]
+#: ``--ablations``: leave-one-out of the recipe (spec §5 criterion 16) and the tried changes
+ABLATIONS = [v for v in VARIANTS if v.startswith("rlseg-")]
+#: records made while recipe 0.2 was the default (params ``recipe: "0.2"``) under today's variant names
+LEGACY_02 = {
+    "rlseg": "rlseg-r0.2",
+    "rlseg-spec_outliers": "rlseg-half_scans",
+    "rlseg-all_scans": "rlseg-bench_outliers",
+    "rlseg-spec": "rlseg",
+}
 
 
 @lru_cache(maxsize=4)
@@ -193,12 +199,21 @@ def _fmt(values: list[float]) -> str:
 
 def _row_key(record: dict) -> str:
     p = record["params"]
-    return f"{p['variant']}" + (" (real tiny)" if p.get("data") == "real" else "")
+    variant = p["variant"]
+    if p.get("recipe") == "0.2":  # a leave-one-out of recipe 0.2 keeps its reference in the name
+        variant = LEGACY_02.get(variant, variant.replace("rlseg-", "rlseg-r0.2-", 1))
+    return variant + (" (real tiny)" if p.get("data") == "real" else "")
+
+
+def _reference(variant: str) -> str:
+    """The full recipe an ablation row is compared with."""
+    return "rlseg-r0.2" if variant.startswith("rlseg-r0.2-") else "rlseg"
 
 
 def summarize(records: list[dict]) -> dict:
     models = list(dict.fromkeys(_row_key(r) for r in records))
     by_model = {m: [r["result"] for r in records if _row_key(r) == m] for m in models}
+    seeds = {m: [r["params"]["seed"] for r in records if _row_key(r) == m] for m in models}
     columns = ["Method", "Clean mIoU", "RmIoU", "mR"]
     for _key, label in TYPE_LABELS:
         columns += [f"{label} mIoU", f"{label} R"]
@@ -221,29 +236,39 @@ def summarize(records: list[dict]) -> dict:
     tables = {"main": main, "subsets": subsets_table}
     if {"minkunet", "rlseg"} <= set(models):
         tables["claim"] = _claim(by_model["minkunet"], by_model["rlseg"])
-    ablations = [m for m in models if m in ABLATIONS]
-    if ablations and "rlseg" in by_model:
-        tables["ablations"] = _ablations(by_model, ablations)
+    # other RLSeg-style variants with as many seeds as the baseline get their own claim table
+    if "minkunet" in models:
+        for variant in models:
+            if variant.startswith("rlseg-") and len(by_model[variant]) >= max(2, len(by_model["minkunet"])):
+                tables[f"claim-{variant}"] = _claim(by_model["minkunet"], by_model[variant])
+    ablations = [
+        m for m in models if (m in ABLATIONS or m.startswith("rlseg-r0.2-")) and _reference(m) in by_model
+    ]
+    if ablations:
+        tables["ablations"] = _ablations(by_model, seeds, ablations)
     return tables
 
 
-def _ablations(by_model: dict[str, list[dict]], variants: list[str]) -> Table:
-    """Difference to the full RLSeg-style recipe per column, and how many seeds move in the expected direction."""
+def _ablations(by_model: dict[str, list[dict]], seeds: dict[str, list[int]], variants: list[str]) -> Table:
+    """Mean over shared seeds of (variant − full RLSeg-style recipe of the same seed), per column."""
     columns = ["clean", "rmiou", "mr", "global_miou", "local_miou", "32beam_miou", "16beam_miou"]
     table = Table(
-        ["variant", *columns],
-        title="Ablations: variant − full RLSeg-style (seed means; report only)",
+        ["variant", "reference", "seeds", *columns],
+        title="Ablations: variant − full RLSeg-style of the same seed (mean over seeds; report only)",
         formats=dict.fromkeys(columns, "+.2f"),
     )
 
     def value(result: dict, key: str) -> float:
         return result["summary"][key] if key in result["summary"] else result["miou"][key]
 
-    full = by_model["rlseg"]
     for variant in variants:
-        row = [variant]
+        reference = _reference(variant)
+        full = dict(zip(seeds[reference], by_model[reference], strict=True))
+        row = [variant, reference]
+        mine = [(s, r) for s, r in zip(seeds[variant], by_model[variant], strict=True) if s in full]
+        row.append(",".join(str(s) for s, _ in mine))
         for key in columns:
-            pairs = [(value(a, key), value(b, key)) for a, b in zip(by_model[variant], full, strict=False)]
+            pairs = [(value(r, key), value(full[s], key)) for s, r in mine]
             row.append(float(np.mean([a - b for a, b in pairs])) if pairs else None)
         table.add(*row)
     return table
@@ -295,8 +320,7 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict:
     cells = [
         Cell(
             f"{prefix}{model}/seed{seed}",
-            {"variant": model, "model": VARIANTS[model][0], "seed": seed, **common}
-            | ({"recipe": RECIPE_VERSION} if VARIANTS[model][0] == "rlseg" else {}),
+            {"variant": model, "model": VARIANTS[model][0], "seed": seed, **common},
         )
         for model in models
         for seed in seeds
