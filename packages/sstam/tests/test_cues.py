@@ -82,3 +82,18 @@ def test_fresh_pool_gives_new_patches_and_severity_targets() -> None:
         assert labels[i, k] == IGNORE or labels[i, k] == pytest.approx(expected)
     # grey content never makes a colour-bleeding sample
     assert "coins" in pool.contents and pool.grey[pool.contents.index("coins")]
+
+
+def test_chroma_420_roundtrip_keeps_luma_and_makes_decoder_like_chroma() -> None:
+    from sstam.datasets import chroma_420_roundtrip
+    from sstam.synth import luma
+
+    image = load_still("astronaut")[:128, :128]
+    out = chroma_420_roundtrip(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    # luma moves only by uint8 rounding of the YCrCb round trip (≤ 2 grey levels on average is generous)
+    assert np.abs(luma(out) - luma(image)).mean() < 2.0
+    k = CUE_NAMES.index("chroma_block_h")
+    assert _cues(out[None, :64, :64])[0, k, 0, 0] > _cues(image[None, :64, :64])[0, k, 0, 0]
+    pool = DegradedPool(["coffee"], scales=(1.0,), procedural=0, seed=0, chroma_420=True)
+    assert np.array_equal(pool.clean[0], chroma_420_roundtrip(load_still("coffee")))

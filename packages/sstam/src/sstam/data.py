@@ -350,6 +350,7 @@ class SSTAMData(LightningDataModule):
             contents (several scales + procedural dead-leaves images, dihedral flips) with severity-regression
             targets; ``fixed``: one patch set with binary labels, reused every epoch (memorised, see the notebook).
         spatial_scales / spatial_procedural: content scales and dead-leaves images of the fresh pool.
+        spatial_chroma_420: pass the fresh pool's images through a 4:2:0 chroma round trip (ours).
         spatial_val_per_level: validation and test patches per (PEA, level) on the held-out stills.
         temporal_per_class: training cubes per class (5 cubes per step: flicker ±, floating ±, a distractor).
         temporal_val_per_class: validation and test cubes per class on the held-out stills.
@@ -381,6 +382,7 @@ class SSTAMData(LightningDataModule):
         spatial_sampling: str = "fresh",
         spatial_scales: list[float] = [1.0, 0.6],  # noqa: B006 - jsonargparse reads the default
         spatial_procedural: int = 2,
+        spatial_chroma_420: bool = False,
         spatial_val_per_level: int = 60,
         temporal_per_class: int = 400,
         temporal_val_per_class: int = 60,
@@ -474,6 +476,7 @@ class SSTAMData(LightningDataModule):
                     patch=patch,
                     visible_threshold=hp.visible_threshold,
                     seed=seed,
+                    chroma_420=hp.spatial_chroma_420,
                 )
                 pool.per_epoch = per_level * (len(pool.jobs) + len(SPATIAL_PEAS))  # type: ignore[attr-defined]
                 spatial = pool

@@ -333,6 +333,16 @@ def dead_leaves(size: int = 384, seed: int = 0, discs: int = 1500) -> np.ndarray
     return np.clip(image + noise[..., None], 0, 255).astype(np.uint8)
 
 
+def chroma_420_roundtrip(image: np.ndarray) -> np.ndarray:
+    """RGB → YCrCb with Cb/Cr halved (area) and upsampled again (bilinear) → RGB: the chroma a decoded 4:2:0
+    video has (ours; the stills are 4:4:4, every decoded codec frame is not)."""
+    h, w = image.shape[:2]
+    ycc = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2YCrCb)
+    small = cv2.resize(ycc[..., 1:], (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    ycc[..., 1:] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+
+
 class DegradedPool:
     """Every (content, scale) × (PEA, level) image degraded once; batches are fresh random crops of them (ours).
 
@@ -341,7 +351,8 @@ class DegradedPool:
     transforms (applied after the degradation, so the 8×8 grid is kept), contents at several scales (rescaled
     before the degradation) and procedural dead-leaves images. Targets are **severity regressions** (ours):
     own head ``level / (levels − 1)``, other heads 0, a positive the generator left unchanged (mean |Δ| below
-    ``visible_threshold`` grey levels) ignored.
+    ``visible_threshold`` grey levels) ignored. ``chroma_420`` passes every image (clean and degraded) through
+    a 4:2:0 chroma round trip after the degradation, as a decoder would (off in the 0.2 bundle; see the notebook).
     """
 
     def __init__(
@@ -354,6 +365,7 @@ class DegradedPool:
         visible_threshold: float = 1.0,
         clean_fraction: float = 0.2,
         seed: int = 0,
+        chroma_420: bool = False,
     ) -> None:
         self.patch = patch
         self.visible_threshold = visible_threshold
@@ -372,14 +384,15 @@ class DegradedPool:
                     contents.append((content_of(name), image, is_grey(name)))
         for i in range(procedural):
             contents.append((f"deadleaves{i}", dead_leaves(384, seed=1000 + i), False))
+        video = chroma_420_roundtrip if chroma_420 else (lambda image: image)
         self.contents = [c[0] for c in contents]
         self.grey = np.asarray([c[2] for c in contents])
-        self.clean = [c[1] for c in contents]
+        self.clean = [video(c[1]) for c in contents]
         self.degraded: dict[tuple[str, int], list[np.ndarray]] = {}
         for pea in self.peas:
             for level in range(1, num_levels(pea)):
                 self.degraded[(pea, level)] = [
-                    degrade(image, pea, level, seed) if not (pea == "bleeding" and grey) else image
+                    video(degrade(image, pea, level, seed)) if not (pea == "bleeding" and grey) else image
                     for _, image, grey in contents
                 ]
         self.jobs = [(pea, level) for pea in self.peas for level in range(1, num_levels(pea))]
