@@ -86,7 +86,9 @@ def load_records(folders: Sequence[str | Path]) -> list[Record]:
     return list(found.values())
 
 
-def _write_record(folder: Path, cell: Cell, result: Mapping[str, Any], run: Run, wall_s: float) -> Record:
+def _write_record(
+    folder: Path, cell: Cell, result: Mapping[str, Any], run: Run, wall_s: float, commit: str
+) -> Record:
     from paperlab_core.logging import write_json_atomic
 
     record: Record = {
@@ -96,7 +98,7 @@ def _write_record(folder: Path, cell: Cell, result: Mapping[str, Any], run: Run,
         "wall_s": round(wall_s, 3),
         "command": run.command,
         "machine": environment_line(run.env),
-        "commit": _package_commit(run),
+        "commit": commit,
     }
     write_json_atomic(folder / RECORDS / cell.filename, record)
     return record
@@ -177,6 +179,7 @@ def run_experiment(
         run.log(f"{run.prog} {run.verb}: merging {len(records)} records from {len(merge)} folder(s)")
         return write_summary(run, args, records, summarize)
     todo = shard_cells(cells, shard)
+    commit = _package_commit(run)  # the sources this process imported (later edits do not change what runs)
     records: list[Record] = []
     for index, cell in enumerate(todo, 1):
         existing = _existing(run.dir, cell)
@@ -191,7 +194,7 @@ def run_experiment(
         )
         start = time.perf_counter()
         result = run_cell(cell)
-        records.append(_write_record(run.dir, cell, result, run, time.perf_counter() - start))
+        records.append(_write_record(run.dir, cell, result, run, time.perf_counter() - start, commit))
     if shard is not None:
         k, n = shard
         run.log(
