@@ -190,6 +190,8 @@ def test_merged_records_keep_the_commit_they_ran_at(tmp_path: Path) -> None:
     records = sorted((run.dir / "records").glob("*.json"))
     now = json.loads(records[0].read_text())["commit"]
     assert now  # each record names the commit its cell ran at
+    first = json.loads(records[0].read_text())
+    assert first["cpu_s"] >= 0 and first["wall_s"] >= 0
     old = json.loads(records[1].read_text())
     old["commit"] = "a" * 40 + "+dirty"  # as if this cell had run at an older, modified checkout
     records[1].write_text(json.dumps(old))

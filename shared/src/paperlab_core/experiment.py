@@ -87,7 +87,7 @@ def load_records(folders: Sequence[str | Path]) -> list[Record]:
 
 
 def _write_record(
-    folder: Path, cell: Cell, result: Mapping[str, Any], run: Run, wall_s: float, commit: str
+    folder: Path, cell: Cell, result: Mapping[str, Any], run: Run, times: tuple[float, float], commit: str
 ) -> Record:
     from paperlab_core.logging import write_json_atomic
 
@@ -95,7 +95,8 @@ def _write_record(
         "key": cell.key,
         "params": dict(cell.params),
         "result": dict(result),
-        "wall_s": round(wall_s, 3),
+        "wall_s": round(times[0], 3),
+        "cpu_s": round(times[1], 3),  # this process's CPU time, all threads (a load-independent cost)
         "command": run.command,
         "machine": environment_line(run.env),
         "commit": commit,
@@ -192,9 +193,10 @@ def run_experiment(
             f"[{index}/{len(todo)}] {cell.key}"
             + (" (its record has other parameters: re-run)" if stale else "")
         )
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = run_cell(cell)
-        records.append(_write_record(run.dir, cell, result, run, time.perf_counter() - start, commit))
+        times = (time.perf_counter() - start, time.process_time() - cpu)
+        records.append(_write_record(run.dir, cell, result, run, times, commit))
     if shard is not None:
         k, n = shard
         run.log(
