@@ -341,23 +341,19 @@ def gates(codec: dict, corr: dict, det: dict, sal: dict, fusion: dict, real: dic
             values["ratio"] <= 0.25,
         )
     gated = {k: v for k, v in codec.get("per_clip", {}).items() if k.split("/")[0] in GATED_CODEC}
-    if gated:
-        strict = sum(v["strict"] for v in gated.values())
-        add(
-            "codec ladders strictly decreasing (held-out pans)",
-            f"{strict}/{len(gated)}",
-            "all",
-            strict == len(gated),
-        )
     every = codec.get("per_clip", {})
-    if len(every) > len(gated):
-        strict = sum(v["strict"] for v in every.values())
-        add(
-            "codec ladders strictly decreasing (all clips, incl. real)",
-            f"{strict}/{len(every)}",
-            "all",
-            strict == len(every),
-        )
+    for label, ladders, shown in (
+        ("held-out pans", gated, bool(gated)),
+        ("all clips, incl. real", every, len(every) > len(gated)),
+    ):
+        if shown:
+            strict = sum(v["strict"] for v in ladders.values())
+            add(
+                f"codec ladders strictly decreasing ({label})",
+                f"{strict}/{len(ladders)}",
+                "all",
+                strict == len(ladders),
+            )
     for pool in ("held-out pans", "all clips"):
         for target in ("vmaf", "psnr"):
             metrics = corr.get(f"{pool}/{target}")
