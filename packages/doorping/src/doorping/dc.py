@@ -152,7 +152,7 @@ def dc_iteration(
     net.train()
     optimizer_net = torch.optim.SGD(net.parameters(), lr=dc.lr_net)
     rng = np.random.default_rng([settings.seed, it, 11])
-    shuffle = torch.Generator().manual_seed(derive_seed(settings.seed, it, "dc-inner"))
+    shuffle = torch.Generator(device="cpu").manual_seed(derive_seed(settings.seed, it, "dc-inner"))
     labels_syn = torch.arange(num_classes, device=syn.device).repeat_interleave(ipc)
     stats = IterationStats()
     total = 0.0
@@ -221,7 +221,7 @@ def dm_iteration(
             settings.arch, channels, num_classes, im_size, derive_seed(settings.seed, it, "dm-surrogate")
         ).to(syn.device)
         labels_syn = torch.arange(num_classes, device=syn.device).repeat_interleave(ipc)
-        shuffle = torch.Generator().manual_seed(derive_seed(settings.seed, it, "dm-inner"))
+        shuffle = torch.Generator(device="cpu").manual_seed(derive_seed(settings.seed, it, "dm-inner"))
         opt = torch.optim.SGD(surrogate.parameters(), lr=dc.lr_net)
         train_on_synthetic(surrogate, opt, syn.detach().clone(), labels_syn, inner, dc.batch_train, shuffle)
         result = trigger_update(surrogate, attack, settings, "dm")

@@ -113,6 +113,6 @@ def evaluate_one(
         arch, images.shape[1], num_classes, tuple(images.shape[2:]), derive_seed(seed, index, "eval")
     )
     net = net.to(images.device)
-    generator = torch.Generator().manual_seed(derive_seed(seed, index, "eval-order"))
+    generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, index, "eval-order"))
     train_eval_net(net, images, labels, cfg, generator)
     return score_model(net, test_x, test_y, apply_trigger, target), net

@@ -120,7 +120,7 @@ def check_lmc(chains: int = 5000, steps: int = 300, step: float = 0.05, seed: in
     theta_next = torch.as_tensor(rng.random(S * A), dtype=torch.float64)
     y = (torch.as_tensor(rng.random(12)) + (table[s_next] @ theta_next).max(-1).values).clamp(0, 2)
     precision, b, mean, cov = gaussian_conditional(phi, y, eta, sigma0)
-    generator = torch.Generator().manual_seed(seed + 1)
+    generator = torch.Generator(device="cpu").manual_seed(seed + 1)
     theta0 = torch.zeros(chains, S * A, dtype=torch.float64)
     samples = ula(theta0, lambda t: t @ precision.T - b, step, steps, generator, precond=cov)
     z = (samples.mean(0) - mean) / (samples.std(0) / chains**0.5)

@@ -206,7 +206,7 @@ class OPSModelFree(GreedyQAgent):
         upper = torch.as_tensor(self.upper)[:, None, None]
         precond = 1.0 / (2.0 * self.eta * n.clamp(min=1.0))
         step = self.step_scale * precond
-        generator = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
+        generator = torch.Generator(device="cpu").manual_seed(int(self.rng.integers(2**62)))
         Q = torch.as_tensor(self.current).clone()
         tau = self.tau
 
