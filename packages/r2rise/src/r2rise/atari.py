@@ -161,7 +161,7 @@ def make_atari_env(
 
 def _member_generator(seed: int, member: int) -> torch.Generator:
     state = np.random.SeedSequence([int(seed), int(member), 84]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator(device="cpu").manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 class CNNPolicies:

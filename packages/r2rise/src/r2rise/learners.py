@@ -32,7 +32,7 @@ OBS_SCALINGS = ("env", "demos")
 def member_generator(seed: int, member: int) -> torch.Generator:
     """The generator that initialises ensemble member ``member`` (independent of chunking)."""
     state = np.random.SeedSequence([int(seed), int(member)]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    return torch.Generator(device="cpu").manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def _uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator) -> torch.Tensor:
