@@ -192,3 +192,34 @@ def test_reproduce_tables_pair_ablations_by_seed_and_add_variant_claims():
     assert len(half) == 3 and "claim-rlseg-half_scans" in tables and "claim-rlseg-no_mix3d" not in tables
     claim = {row[0]: row for row in tables["claim-rlseg-half_scans"].rows}
     assert claim["clean mIoU drop ≤ 2"][3] == pytest.approx((11 + 11 + 13) / 3 - 10)
+
+
+def test_criterion16_table_counts_seeds_in_the_expected_direction():
+    from lidar_robust.benchmark import paper_columns
+    from lidar_robust.corruptions.registry import SEMANTICKITTI_C
+    from lidar_robust.reproduce import VARIANTS, summarize
+
+    def record(variant: str, seed: int, local: float) -> dict:
+        miou = {"clean": 10.0, **dict.fromkeys(SEMANTICKITTI_C, 10.0)}
+        miou.update({f"local_{level}": local for level in ("light", "moderate", "heavy")})
+        params = {"variant": variant, "seed": seed}
+        return {"params": params, "result": {"miou": miou, "summary": paper_columns(miou)}}
+
+    records = [record("rlseg", s, 12.0) for s in (0, 1, 2)]
+    # no jitter: lower local distortion in seeds 0 and 2, higher in seed 1 → 2 of 3 in the expected direction
+    records += [record("rlseg-no_local_jitter", 0, 11.0), record("rlseg-no_local_jitter", 1, 13.0),
+                record("rlseg-no_local_jitter", 2, 11.5), record("rlseg-no_beam_drop", 0, 12.0),
+                record("rlseg-cylindrical", 0, 11.0), record("rlseg-cylindrical", 1, 11.0)]  # fmt: skip
+    rows = {row[0]: row for row in summarize(records)["criterion16"].rows}
+    assert rows["local jitter"][2:] == [
+        "local_miou",
+        "lower",
+        "0,1,2",
+        "-1.00 / +1.00 / -0.50",
+        "2 of 3",
+        "yes",
+    ]
+    assert rows["beam drop"][4:] == ["0", "+0.00", "0 of 1", "too few seeds"]  # no change is not a move
+    assert rows["cylindrical"][3] == "higher" and rows["cylindrical"][6:] == ["0 of 2", "no"]
+    assert rows["mix3d"][4:7] == ["–", "–", "0 of 0"]
+    assert VARIANTS["rlseg-clean_tail"][3] == {"robust_until": 0.75}

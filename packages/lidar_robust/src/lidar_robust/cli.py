@@ -65,7 +65,8 @@ main = build_cli(
                     "--models",
                     default="minkunet,rlseg",
                     help="comma list of variants (minkunet, rlseg, salsanext, rlseg-no_<augmentation>, "
-                    "rlseg-cylindrical, rlseg-mix3d_cyl, rlseg-half_scans, rlseg-bench_outliers, rlseg-r0.2; "
+                    "rlseg-cylindrical, rlseg-mix3d_cyl, rlseg-half_scans, rlseg-bench_outliers, rlseg-r0.2, "
+                    "rlseg-clean_tail; "
                     "default minkunet,rlseg)",
                 ),
                 option(

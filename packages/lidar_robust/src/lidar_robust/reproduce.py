@@ -28,6 +28,7 @@ LABELS = {
     "rlseg": "RLSeg-style (reconstruction)",
     "rlseg-half_scans": "RLSeg-style, half the scans augmented",
     "rlseg-r0.2": "RLSeg-style recipe 0.2 (tried)",
+    "rlseg-clean_tail": "RLSeg-style, last quarter clean",
     "salsanext": "SalsaNext-style",
 }
 TYPE_LABELS = (
@@ -54,7 +55,18 @@ VARIANTS: dict[str, tuple[str, list[str] | None, str, dict]] = {
     "rlseg-half_scans": ("rlseg", None, "cartesian", {"robust_share": 0.5}),
     "rlseg-bench_outliers": ("rlseg", None, "cartesian", {"outlier_ratio": BENCHMARK_OUTLIERS}),
     "rlseg-r0.2": ("rlseg", None, "cartesian", {"robust_share": 0.5, "outlier_ratio": BENCHMARK_OUTLIERS}),
+    # robust augmentations off for the last quarter of the steps (clean fine-tuning at the cosine tail)
+    "rlseg-clean_tail": ("rlseg", None, "cartesian", {"robust_until": 0.75}),
 }
+#: spec criterion 16: the variant that removes (or, for cylindrical, adds) a switch, the column it should move
+#: and the expected sign of (variant − full recipe of the same seed); fixed from the spec before any run
+CRITERION_16 = (
+    ("mix3d", "rlseg-no_mix3d", "rmiou", -1),  # IJCV: Mix3D improves cross-condition robustness
+    ("local jitter", "rlseg-no_local_jitter", "local_miou", -1),
+    ("global outliers", "rlseg-no_global_outliers", "global_miou", -1),
+    ("beam drop", "rlseg-no_beam_drop", "16beam_miou", -1),
+    ("cylindrical", "rlseg-cylindrical", "rmiou", +1),  # IJCV: cylindrical voxels improve robustness
+)
 #: ``--ablations``: leave-one-out of the recipe (spec §5 criterion 16) and the tried changes
 ABLATIONS = [v for v in VARIANTS if v.startswith("rlseg-")]
 #: records made while recipe 0.2 was the default (params ``recipe: "0.2"``) under today's variant names
@@ -246,7 +258,50 @@ def summarize(records: list[dict]) -> dict:
     ]
     if ablations:
         tables["ablations"] = _ablations(by_model, seeds, ablations)
+    if "rlseg" in by_model and any(variant in by_model for _s, variant, _c, _e in CRITERION_16):
+        tables["criterion16"] = _criterion16(by_model, seeds)
     return tables
+
+
+def _criterion16(by_model: dict[str, list[dict]], seeds: dict[str, list[int]]) -> Table:
+    """Spec criterion 16 (report only): does each switch move its column in the expected direction, per seed?"""
+    table = Table(
+        [
+            "switch",
+            "variant",
+            "column",
+            "expected",
+            "seeds",
+            "per-seed difference",
+            "in direction",
+            "≥ 2 seeds",
+        ],
+        title="Criterion 16: variant − full RLSeg-style of the same seed, in the expected direction (report only)",
+    )
+    full = dict(zip(seeds["rlseg"], by_model["rlseg"], strict=True))
+    for switch, variant, column, sign in CRITERION_16:
+        mine = [
+            (s, r)
+            for s, r in zip(seeds.get(variant, []), by_model.get(variant, []), strict=True)
+            if s in full
+        ]
+        diffs = [_value(r, column) - _value(full[s], column) for s, r in mine]
+        hits = sum(1 for d in diffs if d * sign > 0)
+        table.add(
+            switch,
+            variant,
+            column,
+            "higher" if sign > 0 else "lower",
+            ",".join(str(s) for s, _ in mine) or "–",
+            " / ".join(f"{d:+.2f}" for d in diffs) or "–",
+            f"{hits} of {len(diffs)}",
+            ("yes" if hits >= 2 else "no") if len(diffs) >= 2 else "too few seeds",
+        )
+    return table
+
+
+def _value(result: dict, key: str) -> float:
+    return result["summary"][key] if key in result["summary"] else result["miou"][key]
 
 
 def _ablations(by_model: dict[str, list[dict]], seeds: dict[str, list[int]], variants: list[str]) -> Table:
@@ -258,9 +313,7 @@ def _ablations(by_model: dict[str, list[dict]], seeds: dict[str, list[int]], var
         formats=dict.fromkeys(columns, "+.2f"),
     )
 
-    def value(result: dict, key: str) -> float:
-        return result["summary"][key] if key in result["summary"] else result["miou"][key]
-
+    value = _value
     for variant in variants:
         reference = _reference(variant)
         full = dict(zip(seeds[reference], by_model[reference], strict=True))
