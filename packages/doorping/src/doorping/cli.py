@@ -36,6 +36,7 @@ DISTILL_RENAMES = {
     "--iterations": "--model.iterations",
     "--arch": "--model.arch",
     "--trigger.bound": "--model.trigger.bound",
+    "--dsa": "--model.dc.dsa",
 }
 
 TRAIN = LightningVerb(

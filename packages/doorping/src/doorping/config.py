@@ -76,6 +76,10 @@ class DCConfig:
     """Dataset Condensation (spec §2.6); ``outer_loop``/``inner_loop`` None = the official ``get_loops`` table.
 
     DM (spec §2.8) uses ``lr_img_dm``, ``batch_real`` and, for DOORPING, ``dm_trigger_every`` and ``inner_loop``.
+    ``dsa`` turns on differentiable Siamese augmentation (:mod:`doorping.augment`) for DC and DM: one shared
+    transformation for the real and the synthetic batch of a class in each matching step, per-image ones when a
+    net is trained on the synthetic set (DC inner loop, DM surrogate). ``dsa_strategy``/``dsa_mode`` are the
+    official ``ParamDiffAug`` strategy string and mode (S: one group per call, M: all).
     """
 
     outer_loop: int | None = None
@@ -89,6 +93,17 @@ class DCConfig:
     dis_metric: str = "ours"
     lr_img_dm: float = 1.0
     dm_trigger_every: int = 10
+    dsa: bool = False
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    dsa_mode: str = "S"
+
+    def dsa_params(self) -> Any:
+        """The :class:`~doorping.augment.DSAParams` of this run (official strengths), validated."""
+        from doorping.augment import DSAParams
+
+        params = DSAParams(strategy=self.dsa_strategy, mode=self.dsa_mode)
+        params.groups()
+        return params
 
 
 @dataclass
@@ -131,6 +146,7 @@ class EvalConfig:
         batch: training batch size.
         arch: evaluation architecture (None = the distillation architecture; another one = transfer).
         asr_primary: which ASR the progress bar and summaries call ``asr``-primary: non_target or all.
+        dsa: train the evaluation nets with per-image DSA (the official DSA evaluation), strategy ``dsa_strategy``.
     """
 
     num_eval: int = 3
@@ -141,6 +157,8 @@ class EvalConfig:
     batch: int = 256
     arch: str | None = None
     asr_primary: str = "non_target"
+    dsa: bool = False
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
 
 
 @dataclass

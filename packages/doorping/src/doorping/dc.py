@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from doorping.augment import DSAParams, augment
 from doorping.config import Settings
 from doorping.losses import distribution_matching_loss, match_loss
 from doorping.networks import FlatNet, build_network
@@ -70,15 +71,20 @@ def train_on_synthetic(
     epochs: int,
     batch: int,
     generator: torch.Generator,
+    dsa: DSAParams | None = None,
 ) -> None:
-    """``epochs`` shuffled passes of SGD on (images, labels) (the official ``epoch('train', ...)``, no augmentation)."""
+    """``epochs`` shuffled passes of SGD on (images, labels) (the official ``epoch('train', ...)``); with ``dsa``
+    every batch gets per-image DSA, seeded from ``generator`` (the official ``aug=True`` of DSA runs)."""
     net.train()
     n = len(labels)
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator).to(images.device)
         for start in range(0, n, batch):
             idx = order[start : start + batch]
-            loss = F.cross_entropy(net(images[idx]), labels[idx])
+            x = images[idx]
+            if dsa is not None:
+                x = augment(x, int(torch.randint(2**31 - 1, (1,), generator=generator)), dsa, siamese=False)
+            loss = F.cross_entropy(net(x), labels[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -154,14 +160,19 @@ def dc_iteration(
     rng = np.random.default_rng([settings.seed, it, 11])
     shuffle = torch.Generator(device="cpu").manual_seed(derive_seed(settings.seed, it, "dc-inner"))
     labels_syn = torch.arange(num_classes, device=syn.device).repeat_interleave(ipc)
+    dsa = dc.dsa_params() if dc.dsa else None
     stats = IterationStats()
     total = 0.0
     for ol in range(outer):
         loss = syn.new_zeros(())
         for c in range(num_classes):
             real = attack.sample(c, dc.batch_real, rng)
+            syn_c = syn[c * ipc : (c + 1) * ipc]
+            if dsa is not None:  # one Siamese transformation for the real and the synthetic batch of class c
+                shared = derive_seed(settings.seed, it, ol, c, "dsa")
+                real, syn_c = augment(real, shared, dsa), augment(syn_c, shared, dsa)
             g_real = [g.detach() for g in class_gradients(net, real, c, create_graph=False)]
-            g_syn = class_gradients(net, syn[c * ipc : (c + 1) * ipc], c, create_graph=True)
+            g_syn = class_gradients(net, syn_c, c, create_graph=True)
             loss = loss + match_loss(g_syn, g_real, dc.dis_metric)
         optimizer_img.zero_grad()
         backward(loss)
@@ -170,7 +181,7 @@ def dc_iteration(
         if ol == outer - 1:
             break
         train_on_synthetic(
-            net, optimizer_net, syn.detach().clone(), labels_syn, inner, dc.batch_train, shuffle
+            net, optimizer_net, syn.detach().clone(), labels_syn, inner, dc.batch_train, shuffle, dsa
         )
         if attack.attack in ("doorping", "invisible"):
             result = trigger_update(net, attack, settings, "dc")
@@ -204,12 +215,15 @@ def dm_iteration(
     for p in net.parameters():
         p.requires_grad_(False)
     rng = np.random.default_rng([settings.seed, it, 13])
+    dsa = dc.dsa_params() if dc.dsa else None
     loss = syn.new_zeros(())
     for c in range(num_classes):
         real = attack.sample(c, dc.batch_real, rng)
-        loss = loss + distribution_matching_loss(
-            net.embed(real).detach(), net.embed(syn[c * ipc : (c + 1) * ipc])
-        )
+        syn_c = syn[c * ipc : (c + 1) * ipc]
+        if dsa is not None:  # the same DSA seed for the real and the synthetic batch (spec §2.8)
+            shared = derive_seed(settings.seed, it, c, "dm-dsa")
+            real, syn_c = augment(real, shared, dsa), augment(syn_c, shared, dsa)
+        loss = loss + distribution_matching_loss(net.embed(real).detach(), net.embed(syn_c))
     optimizer_img.zero_grad()
     backward(loss)
     optimizer_img.step()
@@ -223,7 +237,9 @@ def dm_iteration(
         labels_syn = torch.arange(num_classes, device=syn.device).repeat_interleave(ipc)
         shuffle = torch.Generator(device="cpu").manual_seed(derive_seed(settings.seed, it, "dm-inner"))
         opt = torch.optim.SGD(surrogate.parameters(), lr=dc.lr_net)
-        train_on_synthetic(surrogate, opt, syn.detach().clone(), labels_syn, inner, dc.batch_train, shuffle)
+        train_on_synthetic(
+            surrogate, opt, syn.detach().clone(), labels_syn, inner, dc.batch_train, shuffle, dsa
+        )
         result = trigger_update(surrogate, attack, settings, "dm")
         stats.updates, stats.steps, stats.trigger_loss = 1, [result.steps], result.last_loss
     return stats

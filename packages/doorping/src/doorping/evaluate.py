@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from doorping.augment import DSAParams, augment
 from doorping.config import EvalConfig
 from doorping.dc import derive_seed
 from doorping.networks import build_network
@@ -72,7 +73,9 @@ def train_eval_net(
     net: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: EvalConfig, generator: torch.Generator
 ) -> nn.Module:
     """The official ``evaluate_synset`` training: SGD(lr, momentum 0.9, wd 5e-4), epochs 0..E inclusive, lr ×0.1
-    (new optimiser) after epoch E//2 + 1, shuffled batches of ``cfg.batch``, no augmentation."""
+    (new optimiser) after epoch E//2 + 1, shuffled batches of ``cfg.batch``; no augmentation unless ``cfg.dsa``
+    (per-image DSA of every batch, seeded from ``generator``)."""
+    dsa = DSAParams(strategy=cfg.dsa_strategy) if cfg.dsa else None
     images, labels = images.detach(), labels.detach()
     lr = cfg.lr
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -83,7 +86,10 @@ def train_eval_net(
         order = torch.randperm(n, generator=generator).to(images.device)
         for start in range(0, n, cfg.batch):
             idx = order[start : start + cfg.batch]
-            loss = F.cross_entropy(net(images[idx]), labels[idx])
+            x = images[idx]
+            if dsa is not None:
+                x = augment(x, int(torch.randint(2**31 - 1, (1,), generator=generator)), dsa, siamese=False)
+            loss = F.cross_entropy(net(x), labels[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -22,6 +22,7 @@ from pytorch_lightning import LightningModule
 from torch import nn
 
 from doorping.artifacts import load_distilled, load_trigger, save_distilled, save_trigger
+from doorping.augment import DSAParams
 from doorping.config import METHODS, DCConfig, DDConfig, EvalConfig, Settings, TriggerConfig, as_dataclass
 from doorping.datasets import ImageSet
 from doorping.dc import dc_iteration, derive_seed, dm_iteration
@@ -89,6 +90,10 @@ class DistillModule(LightningModule):
             raise ConfigError(f"evaluation.arch {ev.arch!r}: expected one of {', '.join(ARCHS)}")
         if ev.asr_primary not in ("non_target", "all"):
             raise ConfigError(f"evaluation.asr_primary {ev.asr_primary!r}: expected non_target or all")
+        if self.settings.dc.dsa:
+            self.settings.dc.dsa_params()  # a bad strategy/mode is a one-line error before any work
+        if ev.dsa:
+            DSAParams(strategy=ev.dsa_strategy).groups()
         if method == "dc":
             self.settings.loops()  # an ipc outside the official table needs explicit loops
         self.distilled_path, self.trigger_path = distilled, trigger_file
