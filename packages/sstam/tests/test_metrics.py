@@ -64,3 +64,22 @@ def test_content_disjoint_splits_never_share_a_content(rng: np.random.Generator)
 def test_motorcycle_pair_is_one_content() -> None:
     assert content_ids(["motorcycle_left_crf28.mp4", "motorcycle_right_crf28.mp4"]) == ["motorcycle"] * 2
     assert content_ids(["pa2_25fps.yuv"], r"^([A-Za-z]+)") == ["pa"]
+
+
+def test_spearman_exact_is_the_fraction_and_matches_scipy() -> None:
+    """One swap among 5 levels is exactly 9/10: scipy gives 0.8999999999999998, the exact version the double
+    nearest 9/10 (so ``>= 0.9`` holds with no tolerance); without a swap both are 1; with ties scipy is used."""
+    from fractions import Fraction
+
+    from sstam.metrics import spearman_exact
+
+    levels, swapped = [0, 1, 2, 3, 4], [0.1, 0.3, 0.2, 0.4, 0.5]
+    assert spearman_exact(levels, swapped) == float(Fraction(9, 10)) == 0.9
+    assert spearman_exact(levels, swapped) >= 0.9
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(3, 9))
+        x, y = rng.permutation(n).astype(float), rng.normal(size=n)
+        assert spearman_exact(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    tied = [0.1, 0.1, 0.2, 0.3, 0.4]
+    assert spearman_exact(levels, tied) == stats.spearmanr(levels, tied).statistic

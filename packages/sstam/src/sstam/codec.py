@@ -91,6 +91,27 @@ def encode(
     return path
 
 
+def codec_roundtrip(
+    frames_rgb: np.ndarray,
+    codec: str = "x264",
+    crf: int | None = None,
+    qp: int | None = None,
+    preset: str = "medium",
+    fps: float = 25.0,
+) -> np.ndarray:
+    """Encode RGB ``uint8 [T, H, W, 3]`` (even H, W) with ``codec`` at ``crf``/``qp`` and decode it again: the
+    frames a viewer of the compressed clip sees (4:2:0, deblocked), ``uint8 [T, H, W, 3]`` (ours: codec patches
+    for the spatial detectors' training)."""
+    import tempfile
+
+    from sstam.video_io import read_frames, rgb_to_yuv420p
+
+    with tempfile.TemporaryDirectory(prefix="sstam-codec-") as folder:
+        path = encode(rgb_to_yuv420p(frames_rgb), Path(folder) / "clip.mp4", codec, fps, crf, qp, preset)
+        decoded, _ = read_frames(path)
+    return decoded
+
+
 def ladder_specs(
     codecs: Sequence[str], crfs: Sequence[int], qps: Sequence[int]
 ) -> list[tuple[str, str, int]]:

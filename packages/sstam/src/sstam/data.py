@@ -351,6 +351,9 @@ class SSTAMData(LightningDataModule):
             targets; ``fixed``: one patch set with binary labels, reused every epoch (memorised, see the notebook).
         spatial_scales / spatial_procedural: content scales and dead-leaves images of the fresh pool.
         spatial_chroma_420: pass the fresh pool's images through a 4:2:0 chroma round trip (ours).
+        spatial_codecs / spatial_codec_crf / spatial_codec_qp: codec patches in the fresh pool (ours, 0.3): every
+            training content through the x264 CRF / x265 QP ladder, rung r of R → target r / R on the blurring
+            and blocking heads (``[]``: none).
         spatial_val_per_level: validation and test patches per (PEA, level) on the held-out stills.
         temporal_per_class: training cubes per class (5 cubes per step: flicker ±, floating ±, a distractor).
         temporal_val_per_class: validation and test cubes per class on the held-out stills.
@@ -383,6 +386,9 @@ class SSTAMData(LightningDataModule):
         spatial_scales: list[float] = [1.0, 0.6],  # noqa: B006 - jsonargparse reads the default
         spatial_procedural: int = 2,
         spatial_chroma_420: bool = False,
+        spatial_codecs: list[str] = [],  # noqa: B006 - jsonargparse reads the default
+        spatial_codec_crf: list[int] = [28, 35, 42, 51],  # noqa: B006
+        spatial_codec_qp: list[int] = [32, 37, 42, 51],  # noqa: B006
         spatial_val_per_level: int = 60,
         temporal_per_class: int = 400,
         temporal_val_per_class: int = 60,
@@ -422,6 +428,9 @@ class SSTAMData(LightningDataModule):
             raise ConfigError(f"train and held-out stills share content {', '.join(sorted(overlap))}")
         if spatial_sampling not in ("fresh", "fixed"):
             raise ConfigError(f"data.spatial_sampling must be fresh or fixed, got {spatial_sampling!r}")
+        bad = [c for c in spatial_codecs if c not in ("x264", "x265")]
+        if bad:
+            raise ConfigError(f"data.spatial_codecs takes x264 and/or x265, got {', '.join(map(str, bad))}")
         if patch_policy not in ("resize", "crop"):
             raise ConfigError(f"data.patch_policy must be resize or crop, got {patch_policy!r}")
         if score_direction not in ("higher_better", "lower_better"):
@@ -466,7 +475,9 @@ class SSTAMData(LightningDataModule):
             if which == "training" and hp.spatial_sampling == "fresh":
                 log(
                     f"sstam: degrading the training contents ({len(stills)} stills × {len(hp.spatial_scales)} "
-                    f"scales + {hp.spatial_procedural} dead-leaves, every PEA level); fresh crops every batch"
+                    f"scales + {hp.spatial_procedural} dead-leaves, every PEA level"
+                    + (f", {'/'.join(hp.spatial_codecs)} ladders" if hp.spatial_codecs else "")
+                    + "); fresh crops every batch"
                 )
                 fast = self._fast()
                 pool = DegradedPool(
@@ -477,6 +488,9 @@ class SSTAMData(LightningDataModule):
                     visible_threshold=hp.visible_threshold,
                     seed=seed,
                     chroma_420=hp.spatial_chroma_420,
+                    codecs=hp.spatial_codecs,
+                    codec_crf=hp.spatial_codec_crf,
+                    codec_qp=hp.spatial_codec_qp,
                 )
                 pool.per_epoch = per_level * (len(pool.jobs) + len(SPATIAL_PEAS))  # type: ignore[attr-defined]
                 spatial = pool

@@ -343,6 +343,32 @@ def chroma_420_roundtrip(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
 
 
+CODEC_HEADS = (SPATIAL_PEAS.index("blurring"), SPATIAL_PEAS.index("blocking"))
+CODEC_INDEX = len(SPATIAL_PEAS)  # ``pea`` index of a codec-made training patch
+
+
+def codec_last_frame(
+    image: np.ndarray, codec: str, kind: str, value: int, frames: int = 6, preset: str = "medium"
+) -> np.ndarray:
+    """The last decoded frame of a short pan that ends on ``image`` (2 px right, 1 px down per frame, reflected
+    borders) encoded with ``codec`` at CRF/QP ``value``: a P/B frame aligned with ``image`` (ours)."""
+    from sstam.codec import codec_roundtrip
+
+    h, w = image.shape[:2]
+    clip = np.stack(
+        [
+            cv2.warpAffine(
+                np.ascontiguousarray(image),
+                np.float32([[1, 0, 2 * (frames - 1 - t)], [0, 1, frames - 1 - t]]),
+                (w, h),
+                borderMode=cv2.BORDER_REFLECT,
+            )
+            for t in range(frames)
+        ]
+    )
+    return codec_roundtrip(clip, codec, **{kind: int(value)}, preset=preset)[-1]
+
+
 class DegradedPool:
     """Every (content, scale) × (PEA, level) image degraded once; batches are fresh random crops of them (ours).
 
@@ -353,6 +379,11 @@ class DegradedPool:
     own head ``level / (levels − 1)``, other heads 0, a positive the generator left unchanged (mean |Δ| below
     ``visible_threshold`` grey levels) ignored. ``chroma_420`` passes every image (clean and degraded) through
     a 4:2:0 chroma round trip after the degradation, as a decoder would (off in the 0.2 bundle; see the notebook).
+
+    ``codecs`` (ours, 0.3): every content also goes through the x264 CRF / x265 QP ladders
+    (:func:`codec_last_frame`); a codec patch at rung r of R has target r / R on the blurring **and** blocking
+    heads (what x264/x265 leave at high CRF/QP: deblocked smoothing and block edges) and is ignored by the
+    ringing and bleeding heads (a codec makes some of both, with no ground truth here).
     """
 
     def __init__(
@@ -366,6 +397,11 @@ class DegradedPool:
         clean_fraction: float = 0.2,
         seed: int = 0,
         chroma_420: bool = False,
+        codecs: Sequence[str] = (),
+        codec_crf: Sequence[int] = (28, 35, 42, 51),
+        codec_qp: Sequence[int] = (32, 37, 42, 51),
+        codec_frames: int = 6,
+        codec_preset: str = "medium",
     ) -> None:
         self.patch = patch
         self.visible_threshold = visible_threshold
@@ -384,6 +420,8 @@ class DegradedPool:
                     contents.append((content_of(name), image, is_grey(name)))
         for i in range(procedural):
             contents.append((f"deadleaves{i}", dead_leaves(384, seed=1000 + i), False))
+        if codecs:  # yuv420p encoders need even sizes
+            contents = [(n, im[: im.shape[0] // 2 * 2, : im.shape[1] // 2 * 2], g) for n, im, g in contents]
         video = chroma_420_roundtrip if chroma_420 else (lambda image: image)
         self.contents = [c[0] for c in contents]
         self.grey = np.asarray([c[2] for c in contents])
@@ -396,6 +434,21 @@ class DegradedPool:
                     for _, image, grey in contents
                 ]
         self.jobs = [(pea, level) for pea in self.peas for level in range(1, num_levels(pea))]
+        self.codec_levels: dict[str, int] = {}
+        if codecs:
+            from sstam.codec import ladder_specs
+
+            specs = ladder_specs(codecs, codec_crf, codec_qp)
+            for codec in codecs:
+                self.codec_levels[f"codec:{codec}"] = sum(1 for c, _, _ in specs if c == codec)
+            rungs: dict[str, int] = {}
+            for codec, kind, value in specs:
+                rung = rungs[codec] = rungs.get(codec, 0) + 1
+                self.degraded[(f"codec:{codec}", rung)] = [
+                    codec_last_frame(image, codec, kind, value, codec_frames, codec_preset)
+                    for _, image, _ in contents
+                ]
+                self.jobs.append((f"codec:{codec}", rung))
 
     def sample(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``n`` fresh patches: ``uint8 [n, P, P, 3]``, soft targets ``[n, 4]``, PEA index (−1 clean), level."""
@@ -419,10 +472,18 @@ class DegradedPool:
             if job is not None:
                 pea, level = job
                 out = self.degraded[job][c][y : y + p, x : x + p]
-                k = SPATIAL_PEAS.index(pea)
                 change = np.abs(out.astype(np.int16) - crop.astype(np.int16)).mean()
-                labels[i, k] = level / (num_levels(pea) - 1) if change >= self.visible_threshold else IGNORE
-                pea_index[i], levels[i] = k, level
+                visible = change >= self.visible_threshold
+                if pea in self.codec_levels:  # rung severity on the blurring and blocking heads (ours)
+                    labels[i] = IGNORE
+                    for k in CODEC_HEADS:
+                        labels[i, k] = level / self.codec_levels[pea] if visible else IGNORE
+                    pea_index[i] = CODEC_INDEX
+                else:
+                    k = SPATIAL_PEAS.index(pea)
+                    labels[i, k] = level / (num_levels(pea) - 1) if visible else IGNORE
+                    pea_index[i] = k
+                levels[i] = level
                 crop = out
             t = int(rng.integers(8))
             crop = np.rot90(crop, t % 4)

@@ -7,9 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from sstam.metrics import content_disjoint_splits, correlation_metrics, median_iqr, roc_auc
+from sstam.metrics import (
+    content_disjoint_splits,
+    correlation_metrics,
+    median_iqr,
+    roc_auc,
+    spearman_exact,
+)
 from sstam.synth import SPATIAL_PEAS, TEMPORAL_PEAS, num_levels
 
 
@@ -53,7 +58,7 @@ def monotonicity_matrix(
             values = np.stack(means)
             for j in range(len(SPATIAL_PEAS)):
                 if np.ptp(values[:, j]) > 0:
-                    matrix[k, j] = stats.spearmanr(levels, values[:, j]).statistic
+                    matrix[k, j] = spearman_exact(levels, values[:, j])
                 else:
                     matrix[k, j] = 0.0
     return matrix, curves

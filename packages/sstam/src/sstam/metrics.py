@@ -17,6 +17,27 @@ def srocc(pred: Sequence[float], target: Sequence[float]) -> float:
     return float(stats.spearmanr(pred, target).statistic)
 
 
+def spearman_exact(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho computed in exact rational arithmetic and rounded once to the nearest double.
+
+    Without ties the ranks are integers and ``rho = 1 − 6·Σd² / (n(n² − 1))`` is a fraction, so a value equal
+    to a decimal threshold (one swap of 5 levels: exactly 9/10) becomes the same double as the literal ``0.9``
+    and ``rho >= 0.9`` needs no tolerance (rounding is monotone; no other fraction with this small a
+    denominator lies within a double's spacing of the threshold). With ties (rho is then a ratio with a
+    square root) scipy's value is returned.
+    """
+    from fractions import Fraction
+
+    xs, ys = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = len(xs)
+    if n < 2 or len(np.unique(xs)) < n or len(np.unique(ys)) < n:
+        return float(stats.spearmanr(xs, ys).statistic)
+    rx = np.argsort(np.argsort(xs, kind="stable"), kind="stable")
+    ry = np.argsort(np.argsort(ys, kind="stable"), kind="stable")
+    d2 = int(((rx - ry) ** 2).sum())
+    return float(1 - Fraction(6 * d2, n * (n * n - 1)))
+
+
 def krocc(pred: Sequence[float], target: Sequence[float]) -> float:
     """Kendall rank-order correlation (τ-b)."""
     return float(stats.kendalltau(pred, target).statistic)

@@ -236,8 +236,8 @@ class SSTAMModule(LightningModule):
             if key == "test/crosstalk_mean":
                 table.add(key, float(value), "< min own-severity", None)
                 continue
-            # 1e-9: a rank correlation exactly at the gate (e.g. 0.9) is computed as 0.8999999999999998
-            passed = None if gate is None else ("yes" if value >= gate - 1e-9 else "no")
+            # the Spearman values are exact fractions rounded once (metrics.spearman_exact): no tolerance
+            passed = None if gate is None else ("yes" if value >= gate else "no")
             table.add(key, float(value), None if gate is None else f"≥ {gate:g}", passed)
         accelerator = "cuda" if self.device.type == "cuda" else "cpu"
         document = results_record(
@@ -315,7 +315,8 @@ class SSTAMModule(LightningModule):
     def on_train_end(self) -> None:
         stage = self._stage()
         self.trained_stage = stage
-        if stage in ("all", "fusion") and self.trainer.is_global_zero:
+        # a single-detector stage started from a bundle (init_from) has both detectors: fit the fusion too
+        if (stage in ("all", "fusion") or self.hparams.init_from) and self.trainer.is_global_zero:
             self.fit_fusion_now()
             self._write_outputs()
 
