@@ -204,3 +204,68 @@ def test_merged_records_keep_the_commit_they_ran_at(tmp_path: Path) -> None:
     assert "a" * 40 + "+dirty" in document["record_commits"]
     block = render_block(document)
     assert "cells run at " in block and f"{'a' * 12}+dirty" in block
+
+
+def test_cells_filter_runs_and_merges_a_subset(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def run_cell(cell: experiment.Cell) -> dict:
+        calls.append(cell.key)
+        return {"value": cell.params["n"]}
+
+    run = _grid_run(tmp_path, "c", ["--cells", "n2,*seed1"])
+    run.dir.mkdir()
+    experiment.run_experiment(
+        run,
+        argparse.Namespace(shard=None, merge=None, cells=["n2", "*seed1"]),
+        _cells(),
+        run_cell,
+        _summarize,
+    )
+    # prefix n2 keeps both n2 cells, the pattern *seed1 adds n1/seed1 and n3/seed1
+    assert sorted(calls) == ["n1/seed1", "n2/seed0", "n2/seed1", "n3/seed1"]
+    merged = _grid_run(tmp_path, "m", ["--merge"])
+    merged.dir.mkdir()
+    experiment.run_experiment(
+        merged, argparse.Namespace(shard=None, merge=[run.dir], cells=["n3"]), [], run_cell, _summarize
+    )
+    document = json.loads((merged.dir / "results.json").read_text())
+    assert [r["key"] for r in document["records"]] == ["n3/seed1"]
+    with pytest.raises(errors.UsageError, match="matches no cell.*keys start with n1, n2, n3"):
+        experiment.select_cells(_cells(), ["seed"])
+
+
+def test_records_made_under_other_settings_are_re_run(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def run_cell(cell: experiment.Cell) -> dict:
+        calls.append(cell.key)
+        return {"value": 1}
+
+    run = _grid_run(tmp_path, "r", [])
+    run.dir.mkdir()
+    ns = argparse.Namespace(shard=None, merge=None)
+    cells = [experiment.Cell("k", {"n": 1})]
+    experiment.run_experiment(run, ns, cells, run_cell, _summarize, settings={"epochs": 5, "out": Path("/x")})
+    experiment.run_experiment(run, ns, cells, run_cell, _summarize, settings={"epochs": 5, "out": Path("/x")})
+    assert calls == ["k"]  # same settings (a Path compares by its JSON text): reused
+    experiment.run_experiment(
+        run, ns, cells, run_cell, _summarize, settings={"epochs": 20, "out": Path("/x")}
+    )
+    assert calls == ["k", "k"]
+    record = json.loads((run.dir / "records" / "k.json").read_text())
+    assert record["settings"] == {"epochs": 20, "out": "/x"}
+    (run.dir / "records" / "k.json").write_text("{truncated")  # a damaged record is re-run, not a traceback
+    experiment.run_experiment(
+        run, ns, cells, run_cell, _summarize, settings={"epochs": 20, "out": Path("/x")}
+    )
+    assert calls == ["k", "k", "k"]
+
+
+def test_a_package_option_replaces_the_shared_one_of_the_same_name() -> None:
+    own = verbs.option("--cells", type=int, default=3, help="the package's own meaning")
+    verb = verbs.Verb("reproduce", "x:y", "demo", (*verbs.REPRODUCE_OPTIONS, own))
+    parser = verbs.build_parser("demo", verb)
+    assert parser.parse_args([]).cells == 3 and parser.parse_args(["--cells", "5"]).cells == 5
+    shared = verbs.build_parser("demo", verbs.Verb("reproduce", "x:y", "demo", verbs.REPRODUCE_OPTIONS))
+    assert shared.parse_args(["--cells", "a,b*"]).cells == ["a", "b*"]

@@ -10,13 +10,18 @@ function that runs one cell and returns its numbers, and a function that turns t
 ``--shard K/N`` runs every N-th cell starting at the K-th and writes one record per cell under
 ``<out>/records/``; ``--merge DIR...`` reads the records of any set of folders and builds the tables; with
 neither, every cell runs and the tables are built at the end. Records already present in ``--out`` are reused,
-so an interrupted run continues where it stopped (a record made with other parameters is re-run). ``summarize(records)`` returns ``{name: Table}`` (optionally
-with a ``"text"`` entry: markdown printed and written to ``results.md`` after the tables).
+so an interrupted run continues where it stopped (a record made with other parameters or ``settings`` is re-run);
+``--cells P,...`` keeps the cells whose key starts with, or matches the shell pattern of, one of ``P``.
+``summarize(records)`` returns ``{name: Table}`` (optionally with a ``"text"`` entry: markdown printed and written
+to ``results.md`` after the tables). ``settings`` (optional) are the run-wide settings every cell depends on
+(epochs, budgets, a checkpoint's hash): stored in each record and part of the reuse test, so a record made under
+other settings is re-run rather than silently reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import re
 import time
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paperlab_core.errors import ConfigError, UserError
+from paperlab_core.errors import ConfigError, UsageError, UserError
 from paperlab_core.results import Table, git_commit, package_paths, results_record
 from paperlab_core.runtime import environment_line
 from paperlab_core.verbs import Run
@@ -61,6 +66,21 @@ def shard_cells(cells: Sequence[Cell], shard: tuple[int, int] | None) -> list[Ce
     return list(cells)[k - 1 :: n]
 
 
+def select_cells(cells: Sequence[Cell], patterns: Sequence[str] | None) -> list[Cell]:
+    """The cells whose key starts with, or matches the shell pattern of, one of ``patterns`` (all when None)."""
+    shard_cells(cells, None)  # unique keys
+    if not patterns:
+        return list(cells)
+    chosen = [c for c in cells if any(c.key.startswith(p) or fnmatch.fnmatchcase(c.key, p) for p in patterns)]
+    if not chosen:
+        groups = sorted({c.key.split("/")[0] for c in cells})
+        raise UsageError(
+            f"--cells {','.join(patterns)} matches no cell of this grid "
+            f"(keys start with {', '.join(groups)}; e.g. {cells[0].key if cells else '-'})"
+        )
+    return chosen
+
+
 def load_records(folders: Sequence[str | Path]) -> list[Record]:
     """Every record under ``<folder>/records/`` (or ``<folder>`` itself); a key seen twice must agree."""
     found: dict[str, Record] = {}
@@ -87,7 +107,13 @@ def load_records(folders: Sequence[str | Path]) -> list[Record]:
 
 
 def _write_record(
-    folder: Path, cell: Cell, result: Mapping[str, Any], run: Run, times: tuple[float, float], commit: str
+    folder: Path,
+    cell: Cell,
+    result: Mapping[str, Any],
+    run: Run,
+    times: tuple[float, float],
+    commit: str,
+    settings: Mapping[str, Any] | None = None,
 ) -> Record:
     from paperlab_core.logging import write_json_atomic
 
@@ -101,6 +127,8 @@ def _write_record(
         "machine": environment_line(run.env),
         "commit": commit,
     }
+    if settings is not None:
+        record["settings"] = _plain(settings)
     write_json_atomic(folder / RECORDS / cell.filename, record)
     return record
 
@@ -110,14 +138,23 @@ def _package_commit(run: Run) -> str:
     return git_commit(paths=package_paths(run.package) if run.package else ())
 
 
-def _existing(folder: Path, cell: Cell) -> Record | None:
-    """A record of ``cell`` already in ``folder`` — only if it was made with the same parameters."""
+def _plain(mapping: Mapping[str, Any]) -> Any:
+    """``mapping`` as it reads back from JSON (paths and other objects as strings, tuples as lists)."""
+    return json.loads(json.dumps(dict(mapping), default=str))
+
+
+def _existing(folder: Path, cell: Cell, settings: Mapping[str, Any] | None = None) -> Record | None:
+    """A record of ``cell`` already in ``folder`` — only if it was made with the same parameters and settings."""
     path = folder / RECORDS / cell.filename
     if not path.is_file():
         return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    same_params = record.get("params") == json.loads(json.dumps(dict(cell.params), default=str))
-    return record if record.get("key") == cell.key and same_params else None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # a damaged record is re-run, not trusted
+    same_params = record.get("params") == _plain(cell.params)
+    same_settings = settings is None or record.get("settings") == _plain(settings)
+    return record if record.get("key") == cell.key and same_params and same_settings else None
 
 
 def _seeds(records: Sequence[Record], args: argparse.Namespace) -> list[int] | None:
@@ -167,23 +204,28 @@ def run_experiment(
     cells: Sequence[Cell],
     run_cell: RunCell,
     summarize: Summarize,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (a shard of) the grid or merge records, as the ``--shard``/``--merge`` options ask."""
+    """Run (a shard of) the grid or merge records, as the ``--shard``/``--merge``/``--cells`` options ask."""
     if run.dir is None:
         raise RuntimeError("run_experiment needs a verb declared with a run folder")
     merge = getattr(args, "merge", None)
     shard = getattr(args, "shard", None)
     if merge and shard:
         raise ConfigError("--merge and --shard exclude each other (merge the folders the shards wrote)")
+    patterns = getattr(args, "cells", None)
     if merge:
         records = load_records(merge)
+        if patterns:
+            keys = {c.key for c in select_cells([Cell(str(r["key"])) for r in records], patterns)}
+            records = [r for r in records if r["key"] in keys]
         run.log(f"{run.prog} {run.verb}: merging {len(records)} records from {len(merge)} folder(s)")
         return write_summary(run, args, records, summarize)
-    todo = shard_cells(cells, shard)
+    todo = shard_cells(select_cells(cells, patterns), shard)
     commit = _package_commit(run)  # the sources this process imported (later edits do not change what runs)
     records: list[Record] = []
     for index, cell in enumerate(todo, 1):
-        existing = _existing(run.dir, cell)
+        existing = _existing(run.dir, cell, settings)
         if existing is not None:
             run.log(f"[{index}/{len(todo)}] {cell.key}: record found, skipped")
             records.append(existing)
@@ -191,12 +233,12 @@ def run_experiment(
         stale = (run.dir / RECORDS / cell.filename).is_file()
         run.log(
             f"[{index}/{len(todo)}] {cell.key}"
-            + (" (its record has other parameters: re-run)" if stale else "")
+            + (" (its record has other parameters or settings: re-run)" if stale else "")
         )
         start, cpu = time.perf_counter(), time.process_time()
         result = run_cell(cell)
         times = (time.perf_counter() - start, time.process_time() - cpu)
-        records.append(_write_record(run.dir, cell, result, run, times, commit))
+        records.append(_write_record(run.dir, cell, result, run, times, commit, settings))
     if shard is not None:
         k, n = shard
         run.log(

@@ -215,11 +215,17 @@ MERGE = option(
     help="build the results table from the records in these folders (written by --shard runs) and stop",
 )  # fmt: skip
 
+CELLS = option(
+    "--cells", type=comma_list(), default=None, metavar="PATTERN,...",
+    help="run (or merge) only the cells whose key starts with, or matches the shell pattern of, one of these",
+)  # fmt: skip
+
 SHARED_OPTIONS: dict[str, Option] = {
-    o.dest: o for o in (SEED, SEEDS, THREADS, DEVICE, OUT, QUICK, DATA_ROOT, CKPT, SHARD, MERGE)
+    o.dest: o for o in (SEED, SEEDS, THREADS, DEVICE, OUT, QUICK, DATA_ROOT, CKPT, SHARD, MERGE, CELLS)
 }
-#: the options every ``reproduce`` verb takes (:mod:`paperlab_core.experiment` reads them)
-REPRODUCE_OPTIONS: tuple[Option, ...] = (QUICK, SEEDS, SHARD, MERGE, OUT, THREADS, DEVICE)
+#: the options every ``reproduce`` verb takes (:mod:`paperlab_core.experiment` reads them); a package option
+#: of the same name replaces the shared one
+REPRODUCE_OPTIONS: tuple[Option, ...] = (QUICK, SEEDS, SHARD, MERGE, CELLS, OUT, THREADS, DEVICE)
 
 
 # --------------------------------------------------------------------------------------------- verbs
@@ -261,7 +267,10 @@ def build_parser(prog: str, verb: Verb) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    for opt in verb.options:
+    chosen: dict[str, Option] = {}
+    for opt in verb.options:  # a later option of the same name (a package's own) replaces a shared one
+        chosen[opt.dest] = opt
+    for opt in chosen.values():
         opt.add_to(parser)
     return parser
 
