@@ -5,8 +5,9 @@ distilled set of that seed, and scored with: each seed's DOORPING trigger, the s
 permuted inside the square (same magnitudes, no learnt pattern; 5 draws), and the trigger scaled by 0.1.
 A non-target ASR near 1 on a clean-distilled net means the trigger "works" without any backdoor in the set.
 
-Run: ``uv run python packages/doorping/docs/trigger_transfer.py PRESET CELLS_DIR...`` with the cell folders of a
-``doorping reproduce`` run (``<key>/distilled.pt``, ``trigger.pt``), PRESET = toy or mnist-reduced.
+Run: ``uv run python packages/doorping/docs/trigger_transfer.py PRESET SEEDS CELLS_DIR...`` with the cell folders
+of a ``doorping reproduce`` run (``<key>/distilled.pt``, ``trigger.pt``), PRESET = toy or mnist-reduced, SEEDS the
+distilled sets to re-train on (e.g. ``0,1,2``); the triggers of seeds 0–2 are always scored.
 """
 
 import sys
@@ -28,13 +29,13 @@ def find(dirs: list[Path], name: str) -> Path:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    name, dirs = sys.argv[1], [Path(p) for p in sys.argv[2:]]
+    name, seeds, dirs = sys.argv[1], [int(s) for s in sys.argv[2].split(",")], [Path(p) for p in sys.argv[3:]]
     config = preset(name)
     data = load_dataset(config["data"]["name"])
     cfg = EvalConfig(**{**config["model"].get("evaluation", {}), "num_eval": 1})
     arch = config["model"]["arch"]
     triggers = {s: load_trigger(find(dirs, f"{name}-doorping-seed{s}") / "trigger.pt") for s in (0, 1, 2)}
-    for seed in (0, 1, 2):
+    for seed in seeds:
         for row in ("clean", "doorping"):
             dist = load_distilled(find(dirs, f"{name}-{row}-seed{seed}") / "distilled.pt")
             _, net = evaluate_one(0, dist["images"], dist["labels"], data.test_x, data.test_y, arch, cfg, seed,
