@@ -76,6 +76,7 @@ def test_paper_preset_resolves_to_the_official_defaults(in_tmp: Path) -> None:
         (["train", "--model.trigger.bound", "box:1"], "trigger.bound"),
         (["train", "--model.ipc", "7", "--model.dc.outer_loop", "null"], "ipc 7"),
         (["distill", "--attack", "nonsense"], "attack"),
+        (["distill", "--dsa", "true", "--model.dc.dsa_strategy", "color_blur"], "dsa_strategy"),
         (["train", "--trainer.devices", "2"], "at most 1 device"),
     ],
 )
@@ -154,6 +155,17 @@ def test_distill_dd_and_dm_with_doorping_finish_in_fast_dev_mode(in_tmp: Path, m
     assert code == 0, err
     (run,) = runs(in_tmp)
     assert (run / "trigger.pt").is_file() and "test" in json.loads((run / "metrics.json").read_text())
+
+
+def test_distill_with_dsa_runs_end_to_end(in_tmp: Path) -> None:
+    """``distill --dsa true`` reaches the DC loop (renamed flag → ``model.dc.dsa``) and DSA-trained evaluation."""
+    code, _, err = call(
+        ["distill", "--dsa", "true", "--model.evaluation.dsa", "true", "--trainer.fast_dev_run", "true"]
+    )
+    assert code == 0, err
+    (run,) = runs(in_tmp)
+    config = torch.load(run / "distilled.pt", weights_only=False)["config"]
+    assert config["dc"]["dsa"] is True and config["evaluation"]["dsa"] is True
 
 
 def test_invisible_under_dc_runs(in_tmp: Path) -> None:
