@@ -370,6 +370,9 @@ def gates(codec: dict, corr: dict, det: dict, sal: dict, fusion: dict, real: dic
     if fusion.get("svr_all"):
         value = fusion["svr_all"]["srocc"]
         add("fusion SVR median SROCC (proxy MOS)", round(value, 3), "≥ 0.9", value >= 0.9)
+        if fusion.get("nnls_all"):  # the presets' fusion since 0.3
+            value = fusion["nnls_all"]["srocc"]
+            add("fusion NNLS median SROCC (proxy MOS)", round(value, 3), "≥ 0.9", value >= 0.9)
         weights = fusion.get("nnls_weights") or {}
         add(
             "NNLS weights non-negative",
