@@ -30,6 +30,9 @@ def test_cli_choice_tuples_equal_the_registries():
     assert cli.INIT_METHODS == INITS
     assert cli.REPRODUCE_DATASETS == DATASETS
     assert cli.BENCH_METHODS == BENCH_METHODS
+    from bolt_ssl.protocols import PROBE_MODES
+
+    assert cli.PROBE_MODES == PROBE_MODES
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +102,29 @@ def test_finetune_linear_probe_and_evaluate_finetuned(trained, tmp_path, npz_fac
     lp = tmp_path / "lp"
     assert main(["linear-probe", "--init", "scratch", *data, "--label-k", "2", "--out", str(lp)]) == 0
     assert json.loads((lp / "metrics.json").read_text())["test"]["n_labelled"] == 10
+    lpv = tmp_path / "lpv"
+    assert (
+        main(
+            [
+                "linear-probe",
+                "--init",
+                "scratch",
+                *data,
+                "--label-k",
+                "2",
+                "--probe",
+                "val",
+                "--out",
+                str(lpv),
+            ]
+        )
+        == 0
+    )
+    tuned = json.loads((lpv / "metrics.json").read_text())
+    assert (
+        tuned["protocol_config"]["probe"] == "val"
+        and tuned["probe_c"] in tuned["protocol_config"]["probe_c_grid"]
+    )
     px = tmp_path / "px"
     assert main(["linear-probe", "--pixels", *data, "--label-fraction", "1.0", "--out", str(px)]) == 0
     assert json.loads((px / "metrics.json").read_text())["test"]["protocol"] == "pixel_lr"
@@ -221,3 +247,36 @@ def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
         ("bolt", 2, 2)
     ]
     assert np.isfinite(results["tables"]["main"]["rows"][0][-1])
+    # --probe val --probe-only re-probes the cached backbone: no pre-training, no fine-tuning, C from the grid
+    stamp = (out / "pretrain" / "bolt-seed0" / "backbone.pt").stat().st_mtime_ns
+    probe_argv = [*argv[: argv.index("--epochs")], "--epochs", "2", "--probe", "val", "--probe-only", "--out"]
+    assert main([*probe_argv, str(out), "--cells", "bolt/,scratch/"]) == 0
+    assert (out / "pretrain" / "bolt-seed0" / "backbone.pt").stat().st_mtime_ns == stamp
+    probed = json.loads((out / "results.json").read_text())
+    cells = [r["result"] for r in probed["records"] if r["params"]["kind"] == "method"]
+    assert {c["protocol"]["probe"] for c in cells} == {"val"} and all(
+        c["protocol"]["probe_only"] for c in cells
+    )
+    for c in cells:
+        for cell in c["labels"]["k=10"].values():
+            assert "finetune" not in cell and cell["linear_probe"]["probe_c"] in c["protocol"]["probe_c_grid"]
+    assert probed["tables"]["main"]["rows"] == [] and probed["tables"]["probe_c"]["rows"]
+    assert any("val-tuned C" in row[0] for row in probed["tables"]["targets"]["rows"])
+    # no cached pre-training for this configuration: --probe-only refuses instead of training or deleting
+    assert (
+        main(
+            [
+                *argv[: argv.index("--epochs")],
+                "--epochs",
+                "3",
+                "--probe-only",
+                "--out",
+                str(out),
+                "--cells",
+                "bolt/",
+            ]
+        )
+        != 0
+    )
+    assert (out / "pretrain" / "bolt-seed0" / "backbone.pt").stat().st_mtime_ns == stamp
+    assert (out / "pretrain" / "bolt-seed0" / "pretrain_metrics.json").is_file()

@@ -31,6 +31,8 @@ REPRODUCE_DATASETS = ("retinamnist", "breastmnist", "digits", "synthetic-retina"
 #: ``bolt_ssl.bench.BENCH_METHODS``
 BENCH_METHODS = ("bolt", "byol", "mae", "supervised", "bolt_shared_detached", "bolt_independent")
 SPLIT_CHOICES = ("train", "val", "test")
+#: ``bolt_ssl.protocols.PROBE_MODES``
+PROBE_MODES = ("spec", "val")
 
 
 def _bool(text: str) -> bool:
@@ -118,6 +120,12 @@ INIT = opt(
     metavar="INIT",
     help="scratch | RUN_DIR | backbone.pt | pretrain .ckpt | imagenet:PATH (skipped offline without PATH)",
 )
+PROBE = opt(
+    "--probe",
+    default="spec",
+    choices=PROBE_MODES,
+    help="linear probe's C: spec = LogisticRegression(C=1) (spec §2.8); val = chosen on the val split (ours)",
+)
 LABELS = (
     opt(
         "--label-fraction",
@@ -201,6 +209,7 @@ main = build_cli(
                 *LABELS,
                 SEED,
                 opt("--pixels", flag=True, help="probe raw standardised pixels instead of features"),
+                PROBE,
                 opt(
                     "--init-branch",
                     default="online",
@@ -256,6 +265,12 @@ main = build_cli(
                     "--sweep",
                     flag=True,
                     help="add the 'what was tried' BOLT variants (pool, epochs, s_max, ...)",
+                ),
+                PROBE,
+                opt(
+                    "--probe-only",
+                    flag=True,
+                    help="linear probes only, no fine-tuning (re-probe cached pre-trainings in --out)",
                 ),
                 opt(
                     "--shared-data",

@@ -96,12 +96,12 @@ def linear_probe(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         check_fits,
         downstream_stats,
         features,
-        logistic_probe,
         pixel_features,
+        probe_predict,
     )
 
     _, data, init = _setup(args, run)
-    cfg = ProtocolConfig()
+    cfg = ProtocolConfig(probe=args.probe)
     train, idx = _labelled(args, data, args.seed)
     out: dict[str, Any] = {"protocol_config": cfg.to_dict(), "labelled_indices": idx.tolist()}
     if args.pixels:
@@ -115,11 +115,15 @@ def linear_probe(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         mean, std = downstream_stats(data)
         ftrain = features(backbone, train.images, mean, std)
         fx = {s: features(backbone, data.split(s).images, mean, std) for s in ("val", "test")}
-    for split in ("val", "test"):
-        prob = logistic_probe(ftrain, train.labels, fx[split], data.task, data.n_classes, cfg)
+    has_val = len(data.val) > 0
+    probs, c = probe_predict(ftrain, train.labels, fx["val"] if has_val else None,
+                             data.val.labels if has_val else None, [fx["val"], fx["test"]], data.task,
+                             data.n_classes, cfg)  # fmt: skip
+    out["probe_c"] = c
+    for split, prob in zip(("val", "test"), probs, strict=True):
         metrics = classification_metrics(data.split(split).labels, prob, data.task, data.n_classes)
         out[split] = _record(data, split, len(train), args, name, args.init, protocol, metrics)
-    run.log(f"test: {_short(out['test'])}")
+    run.log(f"test: {_short(out['test'])} (probe C {c:g})")
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from paperlab_core.errors import ConfigError
 from paperlab_core.experiment import Cell, Record, run_experiment
 from paperlab_core.results import Table
 from paperlab_core.verbs import Run
@@ -111,8 +112,13 @@ def _equal_steps_epochs(config: dict[str, Any], base_pool: int, epochs: int) -> 
 
 
 # --------------------------------------------------------------------------------------------- one pre-training
-def pretrain(config: dict[str, Any], folder: Path, accelerator: str, log: Any) -> dict[str, Any]:
-    """Pre-train (or reuse ``folder/backbone.pt`` and ``pretrain_metrics.json``); return the summary."""
+def pretrain(
+    config: dict[str, Any], folder: Path, accelerator: str, log: Any, cached_only: bool = False
+) -> dict[str, Any]:
+    """Pre-train (or reuse ``folder/backbone.pt`` and ``pretrain_metrics.json``); return the summary.
+
+    ``cached_only`` (``--probe-only``): never train; a missing cache or one with another configuration is an error.
+    """
     import json
 
     from bolt_ssl.module import BACKBONE_FILE, PRETRAIN_METRICS, BoltData, module_from_config
@@ -124,6 +130,12 @@ def pretrain(config: dict[str, Any], folder: Path, accelerator: str, log: Any) -
         if stamp.is_file() and stamp.read_text(encoding="utf-8") == wanted:
             log(f"  pre-training cached: {folder}")
             return json.loads(done.read_text(encoding="utf-8"))
+    if cached_only:
+        raise ConfigError(
+            f"{folder}: --probe-only needs a cached pre-training with this configuration "
+            f"({BACKBONE_FILE}, {PRETRAIN_METRICS} and reproduce_config.json); run without --probe-only first"
+        )
+    if (folder / BACKBONE_FILE).is_file() and done.is_file():
         log(f"  pre-training in {folder} has another (or no recorded) configuration: re-run")
         done.unlink()
     import pytorch_lightning as pl
@@ -146,8 +158,8 @@ def pretrain(config: dict[str, Any], folder: Path, accelerator: str, log: Any) -
 
 # --------------------------------------------------------------------------------------------- downstream
 def _downstream(init_spec: str, init_name: str, plan: dict[str, Any], labels: list[tuple[str, float]], seeds: list[int],
-                device: Any, protocol: Any, log: Any) -> dict[str, Any]:  # fmt: skip
-    """Fine-tune and linear-probe ``init_spec`` on the label subsets of ``seeds``: {label: {seed: {...}}}."""
+                device: Any, protocol: Any, log: Any, probe_only: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Fine-tune (unless ``probe_only``) and linear-probe ``init_spec`` on the label subsets of ``seeds``."""
     from bolt_ssl.data import Split, label_subset, load_dataset
     from bolt_ssl.metrics import classification_metrics
     from bolt_ssl.presets import data_config, deep_merge, load_preset, vit_config
@@ -158,8 +170,8 @@ def _downstream(init_spec: str, init_name: str, plan: dict[str, Any], labels: li
         features,
         finetune,
         load_init,
-        logistic_probe,
         predict_proba,
+        probe_predict,
     )
 
     preset = deep_merge(load_preset(plan["preset"]), {"model": plan["model"], "data": plan["data"]})
@@ -176,32 +188,31 @@ def _downstream(init_spec: str, init_name: str, plan: dict[str, Any], labels: li
             train = Split(data.train.images[idx], data.train.labels[idx])
             probe_net = build_backbone(init, seed, device)
             check_fits(probe_net, data)
-            prob = logistic_probe(features(probe_net, train.images, mean, std), train.labels,
-                                  features(probe_net, data.test.images, mean, std), data.task, data.n_classes, protocol)  # fmt: skip
-            lp = classification_metrics(data.test.labels, prob, data.task, data.n_classes)
-            model = finetune(
-                build_backbone(init, seed, device),
-                train,
-                data.task,
-                data.n_classes,
-                mean,
-                std,
-                protocol,
-                seed,
-            )
-            ft = classification_metrics(data.test.labels, predict_proba(model, data.test.images, data.task, mean, std),
-                                        data.task, data.n_classes)  # fmt: skip
-            ft_val = classification_metrics(data.val.labels, predict_proba(model, data.val.images, data.task, mean, std),
-                                            data.task, data.n_classes)  # fmt: skip
-            out[key][str(seed)] = {
-                "n_labelled": int(len(idx)),
-                "indices": "all" if len(idx) == len(data.train) else idx.tolist(),
-                "finetune": ft, "finetune_val": ft_val, "linear_probe": lp,
-            }  # fmt: skip
-            log(f"  {init_name} {key} seed {seed}: ft {_brief(ft, data.task)} | lp {_brief(lp, data.task)}")
+            val_x = features(probe_net, data.val.images, mean, std) if protocol.probe == "val" else None
+            (prob,), c = probe_predict(features(probe_net, train.images, mean, std), train.labels, val_x,
+                                       data.val.labels, [features(probe_net, data.test.images, mean, std)],
+                                       data.task, data.n_classes, protocol)  # fmt: skip
+            lp = {**classification_metrics(data.test.labels, prob, data.task, data.n_classes), "probe_c": c}
+            cell: dict[str, Any] = {"n_labelled": int(len(idx)),
+                                    "indices": "all" if len(idx) == len(data.train) else idx.tolist(),
+                                    "linear_probe": lp}  # fmt: skip
+            if not probe_only:
+                model = finetune(build_backbone(init, seed, device), train, data.task, data.n_classes, mean, std,
+                                 protocol, seed)  # fmt: skip
+                cell["finetune"] = classification_metrics(
+                    data.test.labels, predict_proba(model, data.test.images, data.task, mean, std),
+                    data.task, data.n_classes,
+                )  # fmt: skip
+                cell["finetune_val"] = classification_metrics(
+                    data.val.labels, predict_proba(model, data.val.images, data.task, mean, std),
+                    data.task, data.n_classes,
+                )  # fmt: skip
+            out[key][str(seed)] = cell
+            ft = f"ft {_brief(cell['finetune'], data.task)} | " if "finetune" in cell else ""
+            log(f"  {init_name} {key} seed {seed}: {ft}lp {_brief(lp, data.task)} (C {c:g})")
     return {"dataset": data.name, "task": data.task, "data_md5": data.md5, "data_official": data.official,
             "n_train": len(data.train), "n_test": len(data.test), "labels": out,
-            "protocol": {**protocol.to_dict(), "init": init_name}}  # fmt: skip
+            "protocol": {**protocol.to_dict(), "init": init_name, "probe_only": probe_only}}  # fmt: skip
 
 
 def _brief(metrics: dict[str, Any], task: str) -> str:
@@ -215,7 +226,7 @@ def _floors(
     from bolt_ssl.data import label_subset, load_dataset
     from bolt_ssl.metrics import classification_metrics
     from bolt_ssl.presets import data_config, deep_merge, load_preset
-    from bolt_ssl.protocols import logistic_probe, majority_proba, pixel_features
+    from bolt_ssl.protocols import majority_proba, pixel_features, probe_predict
 
     preset = deep_merge(load_preset(plan["preset"]), {"model": plan["model"], "data": plan["data"]})
     data = load_dataset(data_config(preset, pool_extra=0))
@@ -227,10 +238,10 @@ def _floors(
         y = data.train.labels[idx]
         major = classification_metrics(data.test.labels, majority_proba(y, len(test_px), data.task, data.n_classes),
                                        data.task, data.n_classes)  # fmt: skip
-        prob = logistic_probe(
-            pixel_features(data.train.images[idx]), y, test_px, data.task, data.n_classes, protocol
-        )
-        pixel = classification_metrics(data.test.labels, prob, data.task, data.n_classes)
+        val_px = pixel_features(data.val.images) if protocol.probe == "val" else None
+        (prob,), c = probe_predict(pixel_features(data.train.images[idx]), y, val_px, data.val.labels, [test_px],
+                                   data.task, data.n_classes, protocol)  # fmt: skip
+        pixel = {**classification_metrics(data.test.labels, prob, data.task, data.n_classes), "probe_c": c}
         out[_label_key(kind, value)] = {"n_labelled": int(len(idx)), "majority": major, "pixel_lr": pixel}
     return {"dataset": data.name, "task": data.task, "labels": out}
 
@@ -250,7 +261,9 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     epochs = args.epochs or (5 if args.quick else (10 if plan["dataset"] == "digits" else 60))
     if args.pool_extra:
         plan["data"]["pool_extra"] = args.pool_extra
-    protocol = ProtocolConfig(flips=plan["dataset"] != "digits")  # digit labels are not flip-invariant
+    # digit labels are not flip-invariant; --probe val: the probe's C is chosen on the val split (ours)
+    protocol = ProtocolConfig(flips=plan["dataset"] != "digits", probe=args.probe)
+    probe_only = bool(args.probe_only)
     lowest = plan["labels"][0]
     # a record is reused only when the settings that shape it agree (--epochs, --pool-extra, label specs)
     shape = {
@@ -258,7 +271,15 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "pool_extra": int(args.pool_extra or 0),
         "labels": [list(x) for x in plan["labels"]],
     }
-    cells = [Cell(f"floors/seed{s}", {"kind": "floors", "seed": s, "labels": shape["labels"]}) for s in seeds]
+    # the probe settings join the shape only when they differ from the spec's (older records stay reusable)
+    probe_shape = {"probe": args.probe} if args.probe != "spec" else {}
+    shape.update(probe_shape)
+    if probe_only:
+        shape["probe_only"] = True
+    cells = [
+        Cell(f"floors/seed{s}", {"kind": "floors", "seed": s, "labels": shape["labels"], **probe_shape})
+        for s in seeds
+    ]
     cells += [
         Cell(f"{m}/seed{s}", {"kind": "method", "method": m, "seed": s, **shape})
         for m in methods
@@ -281,11 +302,13 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             if method != "scratch":
                 config = _pretrain_config(plan, method, epochs, seed, {})
                 folder = cache / f"{method}-seed{seed}"
-                result["pretrain"] = pretrain(config, folder, run.accelerator, run.log)
+                result["pretrain"] = pretrain(config, folder, run.accelerator, run.log, probe_only)
                 result["pretrain_config"] = config
                 init = str(folder / "backbone.pt")
             result.update(
-                _downstream(init, method, plan, plan["labels"], [seed], run.device, protocol, run.log)
+                _downstream(
+                    init, method, plan, plan["labels"], [seed], run.device, protocol, run.log, probe_only
+                )
             )
             return result
         name = p["variant"]
@@ -300,9 +323,9 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             config["epochs"] = _equal_steps_epochs(config, pool, epochs)
         slug = name.replace("×", "x").replace("=", "-").replace("λ", "lambda").replace("+", "plus")
         folder = cache / ("bolt-seed0" if name == "default" else f"sweep-{slug}")
-        summary = pretrain(config, folder, run.accelerator, run.log)
+        summary = pretrain(config, folder, run.accelerator, run.log, probe_only)
         down = _downstream(str(folder / "backbone.pt"), f"bolt[{name}]", plan, [lowest], [0, 1, 2], run.device,
-                           protocol, run.log)  # fmt: skip
+                           protocol, run.log, probe_only)  # fmt: skip
         return {"variant": name, "pretrain": summary, "pretrain_config": config, **down}
 
     result = run_experiment(run, args, cells, run_cell, summarize)
@@ -343,7 +366,8 @@ def _per_seed(records: list[Record], method: str, label: str, protocol: str, met
             and label in res.get("labels", {})
         ):
             for seed, cell in res["labels"][label].items():
-                out[int(seed)] = cell[protocol][metric]
+                if metric in cell.get(protocol, {}):  # probe-only records have no fine-tuning
+                    out[int(seed)] = cell[protocol][metric]
     return out
 
 
@@ -389,8 +413,11 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     metrics = [m for m in METRICS if not (m == "qwk" and task != "ordinal")]
     cols = ["method", "labels", *[METRIC_NAMES[m] for m in metrics], "seeds"]
     tables: dict[str, Any] = {}
+    probes = sorted({r["result"].get("protocol", {}).get("probe", "spec") for r in method_records})
+    extra["probe"] = probes[0] if len(probes) == 1 else probes
+    probe_name = "linear probe" + (" (val-tuned C)" if probes == ["val"] else "")
     for protocol, name, title in (("finetune", "main", "Fine-tuning (test split, mean ± std over seeds)"),
-                                  ("linear_probe", "linear_probe", "Linear probe (test split, mean ± std over seeds)")):  # fmt: skip
+                                  ("linear_probe", "linear_probe", f"{probe_name.capitalize()} (test split, mean ± std over seeds)")):  # fmt: skip
         table = Table(cols, title=title)
         for label in labels:
             for method in methods:
@@ -436,10 +463,18 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         line = target_line(records, "bolt", "scratch", label, "linear_probe", primary)
         gate_rows.append(line)
         if line["seeds"]:
-            targets.add("gate: BOLT linear probe > random-init linear probe", label, "linear_probe",
+            targets.add(f"gate: BOLT {probe_name} > random-init {probe_name}", label, "linear_probe",
                         METRIC_NAMES[primary], f"{line['delta_mean']:+.3f} ± {line['delta_std']:.3f}",
                         f"{line['wins']}/{line['seeds']}", "pass" if line["delta_mean"] > 0 else "FAIL")  # fmt: skip
     tables["targets"] = targets
+    if "val" in probes:  # the C each val-tuned probe chose, per seed
+        chosen = Table(["method", "labels", "C per seed"], title="Probe C chosen on the val split")
+        for label in labels:
+            for method in methods:
+                cs = _per_seed(records, method, label, "linear_probe", "probe_c")
+                if cs:
+                    chosen.add(METHOD_NAMES[method], label, " / ".join(f"{cs[s]:g}" for s in sorted(cs)))
+        tables["probe_c"] = chosen
 
     pretext = Table(["method", "epochs", "steps", "final L_BYOL", "final L_rank", "rank acc (val)", "min proj std",
                      "0.5/√d", "images/s", "wall s"], title="Pre-training mechanics (per run, mean over seeds)")  # fmt: skip
@@ -468,7 +503,7 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         ):
             res = r["result"]
             cells = res["labels"][lowest]
-            ft = {int(s): c["finetune"][primary] for s, c in cells.items()}
+            ft = {int(s): c["finetune"][primary] for s, c in cells.items() if "finetune" in c}
             lp = [c["linear_probe"][primary] for c in cells.values()]
             deltas = [ft[s] - scratch[s] for s in ft if s in scratch]
             delta = f"{np.mean(deltas):+.3f} ({sum(d >= 0 for d in deltas)}/{len(deltas)})" if deltas else "–"
