@@ -5,6 +5,7 @@ import pytest
 import torch
 from doorping.config import DCConfig, EvalConfig, Settings, TriggerConfig
 from doorping.datasets import ImageSet, load_digits_set
+from doorping.poison import AttackState
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +38,18 @@ def toy_settings() -> Settings:
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
+
+
+def _make_run(digits: ImageSet, settings: Settings):
+    """Attack state, the initial synthetic set (requires grad) and its SGD, as the DC loop starts them."""
+    attack = AttackState(digits, settings.attack, settings.trigger, np.random.default_rng([settings.seed, 1]))
+    rng = np.random.default_rng([settings.seed, 2])
+    syn = torch.cat([attack.sample(c, settings.ipc, rng) for c in range(10)]).clone().requires_grad_(True)
+    optimizer = torch.optim.SGD([syn], lr=settings.dc.lr_img, momentum=settings.dc.momentum)
+    return attack, syn, optimizer
+
+
+@pytest.fixture
+def make_run():
+    """``make_run(digits, settings) -> (attack, syn, optimizer)``."""
+    return _make_run

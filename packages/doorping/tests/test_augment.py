@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import torch
 from doorping.augment import GROUPS, DSAParams, augment
-from doorping.config import Settings
 from doorping.dc import dc_iteration, dm_iteration
-from doorping.poison import AttackState
 
 from paperlab_core.errors import ConfigError
 
@@ -26,14 +24,6 @@ ZERO = DSAParams(
     saturation=0.0,
     contrast=0.0,
 )
-
-
-def make_run(digits, settings: Settings):
-    attack = AttackState(digits, settings.attack, settings.trigger, np.random.default_rng([settings.seed, 1]))
-    rng = np.random.default_rng([settings.seed, 2])
-    syn = torch.cat([attack.sample(c, settings.ipc, rng) for c in range(10)]).clone().requires_grad_(True)
-    optimizer = torch.optim.SGD([syn], lr=settings.dc.lr_img, momentum=settings.dc.momentum)
-    return attack, syn, optimizer
 
 
 def batch(n: int = 12, channels: int = 3, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -118,7 +108,7 @@ def test_bad_strategy_is_a_config_error() -> None:
 
 
 def test_dc_iteration_with_dsa_augments_real_and_synthetic_with_one_seed(
-    digits, toy_settings, monkeypatch
+    digits, toy_settings, monkeypatch, make_run
 ) -> None:
     """In a DC step, every class's real and synthetic batches are augmented with the same seed, and the synthetic
     images still receive a gradient (they change)."""
@@ -148,7 +138,7 @@ def test_dc_iteration_with_dsa_augments_real_and_synthetic_with_one_seed(
     assert any(not e[2] for e in seen)  # the inner loop trains with per-image DSA
 
 
-def test_dm_iteration_with_dsa_runs_and_changes_the_set(digits, toy_settings) -> None:
+def test_dm_iteration_with_dsa_runs_and_changes_the_set(digits, toy_settings, make_run) -> None:
     s = copy.deepcopy(toy_settings)
     s.method, s.attack, s.dc.dsa = "dm", "none", True
     attack, syn, _ = make_run(digits, s)

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 import torch
-from doorping.config import OFFICIAL_LOOPS, Settings
+from doorping.config import OFFICIAL_LOOPS
 from doorping.dc import dc_iteration, dm_iteration
 from doorping.networks import FlatNet
 from doorping.neurons import hook_count
-from doorping.poison import AttackState
 
 from paperlab_core.errors import ConfigError
-
-
-def make_run(digits, settings: Settings):
-    attack = AttackState(digits, settings.attack, settings.trigger, np.random.default_rng([settings.seed, 1]))
-    rng = np.random.default_rng([settings.seed, 2])
-    syn = torch.cat([attack.sample(c, settings.ipc, rng) for c in range(10)]).clone().requires_grad_(True)
-    optimizer = torch.optim.SGD([syn], lr=settings.dc.lr_img, momentum=settings.dc.momentum)
-    return attack, syn, optimizer
 
 
 def test_official_loop_table_and_explicit_override(toy_settings) -> None:
@@ -37,7 +27,7 @@ def test_official_loop_table_and_explicit_override(toy_settings) -> None:
     assert s.loops() == (4, 3)
 
 
-def test_one_trigger_update_per_inner_network_update(digits, toy_settings, monkeypatch) -> None:
+def test_one_trigger_update_per_inner_network_update(digits, toy_settings, monkeypatch, make_run) -> None:
     """DC schedule: outer_loop − 1 updates per iteration, each followed by a re-poison, on a fresh net."""
     import doorping.dc as dc
 
@@ -62,7 +52,9 @@ def test_one_trigger_update_per_inner_network_update(digits, toy_settings, monke
     assert len(nets_it0) == 1 and len(nets_it1) == 1  # one net within an iteration
 
 
-def test_fresh_network_per_iteration_is_seeded_from_the_run(monkeypatch, digits, toy_settings) -> None:
+def test_fresh_network_per_iteration_is_seeded_from_the_run(
+    monkeypatch, digits, toy_settings, make_run
+) -> None:
     import doorping.dc as dc
 
     built = []
@@ -84,7 +76,7 @@ def test_fresh_network_per_iteration_is_seeded_from_the_run(monkeypatch, digits,
     assert torch.equal(built[0], built[2])  # reproducible from (seed, iteration)
 
 
-def test_synthetic_images_follow_sgd_with_momentum(digits, toy_settings) -> None:
+def test_synthetic_images_follow_sgd_with_momentum(digits, toy_settings, make_run) -> None:
     s = copy.deepcopy(toy_settings)
     s.attack, s.dc.outer_loop = "none", 1
     attack, syn, opt = make_run(digits, s)
@@ -105,7 +97,7 @@ def test_synthetic_images_follow_sgd_with_momentum(digits, toy_settings) -> None
 
 
 def test_legacy_trigger_loop_is_numerically_identical_and_leaks_hooks(
-    digits, toy_settings, monkeypatch
+    digits, toy_settings, monkeypatch, make_run
 ) -> None:
     """Criterion 12: same synthetic set and trigger after 2 iterations (≤ 1e-5), the legacy path leaks hooks, the
     fast path's re-poisoned tensor carries no autograd history."""
@@ -135,7 +127,7 @@ def test_legacy_trigger_loop_is_numerically_identical_and_leaks_hooks(
     assert legacy[2].grad_fn is not None  # the official autograd history
 
 
-def test_dm_iteration_updates_the_trigger_every_k_iterations(digits, toy_settings) -> None:
+def test_dm_iteration_updates_the_trigger_every_k_iterations(digits, toy_settings, make_run) -> None:
     s = copy.deepcopy(toy_settings)
     s.method, s.dc.dm_trigger_every, s.dc.lr_img_dm = "dm", 2, 1.0
     attack, syn, opt = make_run(digits, s)
