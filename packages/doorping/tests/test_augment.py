@@ -112,19 +112,19 @@ def test_dc_iteration_with_dsa_augments_real_and_synthetic_with_one_seed(
 ) -> None:
     """In a DC step, every class's real and synthetic batches are augmented with the same seed, and the synthetic
     images still receive a gradient (they change)."""
-    import doorping.dc as dc
+    import doorping.augment as dsa_module
 
     s = copy.deepcopy(toy_settings)
     s.attack, s.dc.dsa, s.dc.dsa_strategy = "naive", True, "color_crop_cutout_scale_rotate"
     s.dc.outer_loop, s.dc.inner_loop = 2, 1
     seen: list[tuple[int, int, bool]] = []
-    real_augment = dc.augment
+    real_augment = dsa_module.augment
 
     def spy(x, seed, params, siamese=True):
         seen.append((len(x), seed, siamese))
         return real_augment(x, seed, params, siamese)
 
-    monkeypatch.setattr(dc, "augment", spy)
+    monkeypatch.setattr(dsa_module, "augment", spy)
     attack, syn, opt = make_run(digits, s)
     before = syn.detach().clone()
     dc_iteration(0, s, attack, syn, opt, (1, 10, (8, 8)))

@@ -417,7 +417,7 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     extra["probe"] = probes[0] if len(probes) == 1 else probes
     probe_name = "linear probe" + (" (val-tuned C)" if probes == ["val"] else "")
     for protocol, name, title in (("finetune", "main", "Fine-tuning (test split, mean ± std over seeds)"),
-                                  ("linear_probe", "linear_probe", f"{probe_name.capitalize()} (test split, mean ± std over seeds)")):  # fmt: skip
+                                  ("linear_probe", "linear_probe", f"{probe_name[0].upper()}{probe_name[1:]} (test split, mean ± std over seeds)")):  # fmt: skip
         table = Table(cols, title=title)
         for label in labels:
             for method in methods:

@@ -159,3 +159,21 @@ def augment(x: torch.Tensor, seed: int, params: DSAParams, siamese: bool = True)
         g = _generator(x, seed * 8 + position)  # one fresh stream per transformation, batch-size independent
         x = TRANSFORMS[name](x, g, draws, params)
     return x
+
+
+def augment_each(x: torch.Tensor, params: DSAParams | None, generator: torch.Generator) -> torch.Tensor:
+    """Per-image DSA of a training batch, seeded from ``generator`` (the official ``aug=True``); ``x`` itself when
+    ``params`` is None."""
+    if params is None:
+        return x
+    return augment(x, int(torch.randint(2**31 - 1, (1,), generator=generator)), params, siamese=False)
+
+
+def augment_pair(
+    real: torch.Tensor, syn: torch.Tensor, seed: int, params: DSAParams | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Siamese transformation (fixed by ``seed``) of a real and a synthetic batch; both unchanged when
+    ``params`` is None."""
+    if params is None:
+        return real, syn
+    return augment(real, seed, params), augment(syn, seed, params)

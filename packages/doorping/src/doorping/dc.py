@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from doorping.augment import DSAParams, augment
+from doorping.augment import DSAParams, augment_each, augment_pair
 from doorping.config import Settings
 from doorping.losses import distribution_matching_loss, match_loss
 from doorping.networks import FlatNet, build_network
@@ -81,10 +81,7 @@ def train_on_synthetic(
         order = torch.randperm(n, generator=generator).to(images.device)
         for start in range(0, n, batch):
             idx = order[start : start + batch]
-            x = images[idx]
-            if dsa is not None:
-                x = augment(x, int(torch.randint(2**31 - 1, (1,), generator=generator)), dsa, siamese=False)
-            loss = F.cross_entropy(net(x), labels[idx])
+            loss = F.cross_entropy(net(augment_each(images[idx], dsa, generator)), labels[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -168,9 +165,8 @@ def dc_iteration(
         for c in range(num_classes):
             real = attack.sample(c, dc.batch_real, rng)
             syn_c = syn[c * ipc : (c + 1) * ipc]
-            if dsa is not None:  # one Siamese transformation for the real and the synthetic batch of class c
-                shared = derive_seed(settings.seed, it, ol, c, "dsa")
-                real, syn_c = augment(real, shared, dsa), augment(syn_c, shared, dsa)
+            # one Siamese transformation for the real and the synthetic batch of class c
+            real, syn_c = augment_pair(real, syn_c, derive_seed(settings.seed, it, ol, c, "dsa"), dsa)
             g_real = [g.detach() for g in class_gradients(net, real, c, create_graph=False)]
             g_syn = class_gradients(net, syn_c, c, create_graph=True)
             loss = loss + match_loss(g_syn, g_real, dc.dis_metric)
@@ -220,9 +216,8 @@ def dm_iteration(
     for c in range(num_classes):
         real = attack.sample(c, dc.batch_real, rng)
         syn_c = syn[c * ipc : (c + 1) * ipc]
-        if dsa is not None:  # the same DSA seed for the real and the synthetic batch (spec §2.8)
-            shared = derive_seed(settings.seed, it, c, "dm-dsa")
-            real, syn_c = augment(real, shared, dsa), augment(syn_c, shared, dsa)
+        # the same DSA seed for the real and the synthetic batch (spec §2.8)
+        real, syn_c = augment_pair(real, syn_c, derive_seed(settings.seed, it, c, "dm-dsa"), dsa)
         loss = loss + distribution_matching_loss(net.embed(real).detach(), net.embed(syn_c))
     optimizer_img.zero_grad()
     backward(loss)

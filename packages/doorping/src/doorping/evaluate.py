@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from doorping.augment import DSAParams, augment
+from doorping.augment import DSAParams, augment_each
 from doorping.config import EvalConfig
 from doorping.dc import derive_seed
 from doorping.networks import build_network
@@ -86,10 +86,7 @@ def train_eval_net(
         order = torch.randperm(n, generator=generator).to(images.device)
         for start in range(0, n, cfg.batch):
             idx = order[start : start + cfg.batch]
-            x = images[idx]
-            if dsa is not None:
-                x = augment(x, int(torch.randint(2**31 - 1, (1,), generator=generator)), dsa, siamese=False)
-            loss = F.cross_entropy(net(x), labels[idx])
+            loss = F.cross_entropy(net(augment_each(images[idx], dsa, generator)), labels[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
