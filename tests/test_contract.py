@@ -285,6 +285,7 @@ BAD_INPUTS = {
     "missing-data-root": ("train", "--data.root", "{tmp}/no/such/folder"),
     "unknown-preset": ("train", "--config", "no-such-preset"),
     "malformed-config-value": ("train", "--trainer.max_epochs=many"),
+    "unknown-flag": ("train", "--no_such_flag", "1"),
     "missing-checkpoint": ("evaluate", "--ckpt", "{tmp}/missing.ckpt"),
 }
 

@@ -245,3 +245,34 @@ def test_max_devices_caps_auto_and_rejects_more(example_src: Path, tmp_path: Pat
         config.trainer = SimpleNamespace(devices=value)
         with pytest.raises(ConfigError, match="at most 1 device"):
             cli._cap_devices(config)
+
+
+def test_unknown_flag_is_rejected_before_lightning_is_imported(example_src: Path, tmp_path: Path) -> None:
+    """A typo in a Lightning verb's flags is one line in milliseconds: no Lightning import, no run folder."""
+    code = (
+        "import sys; from example_pkg import cli; rc = cli.main(['train', '--out', 'x', '--trainer.max_epochs=1']);"
+        "print(rc, 'lightning' in sys.modules or 'lightning.pytorch' in sys.modules)"
+    )
+    env = {**os.environ, "PAPERLAB_RUNS": str(tmp_path / "runs")}  # example_src put itself on PYTHONPATH
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.stdout.split() == ["2", "False"], proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("example-pkg: error: unrecognized argument --out (expected --config")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_known_flag_names_pass_the_precheck() -> None:
+    from paperlab_core.cli import LightningVerb
+    from paperlab_core.lightning_verbs import check_flag_names
+
+    spec = pcli.PackageSpec("p", "p", "0", "", "m:M", None, (), {}, 0, None, None, ("extra",))
+    fit, test = LightningVerb("train", ""), LightningVerb("evaluate", "", stages=("test",))
+    ok = ["--config", "c.yaml", "--trainer.max_epochs=1", "--model.lr", "0.1", "--data", "D", "--extra.x=1",
+          "--print_config", "--seed_everything=3", "--ckpt_path", "last", "--run_name=a", "--threads", "1",
+          "--trainer.callbacks+=X", "-h", "--resume", "r"]  # fmt: skip
+    check_flag_names(ok, spec, fit)
+    with pytest.raises(UsageError, match="unrecognized argument --resume"):
+        check_flag_names(["--resume", "r"], spec, test)  # only verbs that train resume
+    with pytest.raises(UsageError, match="unrecognized argument --epochs"):
+        check_flag_names(["--epochs=3"], spec, fit)

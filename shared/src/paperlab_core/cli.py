@@ -103,6 +103,7 @@ class PackageSpec:
     seed: int | bool
     cli_class: str | None
     max_devices: int | None = None
+    cli_flags: tuple[str, ...] = ()
 
     def model_classes(self) -> set[str]:
         found = {self.model} | {v.model for v in self.verbs if isinstance(v, LightningVerb)}
@@ -222,6 +223,7 @@ def build_cli(
     version: str | None = None,
     prog: str | None = None,
     max_devices: int | None = None,
+    cli_flags: Sequence[str] = (),
 ) -> Callable[[Sequence[str] | None], int]:
     """Return the ``main(argv=None) -> int`` entry point of a package's command line.
 
@@ -229,6 +231,9 @@ def build_cli(
     optional ``"module:Class"`` subclass of :class:`paperlab_core.lightning.PaperCLI`. The version defaults to
     the installed distribution's metadata. ``max_devices``: the most devices one run can use (1 for full-batch
     methods that cannot be split over DDP ranks); ``auto`` is capped to it and more is a one-line error.
+    ``cli_flags``: top-level flags that ``cli_class`` adds to the parser (``--config``, ``--trainer.*``,
+    ``--model.*``, ``--data.*`` and the paperlab flags are always known; any other is rejected before Lightning
+    is imported).
     """
     prog = prog or package.replace("_", "-")
     names = [v.name for v in verbs]
@@ -236,7 +241,7 @@ def build_cli(
         raise ValueError(f"{package}: duplicate verb names in {names}")
     spec = PackageSpec(
         package, prog, version or _dist_version(prog), description, model, data, tuple(verbs),
-        dict(trainer_defaults or {}), seed, cli_class, max_devices,
+        dict(trainer_defaults or {}), seed, cli_class, max_devices, tuple(cli_flags),
     )  # fmt: skip
     by_name = {v.name: v for v in verbs}
 

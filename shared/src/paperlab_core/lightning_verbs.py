@@ -1,7 +1,7 @@
 """Running a :class:`~paperlab_core.cli.LightningVerb`: the checks made before Lightning is imported, then the run.
 
-Before anything heavy is imported the command line is checked: presets resolve, ``--resume DIR`` and
-``--ckpt_path last`` find their run folder, the checkpoint and ``--data.root`` exist. A user mistake therefore
+Before anything heavy is imported the command line is checked: flag names are known, presets resolve,
+``--resume DIR`` and ``--ckpt_path last`` find their run folder, the checkpoint and ``--data.root`` exist. A user mistake therefore
 costs milliseconds and leaves nothing on disk. ``evaluate``/``predict`` read the configuration stored in the
 checkpoint (model and data sections and classes, see :class:`paperlab_core.lightning.ConfigInCheckpoint`) and
 apply it after the base preset and before the user's own flags.
@@ -19,6 +19,26 @@ from paperlab_core.errors import ConfigError, MissingFileError, UsageError, User
 from paperlab_core.logging import RUN_DIR_ENV, discard_if_unused, log, runs_root
 
 LIGHTNING_CKPT_ALIASES = {"last", "best", "hpc", "registry"}
+# the top-level names PaperCLI's parser knows (``--trainer.max_epochs`` → ``trainer``); ``resume`` only for fit
+LIGHTNING_FLAGS = frozenset(
+    {"config", "print_config", "help", "seed_everything", "trainer", "model", "data", "ckpt_path", "run_name",
+     "threads"}
+)  # fmt: skip
+
+
+def check_flag_names(args: list[str], spec: PackageSpec, verb: LightningVerb) -> None:
+    """Reject a flag the LightningCLI parser would not know, before Lightning is imported (a typo costs ms)."""
+    known = LIGHTNING_FLAGS | set(spec.cli_flags) | ({"resume"} if "fit" in verb.stages else set())
+    for arg in args:
+        if not arg.startswith("--") or arg == "--":
+            continue
+        name = arg[2:].split("=", 1)[0]
+        top = name.split(".", 1)[0].removesuffix("+")
+        if top not in known:
+            raise UsageError(
+                f"unrecognized argument --{name} (expected --config, --trainer.*, --model.*, --data.*, "
+                f"--seed_everything, --ckpt, --run_name, --threads; see `{spec.prog} {verb.name} --help`)"
+            )
 
 
 def latest_run(package: str, run_name: str | None = None) -> Path | None:
@@ -72,6 +92,7 @@ def run_lightning_verb(spec: PackageSpec, verb: LightningVerb, user_args: list[s
     stored: list[str] = []
     # the verb's fixed flags come last: `finetune --config X` must not let X change what finetune means
     args = expand_config_args([*user_args, *verb.args], spec.package, base_preset="", renames=verb.renames)
+    check_flag_names(args, spec, verb)
     model_class, data_class = verb.model or spec.model, verb.data or spec.data
     run_dir: Path | None = None
     temp_files: list[str] = []
