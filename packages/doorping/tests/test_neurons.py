@@ -6,8 +6,10 @@ import pytest
 import torch
 from doorping.networks import build_network, prefix_output, resolve_layer, weighted_layers
 from doorping.neurons import (
+    NEURON_SELECT,
     LegacyActivation,
     PrefixActivation,
+    active_neurons,
     doorping_objective,
     hook_count,
     select_neurons,
@@ -218,3 +220,58 @@ def test_unknown_threshold_mode_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="threshold_mode"):
         DistillModule(trigger={"threshold_mode": "percent"})
+
+
+def test_active_selection_ranks_active_neurons_first_in_weight_order() -> None:
+    layer = nn.Linear(3, 4, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(
+            torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, -5.0], [2.0, 2.0, 0.5], [-0.1, 0.0, 0.0]])
+        )
+    # |W| row sums: 2, 5, 4.5, 0.1 → official order 1, 2, 0, 3
+    assert select_neurons(layer, 4, torch.ones(4, dtype=torch.bool)).tolist() == [1, 2, 0, 3]
+    active = torch.tensor([True, False, False, True])
+    assert select_neurons(layer, 1, active).tolist() == [0]  # the heaviest neuron (1) is dead: skipped
+    assert select_neurons(layer, 3, active).tolist() == [0, 3, 1]  # then the inactive ones, in weight order
+    assert select_neurons(layer, 1, torch.zeros(4, dtype=torch.bool)).tolist() == [1]  # none active: official
+
+
+def test_active_neurons_mask_is_the_post_relu_output_above_zero() -> None:
+    net, _, trigger, read, _ = _setup()
+    mask = active_neurons(net, read.index, trigger)
+    assert mask.dtype == torch.bool and mask.shape == (read.module.out_features,)
+    assert torch.equal(mask, read(trigger)[0] > 0) and mask.any() and not mask.all()
+
+
+def test_active_selection_turns_a_dead_neuron_no_op_into_a_real_update(
+    digits, toy_settings, make_run
+) -> None:
+    """The official Σ|W| choice of a neuron that is dead on the trigger makes the update a no-op (spec §2.3.3);
+    ``neuron_select active`` (ours) picks the heaviest active neuron instead, and the trigger moves."""
+    from dataclasses import replace
+
+    from doorping.dc import trigger_update
+
+    steps, moved = {}, {}
+    for mode in NEURON_SELECT:
+        settings = replace(
+            toy_settings, trigger=replace(toy_settings.trigger, neuron_select=mode, threshold_mode="relative")
+        )
+        attack, _, _ = make_run(digits, settings)
+        net = toy(3)
+        read = PrefixActivation(net, -2)
+        heaviest = int(select_neurons(read.module, 1))
+        with torch.no_grad():
+            read.module.bias[heaviest] = -1e6  # dead on every input
+        before = attack.trigger.clone()
+        steps[mode] = trigger_update(net, attack, settings, "dc").steps
+        moved[mode] = not torch.equal(attack.trigger, before)
+    assert steps["weight"] == 0 and not moved["weight"]
+    assert steps["active"] > 0 and moved["active"]
+
+
+def test_unknown_neuron_select_is_a_config_error() -> None:
+    from doorping.module import DistillModule
+
+    with pytest.raises(ConfigError, match="neuron_select"):
+        DistillModule(trigger={"neuron_select": "random"})

@@ -98,3 +98,30 @@ def test_defence_means_aggregate_over_seeds_per_row() -> None:
     )
     assert naive[header.index("STRIP FAR @ FRR 1 %")] == "0.800 ± 0.100"
     assert doorping[header.index("FP fine-tuned ASR")] == "0.500"
+
+
+def test_active_neuron_row_gets_its_own_gates_next_to_the_official_ones() -> None:
+    model, _ = cell_config({"preset": "mnist-reduced", "row": "doorping-active", "seed": 0, "quick": False})
+    assert model["trigger"]["neuron_select"] == "active" and model["trigger"]["bound"] == "none"
+    assert model["trigger"]["size"] == 8 and model["trigger"]["threshold_mode"] == "relative"
+    official, _ = cell_config({"preset": "mnist-reduced", "row": "doorping", "seed": 0, "quick": False})
+    assert official["trigger"].get("neuron_select", "weight") == "weight"
+    records = [
+        *(_record("naive", s, 0.8, 0.2) for s in range(3)),
+        *(_record("doorping", s, 0.8, a) for s, a in enumerate((0.0, 1.0, 1.0))),
+        *(_record("doorping-active", s, 0.8, 1.0) for s in range(3)),
+    ]
+    results = {name: (value, ok) for name, value, _, ok in checks(by_row(records))}
+    assert not results["DOORPING (unclamped) ASR non-target ≥ 0.9"][1]  # the official gate is still reported
+    assert results["DOORPING, active-neuron selection (ours), ASR ≥ 0.9"] == (1.0, True)
+    value, ok = results["NAIVE ASR ≤ DOORPING (active-neuron) ASR − 0.5"]
+    assert abs(value - (0.2 - 1.0)) < 1e-12 and ok
+
+
+def test_dsa_rows_turn_on_dsa_in_distillation_and_evaluation_without_flip() -> None:
+    for row, attack in (("clean-dsa", "none"), ("doorping-dsa", "doorping")):
+        model, _ = cell_config({"preset": "toy", "row": row, "seed": 0, "quick": False})
+        assert model["attack"] == attack and model["dc"]["dsa"] and model["evaluation"]["dsa"]
+        assert "flip" not in model["dc"]["dsa_strategy"] and model["dc"]["outer_loop"] == 5
+    plain, _ = cell_config({"preset": "toy", "row": "doorping", "seed": 0, "quick": False})
+    assert not plain["dc"].get("dsa", False)

@@ -42,6 +42,8 @@ class TriggerConfig:
         threshold: stop an update when the loss (checked before the backward) is below it.
         threshold_mode: ``absolute`` (official: loss < threshold) or ``relative`` (loss < threshold·mean(target²),
             the same test in the activation's own scale; equal to ``absolute`` when the target activation is 1).
+        neuron_select: ``weight`` (official: top-k by Σ|W|) or ``active`` (ours: top-k by Σ|W| among the neurons
+            active on the trigger at the start of the update, so the update is never a dead-neuron no-op).
         bound: none (official), valid, linf:EPS or l2:EPS (EPS in [0, 1] pixel units).
         keep_trajectory: keep every trigger whose ASR exceeds 0.95 at an evaluation (``trajectory/``).
         invisible_steps: Adam steps of an INVISIBLE update (None = 100 for DC/DM, 50 for DD).
@@ -62,6 +64,7 @@ class TriggerConfig:
     max_steps: int = 1000
     threshold: float = 0.5
     threshold_mode: str = "absolute"
+    neuron_select: str = "weight"
     bound: str = "none"
     keep_trajectory: bool = False
     invisible_steps: int | None = None

@@ -30,6 +30,7 @@ from doorping.neurons import (
     LegacyActivation,
     PrefixActivation,
     UpdateResult,
+    active_neurons,
     select_neurons,
     update_invisible_trigger,
     update_trigger,
@@ -94,7 +95,8 @@ def trigger_update(net: FlatNet, attack: AttackState, settings: Settings, method
     net.eval()
     legacy = cfg.legacy_trigger_loop
     read = LegacyActivation(net, cfg.layer) if legacy else PrefixActivation(net, cfg.layer)
-    neurons = select_neurons(read.module, cfg.topk)
+    active = active_neurons(net, read.index, attack.trigger) if cfg.neuron_select == "active" else None
+    neurons = select_neurons(read.module, cfg.topk, active)
     if legacy:
         if attack.leaf is None:
             attack.leaf = attack.trigger.detach().clone().requires_grad_(True)

@@ -29,6 +29,7 @@ from doorping.dc import dc_iteration, derive_seed, dm_iteration
 from doorping.dd import FlatParams, dd_iteration, fixed_init_net, make_steps, raw_lr_init, replay
 from doorping.evaluate import Scores, evaluate_one, score_model
 from doorping.networks import ARCHS, build_network
+from doorping.neurons import NEURON_SELECT
 from doorping.poison import AttackState
 from doorping.trigger import trigger_range
 from paperlab_core.errors import ConfigError
@@ -84,6 +85,10 @@ class DistillModule(LightningModule):
         if self.settings.trigger.threshold_mode not in ("absolute", "relative"):
             raise ConfigError(
                 f"trigger.threshold_mode {self.settings.trigger.threshold_mode!r}: expected absolute or relative"
+            )
+        if self.settings.trigger.neuron_select not in NEURON_SELECT:
+            raise ConfigError(
+                f"trigger.neuron_select {self.settings.trigger.neuron_select!r}: expected {' or '.join(NEURON_SELECT)}"
             )
         ev = self.settings.evaluation
         if ev.arch is not None and ev.arch not in ARCHS:

@@ -23,13 +23,31 @@ from torch.nn import functional as F
 from doorping.networks import prefix_output, resolve_layer
 from doorping.trigger import Bound, project
 
+#: ``trigger.neuron_select`` values: ``weight`` (official, spec §2.3.1) or ``active`` (ours, see below)
+NEURON_SELECT = ("weight", "active")
 
-def select_neurons(layer: nn.Linear, topk: int) -> torch.Tensor:
-    """Top-k output neurons of ``layer`` by ``Σ_i |W_{j,i}|`` (spec §2.3.1); ties keep ``torch.topk``'s order."""
+
+def select_neurons(layer: nn.Linear, topk: int, active: torch.Tensor | None = None) -> torch.Tensor:
+    """Top-k output neurons of ``layer`` by ``Σ_i |W_{j,i}|`` (spec §2.3.1); ties keep ``torch.topk``'s order.
+
+    ``active`` (ours, ``trigger.neuron_select active``; not in the paper or the official code): a boolean mask of
+    the neurons whose post-ReLU output on the trigger is > 0. Active neurons then rank before inactive ones, each
+    group in ``Σ|W|`` order, so an inactive neuron — whose update is a no-op (spec §2.3.3) — is chosen only when
+    fewer than k neurons are active.
+    """
     if topk < 1 or topk > layer.weight.shape[0]:
         raise ValueError(f"topk must lie in 1..{layer.weight.shape[0]}, got {topk}")
     scores = layer.weight.detach().abs().sum(dim=1)
+    if active is not None:
+        active = active.to(scores.device).reshape(scores.shape).bool()
+        scores = torch.where(active, scores, scores - scores.max() - 1.0)  # every inactive score < 0 ≤ active
     return torch.topk(scores, topk).indices
+
+
+@torch.no_grad()
+def active_neurons(net: nn.Sequential, index: int, trigger: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the neurons of stack module ``index`` whose post-ReLU output on ``trigger`` is > 0."""
+    return prefix_output(net, index, trigger).reshape(-1) > 0
 
 
 class PrefixActivation:

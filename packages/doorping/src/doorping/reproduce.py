@@ -29,10 +29,18 @@ ROWS: dict[str, dict[str, Any]] = {
     "doorping": {"attack": "doorping", "trigger": {"bound": "none"}},
     "doorping-valid": {"attack": "doorping", "trigger": {"bound": "valid"}},
 }
+#: DSA in distillation and evaluation (the official DSA runs); ``flip`` dropped, as for digits (spec §2.8)
+DSA_ROW: dict[str, Any] = {
+    "dc": {"dsa": True, "dsa_strategy": "color_crop_cutout_scale_rotate"},
+    "evaluation": {"dsa": True, "dsa_strategy": "color_crop_cutout_scale_rotate"},
+}
 #: reported-only rows (``--extras``)
 EXTRAS: dict[str, dict[str, Any]] = {
     "doorping-linf0.1": {"attack": "doorping", "trigger": {"bound": "linf:0.1"}},
     "invisible": {"attack": "invisible"},
+    "doorping-active": {"attack": "doorping", "trigger": {"bound": "none", "neuron_select": "active"}},
+    "clean-dsa": {"attack": "none", **DSA_ROW},
+    "doorping-dsa": {"attack": "doorping", "trigger": {"bound": "none"}, **DSA_ROW},
     "dm-doorping": {"method": "dm", "attack": "doorping", "iterations": 200, "dc": {"dm_trigger_every": 10}},
     "dd-doorping": {
         "method": "dd",
@@ -48,6 +56,9 @@ LABELS = {
     "doorping-valid": "DOORPING, trigger clamped to the valid range",
     "doorping-linf0.1": "DOORPING, linf 0.1 around the initial trigger",
     "invisible": "INVISIBLE (package default semantics)",
+    "doorping-active": "DOORPING, unclamped, neuron among those active on the trigger (ours)",
+    "clean-dsa": "clean DC with DSA",
+    "doorping-dsa": "DOORPING, unclamped, DC with DSA",
     "dm-doorping": "DOORPING under DM (proposed)",
     "dd-doorping": "DOORPING under DD (replay evaluation)",
 }
@@ -182,6 +193,19 @@ def checks(grouped: dict[str, list[Record]]) -> list[tuple[str, float, str, bool
         if "doorping" in grouped:
             d_asr = means(grouped["doorping"], "asr")
             found.append(("NAIVE ASR ≤ DOORPING ASR − 0.5", n_asr - d_asr, "≤ −0.5", n_asr <= d_asr - 0.5))
+    if "doorping-active" in grouped:  # the same two gates under the active-neuron option (ours), stated apart
+        a_asr = means(grouped["doorping-active"], "asr")
+        found.append(("DOORPING, active-neuron selection (ours), ASR ≥ 0.9", a_asr, "≥ 0.9", a_asr >= 0.9))
+        if "naive" in grouped:
+            n_asr = means(grouped["naive"], "asr")
+            found.append(
+                (
+                    "NAIVE ASR ≤ DOORPING (active-neuron) ASR − 0.5",
+                    n_asr - a_asr,
+                    "≤ −0.5",
+                    n_asr <= a_asr - 0.5,
+                )
+            )
     if "clean" in grouped:
         c_cta = means(grouped["clean"], "cta")
         found.append(("clean-DC CTA ≥ 0.75", c_cta, "≥ 0.75", c_cta >= 0.75))
