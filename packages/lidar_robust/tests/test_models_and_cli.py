@@ -161,6 +161,26 @@ def test_reproduce_variants_build_modules_with_their_recipe_knobs():
     assert {"rlseg-half_scans", "rlseg-bench_outliers", "rlseg-no_mix3d"} <= set(ABLATIONS)
 
 
+def test_coarse_cylinder_variant_is_no_finer_than_the_cartesian_grid_beyond_4m():
+    import math
+
+    from lidar_robust.module import SegmentationModule
+    from lidar_robust.reproduce import VARIANTS
+
+    name, _augment, voxelization, knobs = VARIANTS["rlseg-cyl_coarse"]
+    module = SegmentationModule(name=name, cr=0.25, voxel_size=0.2, voxelization=voxelization, **knobs)
+    _lower, size, shape = module.net.grid.layout()
+    assert size[0] == pytest.approx(0.2) and size[2] == pytest.approx(0.2)
+    assert math.degrees(size[1]) == pytest.approx(3.0)
+    assert 3.82 * size[1] >= 0.2  # arc of one φ bin at 3.82 m (the lowest beam meets the ground near 3.7 m)
+    assert shape == (256, 128, 32)  # padded to multiples of 16 for the four stride-2 levels
+    default = SegmentationModule(name="rlseg", cr=0.25, voxel_size=0.2, voxelization="cylindrical")
+    assert default.net.grid.cylinder_shape == (480, 360, 32)
+    assert VARIANTS["minkunet-cylindrical"][:3] == ("minkunet", None, "cylindrical")
+    with pytest.raises(ValueError, match="cylinder_shape"):
+        SegmentationModule(name="rlseg", voxelization="cylindrical", cylinder_shape=(10, 0, 4))
+
+
 def test_reproduce_tables_pair_ablations_by_seed_and_add_variant_claims():
     from lidar_robust.benchmark import paper_columns
     from lidar_robust.corruptions.registry import SEMANTICKITTI_C
@@ -192,6 +212,13 @@ def test_reproduce_tables_pair_ablations_by_seed_and_add_variant_claims():
     assert len(half) == 3 and "claim-rlseg-half_scans" in tables and "claim-rlseg-no_mix3d" not in tables
     claim = {row[0]: row for row in tables["claim-rlseg-half_scans"].rows}
     assert claim["clean mIoU drop ≤ 2"][3] == pytest.approx((11 + 11 + 13) / 3 - 10)
+    # same-partition claim: rlseg-cylindrical against the cylindrical baseline, not against the cartesian one
+    records += [record("minkunet-cylindrical", 0, 13.0), record("minkunet-cylindrical", 1, 13.0),
+                record("rlseg-cylindrical", 0, 12.0), record("rlseg-cylindrical", 1, 12.5)]  # fmt: skip
+    tables = summarize(records)
+    pair = {row[0]: row for row in tables["claim-rlseg-cylindrical-vs-minkunet-cylindrical"].rows}
+    assert pair["RmIoU higher"][1:4] == [pytest.approx(13.0), pytest.approx(12.25), pytest.approx(-0.75)]
+    assert pair["RmIoU higher"][4] == "no"
 
 
 def test_criterion16_table_counts_seeds_in_the_expected_direction():

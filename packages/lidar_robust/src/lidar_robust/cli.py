@@ -66,7 +66,7 @@ main = build_cli(
                     default="minkunet,rlseg",
                     help="comma list of variants (minkunet, rlseg, salsanext, rlseg-no_<augmentation>, "
                     "rlseg-cylindrical, rlseg-mix3d_cyl, rlseg-half_scans, rlseg-bench_outliers, rlseg-r0.2, "
-                    "rlseg-clean_tail; "
+                    "rlseg-clean_tail, rlseg-cyl_coarse, minkunet-cylindrical; "
                     "default minkunet,rlseg)",
                 ),
                 option(

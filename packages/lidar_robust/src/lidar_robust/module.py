@@ -16,12 +16,16 @@ from lidar_robust.losses import segmentation_loss
 from lidar_robust.metrics import iou_per_class
 from lidar_robust.models import MODEL_NAMES
 
+#: Cylinder3D-like (ρ, φ, z) bins over ρ ∈ [0, 50] m, φ ∈ [−π, π), z ∈ [−4, 2] m (spec §4: 480 × 360 × 32)
+CYLINDER_SHAPE = (480, 360, 32)
+
 # augmentation and collation belong to the model's recipe, so the module (not the datamodule) defines the hook
 warnings.filterwarnings("ignore", message=r".*overridden `on_before_batch_transfer`.*")
 
 
 def build_network(name: str, cr: float, voxel_size: float, voxelization: str, backend: str,
-                  range_image: tuple[int, int] = (64, 512)) -> torch.nn.Module:  # fmt: skip
+                  range_image: tuple[int, int] = (64, 512),
+                  cylinder_shape: Sequence[int] = CYLINDER_SHAPE) -> torch.nn.Module:  # fmt: skip
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r} (expected one of {', '.join(MODEL_NAMES)})")
     if name == "salsanext":
@@ -30,7 +34,13 @@ def build_network(name: str, cr: float, voxel_size: float, voxelization: str, ba
         return SalsaNext(height=range_image[0], width=range_image[1], cr=cr)
     from lidar_robust.models.minkunet import GridConfig, MinkUNet
 
-    return MinkUNet(cr=cr, grid=GridConfig(voxelization=voxelization, voxel_size=voxel_size), backend=backend)
+    shape = tuple(int(v) for v in cylinder_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(
+            f"cylinder_shape must be three positive bin counts (rho, phi, z), got {cylinder_shape}"
+        )
+    grid = GridConfig(voxelization=voxelization, voxel_size=voxel_size, cylinder_shape=shape)
+    return MinkUNet(cr=cr, grid=grid, backend=backend)
 
 
 def collate(samples: Sequence[dict], device: torch.device | None = None) -> dict:
@@ -52,7 +62,8 @@ class SegmentationModule(pl.LightningModule):
     augmentations; defaults = the spec's proposal): ``robust_share``, the probability that a training scan enters
     the robust branch (1.0); ``outlier_ratio``, bounds of the global-outlier ratio ([0, 0.05] = U(0, 0.05);
     [0.001, 0.5] = log-uniform over the benchmark's range); ``robust_until``, the fraction of the training steps
-    with the robust augmentations on (1.0 = throughout)."""
+    with the robust augmentations on (1.0 = throughout). ``cylinder_shape``: (ρ, φ, z) bins of the cylindrical
+    grid (only with ``voxelization="cylindrical"``)."""
 
     def __init__(
         self,
@@ -70,6 +81,7 @@ class SegmentationModule(pl.LightningModule):
         outlier_ratio: tuple[float, float] | list[float] = SPEC_OUTLIER_RATIO,
         robust_until: float = 1.0,
         robust_share: float = 1.0,
+        cylinder_shape: tuple[int, int, int] | list[int] = CYLINDER_SHAPE,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -88,7 +100,7 @@ class SegmentationModule(pl.LightningModule):
         if not 0.0 <= robust_share <= 1.0:
             raise ValueError(f"robust_share must be in [0, 1], got {robust_share}")
         self.outlier_ratio = (float(outlier_ratio[0]), float(outlier_ratio[1]))
-        self.net = build_network(name, cr, voxel_size, voxelization, backend)
+        self.net = build_network(name, cr, voxel_size, voxelization, backend, cylinder_shape=cylinder_shape)
         self._rng = np.random.default_rng(augment_seed)
         self.register_buffer(
             "confusion", torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long), persistent=False

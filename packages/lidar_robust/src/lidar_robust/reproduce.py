@@ -29,6 +29,9 @@ LABELS = {
     "rlseg-half_scans": "RLSeg-style, half the scans augmented",
     "rlseg-r0.2": "RLSeg-style recipe 0.2 (tried)",
     "rlseg-clean_tail": "RLSeg-style, last quarter clean",
+    "rlseg-cylindrical": "RLSeg-style, cylindrical voxels",
+    "rlseg-cyl_coarse": "RLSeg-style, coarse cylindrical voxels",
+    "minkunet-cylindrical": "MinkUNet-style, cylindrical voxels",
     "salsanext": "SalsaNext-style",
 }
 TYPE_LABELS = (
@@ -42,6 +45,8 @@ TYPE_LABELS = (
 TRAIN_SCANS = 64
 ROBUST = ("mix3d", "local_jitter", "global_outliers", "beam_drop", "point_subsample")
 BENCHMARK_OUTLIERS = (1e-3, 0.5)
+#: ρ ∈ [0, 50] m in 0.2 m, φ in 3°, z ∈ [−4, 2] m in 0.2 m
+COARSE_CYLINDER = (250, 120, 30)
 #: variant → (model name, augmentations (None = the model's recipe), voxelization, recipe knobs); ``rlseg`` is the
 #: spec's proposed recipe (every scan through the robust branch, outlier ratio ~ U(0, 0.05))
 VARIANTS: dict[str, tuple[str, list[str] | None, str, dict]] = {
@@ -57,7 +62,13 @@ VARIANTS: dict[str, tuple[str, list[str] | None, str, dict]] = {
     "rlseg-r0.2": ("rlseg", None, "cartesian", {"robust_share": 0.5, "outlier_ratio": BENCHMARK_OUTLIERS}),
     # robust augmentations off for the last quarter of the steps (clean fine-tuning at the cosine tail)
     "rlseg-clean_tail": ("rlseg", None, "cartesian", {"robust_until": 0.75}),
+    # resolution controls of the cylindrical switch: a (ρ, φ, z) grid of 0.2 m × 3° × 0.2 m, no finer than the
+    # 0.2 m cartesian grid beyond 3.8 m (where the points lie), and the baseline on the default cylindrical grid
+    "rlseg-cyl_coarse": ("rlseg", None, "cylindrical", {"cylinder_shape": COARSE_CYLINDER}),
+    "minkunet-cylindrical": ("minkunet", None, "cylindrical", {}),
 }
+#: (baseline, robust) variant pairs that get a claim table of their own (same voxel partition on both sides)
+CLAIM_PAIRS = (("minkunet-cylindrical", "rlseg-cylindrical"),)
 #: spec criterion 16: the variant that removes (or, for cylindrical, adds) a switch, the column it should move
 #: and the expected sign of (variant − full recipe of the same seed); fixed from the spec before any run
 CRITERION_16 = (
@@ -138,16 +149,13 @@ def _list_datamodule(train: list[dict], val: list[dict]):
     return ListData()
 
 
-def run_cell(cell: Cell, device: object, quick: bool) -> dict:
+def train_network(p: dict, device: object):
+    """Train the cell's variant (params ``p``) as ``reproduce`` does; returns the Lightning module, trained."""
     import pytorch_lightning as pl
-    import torch
 
-    from lidar_robust.benchmark import evaluate_subsets, paper_columns
-    from lidar_robust.corruptions.registry import SEMANTICKITTI_C
     from lidar_robust.data import LidarDataModule, sample_from_scan
     from lidar_robust.module import SegmentationModule
 
-    p = cell.params
     pl.seed_everything(p["seed"], verbose=False)
     if p["data"] == "real":
         train = [sample_from_scan(s.points, s.labels, s.ring) for s in _real_scans()[:2]]
@@ -179,8 +187,20 @@ def run_cell(cell: Cell, device: object, quick: bool) -> dict:
         num_sanity_val_steps=0,
         precision="bf16-mixed" if accelerator == "gpu" else "32-true",
     )
-    start = time.perf_counter()
     trainer.fit(module, datamodule=data)
+    return module
+
+
+def run_cell(cell: Cell, device: object, quick: bool) -> dict:
+    import torch
+
+    from lidar_robust.benchmark import evaluate_subsets, paper_columns
+    from lidar_robust.corruptions.registry import SEMANTICKITTI_C
+    from lidar_robust.data import sample_from_scan
+
+    p = cell.params
+    start = time.perf_counter()
+    module = train_network(p, device)
     train_s = time.perf_counter() - start
     net = module.net.to(device)
     scans = _clean_val(p["val_scans"], p["azimuth"])
@@ -253,6 +273,9 @@ def summarize(records: list[dict]) -> dict:
         for variant in models:
             if variant.startswith("rlseg-") and len(by_model[variant]) >= max(2, len(by_model["minkunet"])):
                 tables[f"claim-{variant}"] = _claim(by_model["minkunet"], by_model[variant])
+    for base, robust in CLAIM_PAIRS:
+        if base in by_model and robust in by_model and min(len(by_model[base]), len(by_model[robust])) >= 2:
+            tables[f"claim-{robust}-vs-{base}"] = _claim(by_model[base], by_model[robust])
     ablations = [
         m for m in models if (m in ABLATIONS or m.startswith("rlseg-r0.2-")) and _reference(m) in by_model
     ]
