@@ -125,3 +125,38 @@ def test_dsa_rows_turn_on_dsa_in_distillation_and_evaluation_without_flip() -> N
         assert "flip" not in model["dc"]["dsa_strategy"] and model["dc"]["outer_loop"] == 5
     plain, _ = cell_config({"preset": "toy", "row": "doorping", "seed": 0, "quick": False})
     assert not plain["dc"].get("dsa", False)
+
+
+def test_extra_nets_of_a_saved_set_continue_the_cells_own_nets(tmp_path) -> None:
+    """`--eval-nets`: net k scored from the saved files (``evaluation.first_net k``) is exactly net k of the
+    distillation cell's own evaluation (seeded by index), so adding nets later equals evaluating more at once."""
+    from doorping.runner import fit_and_test, merge, preset, score_saved
+
+    config = preset("toy")
+    model = merge(config["model"], {
+        "iterations": 1, "ipc": 2, "trigger": {"max_steps": 2},
+        "dc": {"outer_loop": 2, "inner_loop": 1, "batch_real": 32},
+        "evaluation": {"num_eval": 2, "epochs": 4},
+    })  # fmt: skip
+    result, _, _ = fit_and_test(model, config["data"], tmp_path)
+    again = score_saved(model, config["data"], tmp_path, first_net=1)
+    assert again["per_net"] == [result["per_net"][1]] and again["first_net"] == 1
+    assert score_saved(model, config["data"], tmp_path, first_net=0)["per_net"] == [result["per_net"][0]]
+
+
+def test_extra_net_cells_and_their_merge_into_the_distillation_record() -> None:
+    args = argparse.Namespace(seeds=[0, 1], quick=False, preset="mnist-reduced", extras=False, with_defences=False,
+                              iterations=None, eval_nets=3)  # fmt: skip
+    keys = [c.key for c in cells_for(args)]
+    assert "mnist-reduced/clean/seed1/net1" in keys and "mnist-reduced/clean/seed1/net2" in keys
+    assert not any(k.endswith("/net0") or k.endswith("/net3") for k in keys)  # the preset trains net 0 itself
+    toy = argparse.Namespace(**{**vars(args), "preset": "toy", "eval_nets": 3})
+    assert not any("/net" in c.key for c in cells_for(toy))  # the toy preset already trains 3 nets
+    base = _record("clean", 0, 0.7, 0.0)
+    base["result"]["per_net"] = [{"cta": 0.7, "asr": 0.0, "asr_all": 0.1}]
+    extra = {"key": "toy/clean/seed0/net1", "params": {**base["params"], "part": "evaluate", "net": 1},
+             "result": {"per_net": [{"cta": 0.8, "asr": 0.2, "asr_all": 0.3}]}, "wall_s": 1.0}  # fmt: skip
+    (merged,) = by_row([extra, base])["clean"]
+    assert merged["result"]["num_nets"] == 2 and abs(merged["result"]["cta"] - 0.75) < 1e-12
+    assert abs(merged["result"]["asr"] - 0.1) < 1e-12 and abs(merged["result"]["asr_all"] - 0.2) < 1e-12
+    assert "Evaluation nets per seed: clean DC 2" in summarize([extra, base])["text"]

@@ -14,6 +14,7 @@ from paperlab_core.verbs import (
     SEED,
     THREADS,
     Verb,
+    existing_dir,
     existing_file,
     option,
     positive_int,
@@ -137,7 +138,26 @@ main = build_cli(
                 ),
                 option("--with-defences", flag=True, help="also the defence table (§5.1)"),
                 option(
-                    "--extras", flag=True, help="also DD, DM, INVISIBLE and linf:0.1 rows (reported only)"
+                    "--extras",
+                    flag=True,
+                    help="also DD, DM, INVISIBLE, linf:0.1, active-neuron and DSA rows (reported only)",
+                ),
+                option(
+                    "--eval-nets",
+                    type=positive_int,
+                    default=None,
+                    metavar="N",
+                    help="evaluation nets per cell in the tables: adds cells KEY/net1 … KEY/net{N-1}, each one more "
+                    "net trained on the cell's saved set (default: the preset's own count, no extra cells)",
+                ),
+                option(
+                    "--distilled-from",
+                    type=existing_dir,
+                    nargs="+",
+                    default=None,
+                    metavar="DIR",
+                    help="earlier reproduce folders whose cells/<cell>/distilled.pt the extra nets may use "
+                    "(otherwise --out's, distilled first when absent)",
                 ),
             ),
         ),

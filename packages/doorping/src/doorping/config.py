@@ -150,6 +150,8 @@ class EvalConfig:
         arch: evaluation architecture (None = the distillation architecture; another one = transfer).
         asr_primary: which ASR the progress bar and summaries call ``asr``-primary: non_target or all.
         dsa: train the evaluation nets with per-image DSA (the official DSA evaluation), strategy ``dsa_strategy``.
+        first_net: index of the first network (nets ``first_net … first_net + num_eval − 1``, each seeded from the
+            run seed and its index): ``first_net 1`` adds new nets to an earlier evaluation without repeating net 0.
     """
 
     num_eval: int = 3
@@ -162,6 +164,7 @@ class EvalConfig:
     asr_primary: str = "non_target"
     dsa: bool = False
     dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    first_net: int = 0
 
 
 @dataclass

@@ -93,6 +93,8 @@ class DistillModule(LightningModule):
         ev = self.settings.evaluation
         if ev.arch is not None and ev.arch not in ARCHS:
             raise ConfigError(f"evaluation.arch {ev.arch!r}: expected one of {', '.join(ARCHS)}")
+        if ev.first_net < 0:
+            raise ConfigError(f"evaluation.first_net must be ≥ 0, got {ev.first_net}")
         if ev.asr_primary not in ("non_target", "all"):
             raise ConfigError(f"evaluation.asr_primary {ev.asr_primary!r}: expected non_target or all")
         if self.settings.dc.dsa:
@@ -343,8 +345,8 @@ class DistillModule(LightningModule):
         return self.syn.detach(), self.syn_labels.to(self.device)
 
     def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        index = int(batch[0])
         s = self._effective()
+        index = int(batch[0]) + s.evaluation.first_net
         state = self.attack_state
         apply = state.apply  # no attack: the white-square probe (a clean model's ASR, as the official code)
         test_x, test_y = self.test_x, self.test_y

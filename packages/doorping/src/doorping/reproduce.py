@@ -79,6 +79,15 @@ def cells_for(args: argparse.Namespace) -> list[Cell]:
         for row in rows
         for s in seeds
     ]
+    nets = getattr(args, "eval_nets", None)
+    if nets:  # nets the distillation cell did not train: indices num_eval … nets − 1
+        for row in rows:
+            for s in seeds:
+                params = {**base, "part": "evaluate", "row": row, "seed": s}
+                have = int(cell_config({**params, "net": 0})[0]["evaluation"]["num_eval"])
+                cells += [
+                    Cell(f"{preset}/{row}/seed{s}/net{k}", {**params, "net": k}) for k in range(have, nets)
+                ]
     if getattr(args, "with_defences", False):
         cells += [
             Cell(f"{preset}/{row}/seed{s}/defences", {**base, "part": "defences", "row": row, "seed": s})
@@ -112,9 +121,21 @@ def cell_folder(out: Path, params: dict[str, Any]) -> Path:
     return out / "cells" / f"{params['preset']}{budget}-{params['row']}-seed{params['seed']}"
 
 
-def run_cell(params: dict[str, Any], out: Path, accelerator: str) -> dict[str, Any]:
-    """One cell: a distillation (fit + test), the defences against its victim, or the positive control."""
-    from doorping.runner import fit_and_test
+def saved_set(params: dict[str, Any], out: Path, sources: list[Path] | None = None) -> Path | None:
+    """The cell folder holding the distillation cell's ``distilled.pt``: in ``out`` or one of ``sources``."""
+    for root in [out, *(sources or [])]:
+        folder = cell_folder(Path(root), {**params, "part": "distill"})
+        if (folder / "distilled.pt").is_file():
+            return folder
+    return None
+
+
+def run_cell(
+    params: dict[str, Any], out: Path, accelerator: str, sources: list[Path] | None = None
+) -> dict[str, Any]:
+    """One cell: a distillation (fit + test), one more evaluation net of a saved set, the defences against its
+    victim, or the positive control."""
+    from doorping.runner import fit_and_test, score_saved
 
     part = params.get("part", "distill")
     if part == "control":
@@ -131,6 +152,14 @@ def run_cell(params: dict[str, Any], out: Path, accelerator: str) -> dict[str, A
     if part == "distill":
         result, _, _ = fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
         return result
+    if (
+        part == "evaluate"
+    ):  # evaluation net `net` of the distillation cell's saved set (distilled first if absent)
+        source = saved_set(params, out, sources)
+        if source is None:
+            fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
+            source = folder
+        return score_saved(model_kwargs, data_kwargs, source, int(params["net"]), 1, accelerator)
     import torch
 
     from doorping.datasets import load_dataset
@@ -167,10 +196,36 @@ def _range(records: list[Record]) -> str:
     return " / ".join(f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(lows, highs, strict=True))
 
 
+def _cell_id(params: dict[str, Any]) -> tuple:
+    return (params["preset"], params.get("iterations"), params["quick"], params["row"], params["seed"])
+
+
+def with_extra_nets(records: list[Record]) -> list[Record]:
+    """Distillation records with the nets of their ``evaluate`` cells added: ``per_net`` extended (in net order)
+    and ``cta``/``asr``/``asr_all`` re-averaged over all nets; ``num_nets`` counts them."""
+    extra: dict[tuple, list[Record]] = {}
+    for record in records:
+        if record["params"].get("part") == "evaluate":
+            extra.setdefault(_cell_id(record["params"]), []).append(record)
+    out = []
+    for record in records:
+        if record["params"].get("part", "distill") != "distill":
+            continue
+        more = sorted(extra.get(_cell_id(record["params"]), []), key=lambda r: r["params"]["net"])
+        nets = list(record["result"].get("per_net") or []) + [n for r in more for n in r["result"]["per_net"]]
+        result = dict(record["result"], num_nets=max(1, len(nets)))
+        if more:
+            for key in ("cta", "asr", "asr_all"):
+                result[key] = float(np.mean([n[key] for n in nets]))
+            result["per_net"] = nets
+        out.append({**record, "result": result})
+    return out
+
+
 def by_row(records: list[Record]) -> dict[str, list[Record]]:
     order = list(ROWS) + list(EXTRAS)
     grouped: dict[str, list[Record]] = {}
-    distill = [r for r in records if r["params"].get("part", "distill") == "distill"]
+    distill = with_extra_nets(records)
     for record in sorted(distill, key=lambda r: (order.index(r["params"]["row"]), r["params"]["seed"])):
         grouped.setdefault(record["params"]["row"], []).append(record)
     return grouped
@@ -252,6 +307,13 @@ def summarize(records: list[Record]) -> dict[str, Any]:
             f"Clamped to the valid pixel range, DOORPING reaches ASR {means(grouped['doorping-valid'], 'asr'):.3f} "
             f"(NAIVE {means(grouped['naive'], 'asr'):.3f}, unclamped DOORPING {means(grouped['doorping'], 'asr'):.3f})."
         )
+    nets = {row: sorted({r["result"]["num_nets"] for r in recs}) for row, recs in grouped.items()}
+    if any(n != [3] for n in nets.values()):
+        text.append(
+            "Evaluation nets per seed: "
+            + "; ".join(f"{LABELS[row]} {'/'.join(map(str, n))}" for row, n in nets.items())
+            + " (CTA and ASR are the mean over a seed's nets, then mean ± std over seeds)."
+        )
     tables["text"] = "\n".join(text)
     return tables
 
@@ -331,6 +393,11 @@ def defence_means(records: list[Record]) -> Table:
 
 def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     cells = cells_for(args)
+    sources = list(getattr(args, "distilled_from", None) or [])
     return run_experiment(
-        run, args, cells, lambda cell: run_cell(dict(cell.params), run.dir, run.accelerator), summarize
+        run,
+        args,
+        cells,
+        lambda cell: run_cell(dict(cell.params), run.dir, run.accelerator, sources),
+        summarize,
     )

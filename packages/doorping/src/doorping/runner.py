@@ -76,3 +76,41 @@ def fit_and_test(
         "eval_s": round(time.perf_counter() - start, 2),
     }
     return result, module, data
+
+
+def score_saved(
+    model_kwargs: dict[str, Any],
+    data_kwargs: dict[str, Any],
+    folder: Path,
+    first_net: int,
+    num_eval: int = 1,
+    accelerator: str = "cpu",
+) -> dict[str, Any]:
+    """Score ``folder``'s saved ``distilled.pt`` (+ ``trigger.pt``) on evaluation nets ``first_net …`` only (the
+    ``evaluate --distilled`` path): more nets for an earlier cell without distilling again."""
+    from pytorch_lightning import Trainer
+
+    trigger = folder / "trigger.pt"
+    model = merge(model_kwargs, {"evaluation": {"num_eval": num_eval, "first_net": first_net}})
+    module = DistillModule(
+        **model,
+        distilled=str(folder / "distilled.pt"),
+        trigger_file=str(trigger) if trigger.is_file() else None,
+    )
+    trainer = Trainer(
+        accelerator=accelerator, devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, inference_mode=False, default_root_dir=str(folder),
+    )  # fmt: skip
+    start = time.perf_counter()
+    scores: list[dict[str, float]] = []
+    module.score_sink = scores
+    (metrics,) = trainer.test(module, datamodule=DistillData(**data_kwargs), verbose=False)
+    return {
+        "cta": metrics["test/cta"],
+        "asr": metrics["test/asr"],
+        "asr_all": metrics["test/asr_all"],
+        "per_net": scores,
+        "first_net": first_net,
+        "distilled_from": str(folder),
+        "eval_s": round(time.perf_counter() - start, 2),
+    }
