@@ -219,6 +219,15 @@ def test_reproduce_tables_pair_ablations_by_seed_and_add_variant_claims():
     pair = {row[0]: row for row in tables["claim-rlseg-cylindrical-vs-minkunet-cylindrical"].rows}
     assert pair["RmIoU higher"][1:4] == [pytest.approx(13.0), pytest.approx(12.25), pytest.approx(-0.75)]
     assert pair["RmIoU higher"][4] == "no"
+    # the overview: one row per claim table, five differences and the count of checks met
+    overview = {(row[0], row[1]): row for row in tables["claims"].rows}
+    row = overview[("rlseg-cylindrical", "minkunet-cylindrical")]
+    assert row[2] == "2/2" and row[3:8] == [pytest.approx(v) for v in (-0.75, 0.0, -0.75, -0.75, -0.75)]
+    assert row[8] == "1 of 5"  # only the clean drop (-0.75 ≥ -2) passes; equal mR is not higher
+    assert (
+        overview[("rlseg", "minkunet")][3] == pytest.approx(3.0)
+        and overview[("rlseg", "minkunet")][8] == "4 of 5"
+    )
 
 
 def test_criterion16_table_counts_seeds_in_the_expected_direction():

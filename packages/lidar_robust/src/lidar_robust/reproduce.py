@@ -276,6 +276,9 @@ def summarize(records: list[dict]) -> dict:
     for base, robust in CLAIM_PAIRS:
         if base in by_model and robust in by_model and min(len(by_model[base]), len(by_model[robust])) >= 2:
             tables[f"claim-{robust}-vs-{base}"] = _claim(by_model[base], by_model[robust])
+    claims = {k: t for k, t in tables.items() if k.startswith("claim")}
+    if claims:
+        tables["claims"] = _claims_overview(claims, {m: len(v) for m, v in by_model.items()})
     ablations = [
         m for m in models if (m in ABLATIONS or m.startswith("rlseg-r0.2-")) and _reference(m) in by_model
     ]
@@ -284,6 +287,29 @@ def summarize(records: list[dict]) -> dict:
     if "rlseg" in by_model and any(variant in by_model for _s, variant, _c, _e in CRITERION_16):
         tables["criterion16"] = _criterion16(by_model, seeds)
     return tables
+
+
+def _claims_overview(claims: dict[str, Table], seeds: dict[str, int]) -> Table:
+    """One row per claim table: the five §6.15 differences (RLSeg-style side − baseline side) and how many pass."""
+    checks = ("rmiou", "mr", "clean", "local", "global")
+    table = Table(
+        ["RLSeg-style side", "baseline side", "seeds", *[f"Δ {c}" for c in checks], "checks met"],
+        title="Spec §6.15 checks of every claim table (seed means; differences RLSeg-style side − baseline side)",
+        formats={f"Δ {c}": "+.2f" for c in checks},
+    )
+    for key, claim in claims.items():
+        robust, _, base = key.removeprefix("claim").removeprefix("-").partition("-vs-")
+        robust, base = robust or "rlseg", base or "minkunet"
+        diffs = [row[3] for row in claim.rows]
+        met = sum(row[4] == "yes" for row in claim.rows)
+        table.add(
+            robust,
+            base,
+            f"{seeds.get(robust, 0)}/{seeds.get(base, 0)}",
+            *diffs,
+            f"{met} of {len(claim.rows)}",
+        )
+    return table
 
 
 def _criterion16(by_model: dict[str, list[dict]], seeds: dict[str, list[int]]) -> Table:
