@@ -30,9 +30,11 @@ def test_cli_choice_tuples_equal_the_registries():
     assert cli.INIT_METHODS == INITS
     assert cli.REPRODUCE_DATASETS == DATASETS
     assert cli.BENCH_METHODS == BENCH_METHODS
+    from bolt_ssl.models import PROBE_FEATURES
     from bolt_ssl.protocols import PROBE_MODES
 
     assert cli.PROBE_MODES == PROBE_MODES
+    assert cli.PROBE_FEATURES == PROBE_FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,8 @@ def test_finetune_linear_probe_and_evaluate_finetuned(trained, tmp_path, npz_fac
                 "0.5",
                 "--steps",
                 "3",
+                "--layer-decay",
+                "0.65",
                 "--out",
                 str(ft),
             ]
@@ -96,12 +100,17 @@ def test_finetune_linear_probe_and_evaluate_finetuned(trained, tmp_path, npz_fac
     record = json.loads((ft / "metrics.json").read_text())
     assert record["test"]["n_labelled"] == 20 and record["test"]["protocol"] == "finetune"
     assert record["test"]["data_official"] is False and record["protocol_config"]["steps"] == 3
+    assert record["protocol_config"]["layer_decay"] == 0.65
     assert main(["evaluate", "--ckpt", str(ft / "finetuned.pt"), "--out", str(tmp_path / "ev")]) == 0
     again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert again["test"]["accuracy"] == pytest.approx(record["test"]["accuracy"], abs=1e-12)
     lp = tmp_path / "lp"
     assert main(["linear-probe", "--init", "scratch", *data, "--label-k", "2", "--out", str(lp)]) == 0
     assert json.loads((lp / "metrics.json").read_text())["test"]["n_labelled"] == 10
+    lp4 = tmp_path / "lp4"
+    argv4 = ["linear-probe", "--init", str(trained), *data, "--label-k", "2", "--probe-features", "last4"]
+    assert main([*argv4, "--out", str(lp4)]) == 0
+    assert json.loads((lp4 / "metrics.json").read_text())["protocol_config"]["probe_features"] == "last4"
     lpv = tmp_path / "lpv"
     assert (
         main(
@@ -262,6 +271,22 @@ def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
             assert "finetune" not in cell and cell["linear_probe"]["probe_c"] in c["protocol"]["probe_c_grid"]
     assert probed["tables"]["main"]["rows"] == [] and probed["tables"]["probe_c"]["rows"]
     assert any("val-tuned C" in row[0] for row in probed["tables"]["targets"]["rows"])
+    # --probe-features last4 (ours) re-probes the same cache into records of their own, labelled in the gate line
+    last4_argv = [
+        *argv[: argv.index("--epochs")],
+        "--epochs",
+        "2",
+        "--probe-features",
+        "last4",
+        "--probe-only",
+    ]
+    assert main([*last4_argv, "--out", str(out), "--cells", "bolt/,scratch/"]) == 0
+    assert (out / "pretrain" / "bolt-seed0" / "backbone.pt").stat().st_mtime_ns == stamp
+    last4 = json.loads((out / "results.json").read_text())
+    assert {
+        r["result"]["protocol"]["probe_features"] for r in last4["records"] if r["params"]["kind"] == "method"
+    } == {"last4"}
+    assert any("last4 features" in row[0] for row in last4["tables"]["targets"]["rows"])
     # no cached pre-training for this configuration: --probe-only refuses instead of training or deleting
     assert (
         main(

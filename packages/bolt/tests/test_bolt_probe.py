@@ -78,3 +78,91 @@ def test_val_probe_needs_a_val_split_and_a_known_mode():
         probe_predict(train[0], train[1], None, None, [test[0]], "ordinal", 5, ProtocolConfig(probe="val"))
     with pytest.raises(ConfigError, match="probe"):
         probe_predict(train[0], train[1], None, None, [test[0]], "ordinal", 5, ProtocolConfig(probe="cv"))
+
+
+# --------------------------------------------------------------------------------------------- probe feature sets
+def _tiny_vit(readout: str = "cls"):
+    import torch
+    from bolt_ssl.models import TokenViT, ViTConfig
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(img_size=8, patch_size=4, in_chans=1, embed_dim=16, depth=4, num_heads=2, readout=readout)
+    return TokenViT(cfg).eval(), torch.randn(3, 1, 8, 8)
+
+
+def test_probe_feature_sets_against_a_manual_forward():
+    """readout = forward; mean / cls+mean from the final-norm'd tokens; last4 = CLS after each block through the
+    final norm (computed here with timm's own block list, independently of ``probe_features``)."""
+    import torch
+
+    net, x = _tiny_vit()
+    with torch.no_grad():
+        z = net.vit.norm_pre(net.add_pos(net.embed(x)))
+        per_block = []
+        for block in net.vit.blocks:
+            z = block(z)
+            per_block.append(net.vit.norm(z))
+        final = per_block[-1]
+        torch.testing.assert_close(net.probe_features(x, "readout"), net(x), rtol=0, atol=0)
+        torch.testing.assert_close(net.probe_features(x, "mean"), final[:, 1:].mean(1), rtol=1e-6, atol=1e-6)
+        both = net.probe_features(x, "cls+mean")
+        assert both.shape == (3, 32)
+        torch.testing.assert_close(both[:, :16], net(x), rtol=1e-6, atol=1e-6)
+        last4 = net.probe_features(x, "last4")
+        assert last4.shape == (3, 64)
+        for i in range(4):
+            torch.testing.assert_close(
+                last4[:, 16 * i : 16 * (i + 1)], per_block[i][:, 0], rtol=1e-6, atol=1e-6
+            )
+        # a mean-readout backbone's readout is the "mean" feature set of the same weights
+        mean_net, _ = _tiny_vit("mean")
+        mean_net.load_state_dict(net.state_dict())
+        torch.testing.assert_close(mean_net(x), net.probe_features(x, "mean"), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ConfigError, match="probe features"):
+        net.probe_features(x, "last5")
+
+
+def test_features_batches_and_empty_inputs_keep_the_width():
+    from bolt_ssl.protocols import features
+
+    net, _ = _tiny_vit()
+    images = np.random.default_rng(0).integers(0, 255, (7, 8, 8, 1), dtype=np.uint8)
+    whole = features(net, images, [0.5], [0.25], batch=500, kind="last4")
+    pieces = features(net, images, [0.5], [0.25], batch=3, kind="last4")
+    assert whole.shape == (7, 64)
+    np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)  # fp32, batch-size-independent ops
+    assert features(net, images[:0], [0.5], [0.25], kind="cls+mean").shape == (0, 32)
+
+
+# --------------------------------------------------------------------------------------------- layer-wise lr decay
+def test_layer_decay_groups_cover_every_parameter_once_with_the_decayed_lr():
+    import torch
+    from bolt_ssl.protocols import Classifier, param_groups
+
+    net, _ = _tiny_vit()
+    model = Classifier(net, 5)
+    spec = param_groups(model, ProtocolConfig())
+    assert {g["lr"] for g in spec} == {1e-3}  # d = 1: the spec's single learning rate
+    decayed = {id(p) for g in spec if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(p) for p in model.parameters() if p.ndim >= 2}
+    groups = param_groups(model, ProtocolConfig(layer_decay=0.5))
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    expected = {
+        "head.weight": 1e-3,
+        "backbone.vit.norm.weight": 1e-3,
+        "backbone.vit.blocks.3.attn.qkv.weight": 1e-3 * 0.5,
+        "backbone.vit.blocks.0.mlp.fc1.bias": 1e-3 * 0.5**4,
+        "backbone.vit.patch_embed.proj.weight": 1e-3 * 0.5**5,
+        "backbone.vit.cls_token": 1e-3 * 0.5**5,
+        "backbone.vit.pos_embed": 1e-3 * 0.5**5,
+    }
+    named = dict(model.named_parameters())
+    for name, lr in expected.items():
+        assert lr_of[id(named[name])] == pytest.approx(lr, rel=1e-12), name
+    with pytest.raises(ConfigError, match="layer decay"):
+        param_groups(model, ProtocolConfig(layer_decay=1.5))
+    # the optimiser the fine-tuning builds from these groups steps every parameter
+    opt = torch.optim.AdamW(groups, lr=1e-3)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))

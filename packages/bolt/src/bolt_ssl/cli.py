@@ -33,6 +33,8 @@ BENCH_METHODS = ("bolt", "byol", "mae", "supervised", "bolt_shared_detached", "b
 SPLIT_CHOICES = ("train", "val", "test")
 #: ``bolt_ssl.protocols.PROBE_MODES``
 PROBE_MODES = ("spec", "val")
+#: ``bolt_ssl.models.PROBE_FEATURES``
+PROBE_FEATURES = ("readout", "mean", "cls+mean", "last4")
 
 
 def _bool(text: str) -> bool:
@@ -126,6 +128,19 @@ PROBE = opt(
     choices=PROBE_MODES,
     help="linear probe's C: spec = LogisticRegression(C=1) (spec §2.8); val = chosen on the val split (ours)",
 )
+PROBE_FEATURES_OPT = opt(
+    "--probe-features",
+    default="readout",
+    choices=PROBE_FEATURES,
+    help="probe features: readout (the backbone's, spec §2.8); mean, cls+mean, last4 = CLS of the last 4 blocks (ours)",
+)
+LAYER_DECAY = opt(
+    "--layer-decay",
+    type=float,
+    default=1.0,
+    metavar="D",
+    help="fine-tuning layer-wise lr decay (ours; 1.0 = one lr, spec §2.8); same for every initialisation",
+)
 LABELS = (
     opt(
         "--label-fraction",
@@ -180,6 +195,7 @@ main = build_cli(
                 *LABELS,
                 SEED,
                 opt("--steps", type=positive_int, default=200, metavar="N", help="optimiser steps (200)"),
+                LAYER_DECAY,
                 opt(
                     "--init-branch",
                     default="online",
@@ -210,6 +226,7 @@ main = build_cli(
                 SEED,
                 opt("--pixels", flag=True, help="probe raw standardised pixels instead of features"),
                 PROBE,
+                PROBE_FEATURES_OPT,
                 opt(
                     "--init-branch",
                     default="online",
@@ -267,6 +284,8 @@ main = build_cli(
                     help="add the 'what was tried' BOLT variants (pool, epochs, s_max, ...)",
                 ),
                 PROBE,
+                PROBE_FEATURES_OPT,
+                LAYER_DECAY,
                 opt(
                     "--probe-only",
                     flag=True,

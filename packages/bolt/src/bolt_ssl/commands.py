@@ -69,7 +69,7 @@ def finetune(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     )
 
     data_cfg, data, init = _setup(args, run)
-    cfg = ProtocolConfig(steps=args.steps, flips=args.flips)
+    cfg = ProtocolConfig(steps=args.steps, flips=args.flips, layer_decay=args.layer_decay)
     backbone = build_backbone(init, args.seed, run.device)
     check_fits(backbone, data)
     train, idx = _labelled(args, data, args.seed)
@@ -101,7 +101,7 @@ def linear_probe(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     )
 
     _, data, init = _setup(args, run)
-    cfg = ProtocolConfig(probe=args.probe)
+    cfg = ProtocolConfig(probe=args.probe, probe_features=args.probe_features)
     train, idx = _labelled(args, data, args.seed)
     out: dict[str, Any] = {"protocol_config": cfg.to_dict(), "labelled_indices": idx.tolist()}
     if args.pixels:
@@ -113,8 +113,9 @@ def linear_probe(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         backbone = build_backbone(init, args.seed, run.device)
         check_fits(backbone, data)
         mean, std = downstream_stats(data)
-        ftrain = features(backbone, train.images, mean, std)
-        fx = {s: features(backbone, data.split(s).images, mean, std) for s in ("val", "test")}
+        kind = cfg.probe_features
+        ftrain = features(backbone, train.images, mean, std, kind=kind)
+        fx = {s: features(backbone, data.split(s).images, mean, std, kind=kind) for s in ("val", "test")}
     has_val = len(data.val) > 0
     probs, c = probe_predict(ftrain, train.labels, fx["val"] if has_val else None,
                              data.val.labels if has_val else None, [fx["val"], fx["test"]], data.task,

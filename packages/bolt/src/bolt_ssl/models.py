@@ -13,6 +13,9 @@ from torch import nn
 from paperlab_core.errors import ConfigError
 
 READOUTS = ("cls", "mean")
+#: linear-probe feature sets (ours, ``--probe-features``): the backbone's readout (spec §2.8), mean-pooled patch tokens,
+#: CLS ⊕ mean, and the DINO-style concatenation of the final-norm'd CLS of the last 4 blocks
+PROBE_FEATURES = ("readout", "mean", "cls+mean", "last4")
 
 
 @dataclass
@@ -111,6 +114,28 @@ class TokenViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(self.add_pos(self.embed(x)))
+
+    def probe_features(self, x: torch.Tensor, kind: str = "readout") -> torch.Tensor:
+        """Frozen features for the linear probe (``PROBE_FEATURES``); ``readout`` equals ``forward``.
+
+        ``last4``: the CLS token after each of the last min(4, depth) blocks, each through the final norm,
+        concatenated (the DINO linear-evaluation readout); ``cls+mean``: final CLS ⊕ mean of the final patch tokens.
+        """
+        if kind == "readout":
+            return self(x)
+        if kind not in PROBE_FEATURES:
+            raise ConfigError(f"probe features {kind!r}: expected one of {', '.join(PROBE_FEATURES)}")
+        z = self.vit.norm_pre(self.add_pos(self.embed(x)))
+        outs = []
+        for block in self.vit.blocks:
+            z = block(z)
+            outs.append(z)
+        last = self.vit.norm(outs[-1])
+        if kind == "mean":
+            return last[:, 1:].mean(dim=1)
+        if kind == "cls+mean":
+            return torch.cat([last[:, 0], last[:, 1:].mean(dim=1)], dim=-1)
+        return torch.cat([self.vit.norm(o[:, 0]) for o in outs[-4:]], dim=-1)
 
 
 class MLPHead(nn.Module):

@@ -47,6 +47,11 @@ class ProtocolConfig:
     #: "spec" = LogisticRegression(C=probe_c) (spec §2.8); "val" = C chosen on the val split (ours)
     probe: str = "spec"
     probe_c_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+    #: probe feature set (``models.PROBE_FEATURES``): "readout" = the backbone's readout (spec §2.8); others ours
+    probe_features: str = "readout"
+    #: layer-wise lr decay of fine-tuning (ours; 1.0 = the spec's single lr): head lr, block i of L gets
+    #: lr·d^(L−i), the embeddings (patch, CLS, positions) lr·d^(L+1) — the same rule for every initialisation
+    layer_decay: float = 1.0
     eval_batch: int = 500
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,19 +160,23 @@ def _normaliser(mean: list[float], std: list[float], device: torch.device):
 
 @torch.inference_mode()
 def features(
-    model: TokenViT, images: np.ndarray, mean: list[float], std: list[float], batch: int = 500
-) -> np.ndarray:
-    """Readout features of un-augmented images (eval mode)."""
+    model: TokenViT, images: np.ndarray, mean: list[float], std: list[float], batch: int = 500,
+    kind: str = "readout",
+) -> np.ndarray:  # fmt: skip
+    """Probe features (``kind``: ``models.PROBE_FEATURES``, default the readout) of un-augmented images (eval)."""
     device = next(model.parameters()).device
     norm = _normaliser(mean, std, device)
     was = model.training
     model.eval()
     out = [
-        model(norm(unit_tensor(images[i : i + batch], device))).float().cpu()
+        model.probe_features(norm(unit_tensor(images[i : i + batch], device)), kind).float().cpu()
         for i in range(0, len(images), batch)
     ]
     model.train(was)
-    return torch.cat(out).numpy() if out else np.zeros((0, model.embed_dim), np.float32)
+    if out:
+        return torch.cat(out).numpy()
+    return model.probe_features(torch.zeros(1, model.in_chans, model.img_size, model.img_size, device=device),
+                                kind)[:0].float().cpu().numpy()  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- linear probe
@@ -280,6 +289,34 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
+def _layer_id(name: str, depth: int) -> int:
+    """0 = embeddings (patch, CLS, positions, mask token), 1..depth = blocks, depth + 1 = final norm and head."""
+    if name.startswith("backbone.vit.blocks."):
+        return int(name.split(".")[3]) + 1
+    if name.startswith(("backbone.vit.patch_embed", "backbone.vit.cls_token", "backbone.vit.pos_embed",
+                        "backbone.mask_token")):  # fmt: skip
+        return 0
+    return depth + 1
+
+
+def param_groups(model: Classifier, cfg: ProtocolConfig) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices only; lr·d^(depth+1−layer) with d = ``cfg.layer_decay`` (1 = spec)."""
+    if not 0.0 < cfg.layer_decay <= 1.0:
+        raise ConfigError(f"layer decay {cfg.layer_decay}: expected 0 < d <= 1 (1 = no decay)")
+    depth = len(model.backbone.vit.blocks)
+    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        groups.setdefault((_layer_id(name, depth), p.ndim >= 2), []).append(p)
+    return [
+        {
+            "params": params,
+            "weight_decay": cfg.weight_decay if decay else 0.0,
+            "lr": cfg.lr * cfg.layer_decay ** (depth + 1 - layer),
+        }
+        for (layer, decay), params in sorted(groups.items())
+    ]
+
+
 def finetune(
     backbone: TokenViT, train: Split, task: str, n_classes: int, mean: list[float], std: list[float],
     cfg: ProtocolConfig, seed: int,
@@ -293,10 +330,7 @@ def finetune(
     y_all = torch.from_numpy(train.labels).to(device)
     norm = _normaliser(mean, std, device)
     g = torch.Generator(device=device).manual_seed(int(seed))
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    rest = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
-                            lr=cfg.lr)  # fmt: skip
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine_warmup(s, cfg.steps, cfg.warmup))
     n = len(train)
     batch = min(cfg.batch, n)

@@ -188,9 +188,14 @@ def _downstream(init_spec: str, init_name: str, plan: dict[str, Any], labels: li
             train = Split(data.train.images[idx], data.train.labels[idx])
             probe_net = build_backbone(init, seed, device)
             check_fits(probe_net, data)
-            val_x = features(probe_net, data.val.images, mean, std) if protocol.probe == "val" else None
-            (prob,), c = probe_predict(features(probe_net, train.images, mean, std), train.labels, val_x,
-                                       data.val.labels, [features(probe_net, data.test.images, mean, std)],
+            kind = protocol.probe_features
+            val_x = (
+                features(probe_net, data.val.images, mean, std, kind=kind)
+                if protocol.probe == "val"
+                else None
+            )
+            (prob,), c = probe_predict(features(probe_net, train.images, mean, std, kind=kind), train.labels, val_x,
+                                       data.val.labels, [features(probe_net, data.test.images, mean, std, kind=kind)],
                                        data.task, data.n_classes, protocol)  # fmt: skip
             lp = {**classification_metrics(data.test.labels, prob, data.task, data.n_classes), "probe_c": c}
             cell: dict[str, Any] = {"n_labelled": int(len(idx)),
@@ -262,7 +267,13 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     if args.pool_extra:
         plan["data"]["pool_extra"] = args.pool_extra
     # digit labels are not flip-invariant; --probe val: the probe's C is chosen on the val split (ours)
-    protocol = ProtocolConfig(flips=plan["dataset"] != "digits", probe=args.probe)
+    # --probe-features / --layer-decay (ours): other probe feature sets, layer-wise lr decay; every init alike
+    protocol = ProtocolConfig(
+        flips=plan["dataset"] != "digits",
+        probe=args.probe,
+        probe_features=getattr(args, "probe_features", "readout"),
+        layer_decay=float(getattr(args, "layer_decay", 1.0)),
+    )
     probe_only = bool(args.probe_only)
     lowest = plan["labels"][0]
     # a record is reused only when the settings that shape it agree (--epochs, --pool-extra, label specs)
@@ -274,6 +285,10 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     # the probe settings join the shape only when they differ from the spec's (older records stay reusable)
     probe_shape = {"probe": args.probe} if args.probe != "spec" else {}
     shape.update(probe_shape)
+    if protocol.probe_features != "readout":
+        shape["probe_features"] = protocol.probe_features
+    if protocol.layer_decay != 1.0:
+        shape["layer_decay"] = protocol.layer_decay
     if probe_only:
         shape["probe_only"] = True
     cells = [
@@ -416,7 +431,16 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     probes = sorted({r["result"].get("protocol", {}).get("probe", "spec") for r in method_records})
     extra["probe"] = probes[0] if len(probes) == 1 else probes
     probe_name = "linear probe" + (" (val-tuned C)" if probes == ["val"] else "")
-    for protocol, name, title in (("finetune", "main", "Fine-tuning (test split, mean ± std over seeds)"),
+    kinds = sorted({r["result"].get("protocol", {}).get("probe_features", "readout") for r in method_records})
+    extra["probe_features"] = kinds[0] if len(kinds) == 1 else kinds
+    if kinds != ["readout"]:
+        probe_name += f" ({'/'.join(kinds)} features)"
+    decays = sorted({float(r["result"].get("protocol", {}).get("layer_decay", 1.0)) for r in method_records})
+    extra["layer_decay"] = decays[0] if len(decays) == 1 else decays
+    ft_name = "Fine-tuning" + (
+        f" (layer decay {'/'.join(f'{d:g}' for d in decays)})" if decays != [1.0] else ""
+    )
+    for protocol, name, title in (("finetune", "main", f"{ft_name} (test split, mean ± std over seeds)"),
                                   ("linear_probe", "linear_probe", f"{probe_name[0].upper()}{probe_name[1:]} (test split, mean ± std over seeds)")):  # fmt: skip
         table = Table(cols, title=title)
         for label in labels:
