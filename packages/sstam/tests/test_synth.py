@@ -161,3 +161,25 @@ def test_patch_set_labels_follow_their_generator() -> None:
     blurred = positives[:, SPATIAL_PEAS.index("blurring")]
     assert blurred.sum() >= 10
     assert np.median(sharpness(data.patches[blurred])) < 0.5 * np.median(sharpness(data.patches[clean]))
+
+
+def test_invisible_floating_positives_are_ignored() -> None:
+    """0.4 rule: a floating positive whose region barely differs from its consistent twin is not labelled."""
+    from sstam.datasets import IGNORE, build_cube_set
+
+    kw = {"stills": ["coffee", "camera"], "n_per_class": 6, "frames": 3, "patch": 64, "seed": 1}
+    strict = build_cube_set(**kw, visible_threshold=1e9)
+    loose = build_cube_set(**kw, visible_threshold=0.0)
+    default = build_cube_set(**kw)
+    positive = np.isin(loose.kind, ["floating_drift", "floating_frozen"])
+    assert positive.sum() == 6
+    np.testing.assert_array_equal(strict.labels[positive, 1], IGNORE)
+    np.testing.assert_array_equal(loose.labels[positive, 1], 1.0)
+    # the default keeps exactly the positives whose region-mean change vs the twin reaches 1 grey level
+    index = np.flatnonzero(positive)
+    change = np.abs(default.cubes[index].astype(float) - default.cubes[index + 1].astype(float))
+    visible = change.reshape(len(index), -1).max(axis=1) > 0
+    assert np.all(default.labels[index[~visible], 1] == IGNORE)
+    np.testing.assert_array_equal(default.labels[index, 1] == 1.0, default.labels[index, 1] != IGNORE)
+    # negatives are unaffected
+    np.testing.assert_array_equal(default.labels[~positive], loose.labels[~positive])

@@ -359,7 +359,8 @@ class SSTAMData(LightningDataModule):
         temporal_val_per_class: validation and test cubes per class on the held-out stills.
         min_positive_level: spatial positives are levels ≥ this (level 1 is ignored in training).
         temporal_min_positive_level: the same for flicker levels.
-        visible_threshold: a positive patch with mean |x' − x| below this (grey levels) is ignored.
+        visible_threshold: a positive patch (or floating region, ours 0.4) with mean |x' − x| below this (grey
+            levels) is ignored.
         spatial_batch_size / temporal_batch_size: batch sizes of the two loaders.
         seed: seed of the synthetic sets (validation uses seed + 1, test seed + 2).
         pea_root: a PEA265-style folder used instead of the synthetic sets.
@@ -510,7 +511,13 @@ class SSTAMData(LightningDataModule):
         if self.stage in ("all", "temporal"):
             log(f"sstam: building {which} cubes ({per_class} per class, {window + 1} × {cube}² frames)")
             temporal = build_cube_set(
-                stills, per_class, window, cube, seed, min_positive_level=hp.temporal_min_positive_level
+                stills,
+                per_class,
+                window,
+                cube,
+                seed,
+                min_positive_level=hp.temporal_min_positive_level,
+                visible_threshold=hp.visible_threshold,
             )
         return spatial, temporal
 

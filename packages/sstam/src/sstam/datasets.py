@@ -200,6 +200,7 @@ def build_cube_set(
     min_positive_level: int = 1,
     textures: Sequence[str] | None = None,
     prev_drop: float = 0.15,
+    visible_threshold: float = 1.0,
 ) -> CubeSet:
     """Flicker and floating positives and their negatives, ``n_per_class`` each (spec §3a).
 
@@ -211,14 +212,18 @@ def build_cube_set(
       on screen while the camera pans;
     * floating −: the same composite with consistent motion (δ = 0) and plain pans.
 
+    Floating textures (ours, 0.4): any other still of the split (``textures``; before 0.4 the grey textures of the
+    split when it had any — brick, grass, gravel for training, the held-out stills themselves for testing). A
+    floating positive whose region differs from its consistent twin by less than ``visible_threshold`` grey
+    levels on average (a drifting smooth region: no visible artifact) gets an ignored floating label, as the
+    spatial positives do.
+
     Cubes hold ``frames + 1`` frames: the first is the predecessor used by the frame-difference stream; for a
     fraction ``prev_drop`` it is a copy of frame 1 (a window at the start of a clip has no predecessor).
     """
     rng = np.random.default_rng(seed)
     total = frames + 1
-    textures = (
-        list(textures) if textures is not None else [s for s in stills if s in TEXTURES] or list(stills)
-    )
+    textures = list(textures) if textures is not None else list(stills)
     backgrounds = list(stills)
     cubes, labels, kinds, levels, contents = [], [], [], [], []
 
@@ -292,7 +297,11 @@ def build_cube_set(
         negative, _ = floating_clip(
             still_f, texture, patch, total, camera, (0, 0), region, np.random.default_rng(seed_i)
         )
-        add(positive, 0.0, 1.0, kind, level, name_f)
+        # region-mean change: the composites are identical outside the region
+        change = (
+            np.abs(positive.astype(np.float32) - negative.astype(np.float32)).mean() * (patch / region) ** 2
+        )
+        add(positive, 0.0, 1.0 if change >= visible_threshold else IGNORE, kind, level, name_f)
         add(negative, 0.0, 0.0, "floating_consistent", 0, name_f)
         # distractors shared by both heads: plain pan and constant blur
         if i % 2 == 0:
