@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from dfme.module import MERModule, NormedLinear, augment_clips
 
@@ -71,3 +72,37 @@ def test_ldam_uses_a_cosine_head():
     assert isinstance(module.net.fc, NormedLinear)
     logits = module.net.fc(torch.randn(5, module.net.num_features))
     assert logits.abs().max() <= 1.0 + 1e-6
+
+
+def test_cb_loss_weights_are_cui_weights_and_move_with_the_module():
+    """The ``cb`` loss the module trains with: weights from an independent computation of Cui et al.'s effective
+    number (the geometric series E_n = Σ_{k<n} β^k, not the closed form), normalised to sum to K = 7, registered
+    as a buffer (so ``.to(device/dtype)`` moves them), and the loss is Σ_i w_{y_i} CE_i / Σ_i w_{y_i}."""
+    counts = np.array([67, 51, 24, 141, 58, 38, 87])  # fold 2's training counts on the embedded benchmark
+    module = MERModule(imbalance="cb", cb_beta=0.999, width_mult=0.125)
+    module.build(7, 3, counts)
+    effective = np.array([np.sum(0.999 ** np.arange(n)) for n in counts])
+    expected = (1 / effective) * 7 / np.sum(1 / effective)
+    weights = dict(module.named_buffers())["loss_fn.weights"]
+    assert weights.dtype == torch.float32 and weights.device == module.device
+    np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-6)  # float32 rounding of values ≈ 0.4–2.1
+    assert weights.sum().item() == pytest.approx(7.0, rel=1e-6)
+    assert module.to(torch.float64).loss_fn.weights.dtype == torch.float64
+    z = torch.randn(16, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([3, 3, 3, 6, 6, 0, 0, 4, 4, 1, 5, 2, 3, 6, 0, 3])
+    ce = -torch.log_softmax(z, 1)[torch.arange(16), y]
+    w = torch.as_tensor(expected)[y]
+    assert module.loss_fn(z, y).item() == pytest.approx(((w * ce).sum() / w.sum()).item(), rel=1e-6)
+
+
+def test_only_balanced_sampler_rebalances_the_loader():
+    """Loss re-weighting and re-sampling are never combined: ``cb`` (and every loss remedy) keeps the plain
+    shuffled loader, in ``dfme cv``/``reproduce`` (``linked``) and in ``dfme train`` (the CLI link)."""
+    from dfme.folds import linked
+    from dfme.lightning_cli import _uses_sampler
+
+    for method in ("ce", "inv_freq", "cb", "focal", "ldam_drw", "logit_adjust"):
+        assert not linked({"imbalance": method}, {})[1]["balanced_sampler"]
+        assert not _uses_sampler(method)
+    assert linked({"imbalance": "balanced_sampler"}, {})[1]["balanced_sampler"]
+    assert _uses_sampler("balanced_sampler")
