@@ -63,6 +63,17 @@ def test_train_writes_backbone_metrics_and_a_resumable_target(trained):
         assert torch.equal(p, blob["state_dict"][f"nets.target.{name}"])
     assert not torch.equal(module.nets.target.vit.pos_embed, module.nets.online.vit.pos_embed)
     assert all(torch.equal(backbone["state_dict"][k], v) for k, v in module.nets.online.state_dict().items())
+    target = torch.load(
+        trained / "backbone_target.pt", weights_only=True
+    )  # ξ on its own (--init-branch target)
+    assert target["branch"] == "target"
+    assert all(torch.equal(target["state_dict"][k], v) for k, v in module.nets.target.state_dict().items())
+    from bolt_ssl.models import ViTConfig
+    from bolt_ssl.protocols import load_init
+
+    init = load_init(str(trained), ViTConfig(), "target")
+    assert init.source.endswith("backbone_target.pt")
+    assert all(torch.equal(init.state_dict[k], v) for k, v in module.nets.target.state_dict().items())
 
 
 def test_evaluate_a_pretraining_checkpoint_needs_no_other_flag(trained, tmp_path):
@@ -149,6 +160,7 @@ def test_pretrain_every_baseline_on_digits(method, tmp_path):
     assert json.loads((run / "pretrain_metrics.json").read_text())["method"] == method
     state = torch.load(run / "backbone.pt", weights_only=True)
     assert state["vit"]["in_chans"] == 1 and state["method"] == method
+    assert (run / "backbone_target.pt").is_file() == (method != "mae")  # MAE has no EMA target
 
 
 def _one_line_error(capsys, argv, code, fragment):

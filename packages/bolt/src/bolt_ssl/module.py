@@ -36,6 +36,8 @@ from paperlab_core.errors import ConfigError
 
 LR_SCHEDULES = ("onecycle", "warmup_cosine", "constant")
 BACKBONE_FILE = "backbone.pt"
+#: the EMA target encoder ξ (BYOL-family methods), for ``--init-branch target`` without the full checkpoint
+TARGET_BACKBONE_FILE = "backbone_target.pt"
 PRETRAIN_METRICS = "pretrain_metrics.json"
 
 
@@ -287,6 +289,8 @@ class PretrainModule(pl.LightningModule):
 
         folder = Path(self.trainer.default_root_dir)
         save_torch_atomic(self.backbone_state(), folder / BACKBONE_FILE)
+        if self.cfg.method != "mae":  # MAE has no target network
+            save_torch_atomic(self.backbone_state("target"), folder / TARGET_BACKBONE_FILE)
         write_json_atomic(folder / PRETRAIN_METRICS, self.pretrain_summary())
 
     # test / predict: features of held-out images (evaluate uses bolt_ssl.evaluate instead)

@@ -96,7 +96,9 @@ def load_init(spec: str, scratch_vit: ViTConfig, branch: str = "online") -> Init
         return Init("imagenet", scratch_vit, vit_state, str(path))
     path = Path(spec).expanduser()
     if path.is_dir():
-        candidate = path / ("backbone.pt" if branch == "online" else "checkpoints/last.ckpt")
+        candidate = path / ("backbone.pt" if branch == "online" else "backbone_target.pt")
+        if branch != "online" and not candidate.is_file():  # runs written before 0.4.0: the full checkpoint
+            candidate = path / "checkpoints/last.ckpt"
         if not candidate.is_file():
             raise MissingFileError("initialisation", candidate, "--init takes a `bolt pretrain` run folder")
         path = candidate
@@ -113,7 +115,7 @@ def load_init(spec: str, scratch_vit: ViTConfig, branch: str = "online") -> Init
     if isinstance(blob, dict) and blob.get("kind") == BACKBONE_KIND:
         if branch != "online" and blob.get("branch") != branch:
             raise ConfigError(
-                f"{path} holds the {blob.get('branch')} encoder; --init-branch {branch} needs last.ckpt"
+                f"{path} holds the {blob.get('branch')} encoder; --init-branch {branch} needs backbone_target.pt or last.ckpt"
             )
         return Init(
             str(blob.get("method", "pretrained")), ViTConfig(**blob["vit"]), blob["state_dict"], str(path)
