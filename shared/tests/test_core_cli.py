@@ -182,6 +182,9 @@ def test_reproduce_shards_and_merge_through_the_cli(example: Any, tmp_path: Path
     full = json.loads((tmp_path / "full" / "results.json").read_text())
     assert merged["tables"] == full["tables"] and len(full["records"]) == 6
     assert full["command"] == "example-pkg reproduce --out full" and full["seeds"] == [0, 1, 2]
+    # a results file is a merge source too (extending a committed record)
+    assert example(["reproduce", "--merge", str(tmp_path / "m" / "results.json"), "--out", "again"]) == 0
+    assert json.loads((tmp_path / "again" / "results.json").read_text())["tables"] == full["tables"]
 
 
 def test_atomic_checkpoint_io_keeps_previous_checkpoint(

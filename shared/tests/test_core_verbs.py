@@ -127,6 +127,38 @@ def test_shards_merge_to_the_full_table(tmp_path: Path) -> None:
     assert "done" in (tmp_path / "full" / "results.md").read_text()
 
 
+def test_a_committed_results_file_merges_with_new_shards(tmp_path: Path) -> None:
+    """``--merge results.json new-shard/`` extends a committed table without its record folders."""
+
+    def run_cell(cell: experiment.Cell) -> dict:
+        return {"value": cell.params["n"] * 10 + cell.params["seed"]}
+
+    first = _grid_run(tmp_path, "first", [])
+    first.dir.mkdir()
+    experiment.run_experiment(first, argparse.Namespace(shard=None, merge=None, cells=["n1", "n2"]), _cells(),
+                              run_cell, _summarize)  # fmt: skip
+    committed = tmp_path / "committed.json"  # as copied into packages/<pkg>/results/
+    committed.write_text((first.dir / "results.json").read_text())
+    rest = _grid_run(tmp_path, "rest", [])
+    rest.dir.mkdir()
+    experiment.run_experiment(rest, argparse.Namespace(shard=None, merge=None, cells=["n3"]), _cells(), run_cell,
+                              _summarize)  # fmt: skip
+    merged = _grid_run(tmp_path, "merged", ["--merge"])
+    merged.dir.mkdir()
+    experiment.run_experiment(merged, argparse.Namespace(shard=None, merge=[committed, rest.dir]), [], run_cell,
+                              _summarize)  # fmt: skip
+    document = json.loads((merged.dir / "results.json").read_text())
+    assert document["tables"]["main"]["rows"] == [[1, 21], [2, 41], [3, 61]]
+    assert len(document["records"]) == 6
+    one = tmp_path / "one.json"  # a single record file is a source too
+    one.write_text(json.dumps(document["records"][0]))
+    assert experiment.load_records([one]) == document["records"][:1]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tables": {}, "records": []}))
+    with pytest.raises(errors.UserError, match="bad.json holds no records"):
+        experiment.load_records([bad])
+
+
 def test_existing_records_are_reused(tmp_path: Path) -> None:
     calls: list[str] = []
 

@@ -8,7 +8,8 @@ function that runs one cell and returns its numbers, and a function that turns t
         return run_experiment(run, args, cells, run_cell, summarize)
 
 ``--shard K/N`` runs every N-th cell starting at the K-th and writes one record per cell under
-``<out>/records/``; ``--merge DIR...`` reads the records of any set of folders and builds the tables; with
+``<out>/records/``; ``--merge DIR|JSON...`` reads the records of any set of folders and results files (a
+committed ``results/<name>.json`` keeps its records) and builds the tables; with
 neither, every cell runs and the tables are built at the end. Records already present in ``--out`` are reused,
 so an interrupted run continues where it stopped (a record made with other parameters or ``settings`` is re-run);
 ``--cells P,...`` keeps the cells whose key starts with, or matches the shell pattern of, one of ``P``.
@@ -81,29 +82,50 @@ def select_cells(cells: Sequence[Cell], patterns: Sequence[str] | None) -> list[
     return chosen
 
 
-def load_records(folders: Sequence[str | Path]) -> list[Record]:
-    """Every record under ``<folder>/records/`` (or ``<folder>`` itself); a key seen twice must agree."""
+def load_records(sources: Sequence[str | Path]) -> list[Record]:
+    """Every record under ``<folder>/records/`` (or ``<folder>`` itself), or in a results file's ``records``.
+
+    A results file (``results.json``, a committed ``results/<name>.json``) carries the records its tables were
+    built from, so a committed table can be extended: ``--merge packages/<pkg>/results/x.json new-shard/``.
+    A key seen twice must agree.
+    """
     found: dict[str, Record] = {}
-    for folder in folders:
-        base = Path(folder)
-        directory = base / RECORDS if (base / RECORDS).is_dir() else base
-        files = sorted(directory.glob("*.json"))
-        if not files:
-            raise UserError(
-                f"no records in {directory} (expected the records/ folder of a reproduce --shard run)"
-            )
-        for path in files:
-            try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise UserError(f"record {path} is not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict) or "key" not in record or "result" not in record:
-                continue  # results.json or other files sitting next to the records
+    for source in sources:
+        for path, record in _records_of(Path(source)):
             key = record["key"]
             if key in found and found[key]["result"] != record["result"]:
                 raise UserError(f"record {key!r} appears twice with different results ({path})")
             found[key] = record
     return list(found.values())
+
+
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and "key" in value and "result" in value
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"record {path} is not valid JSON ({err.msg})") from None
+
+
+def _records_of(base: Path) -> list[tuple[Path, Record]]:
+    """(path, record) pairs of a records folder, a run folder, a results file or one record file."""
+    if base.is_file():
+        data = _read_json(base)
+        records = data.get("records") if isinstance(data, dict) and not _is_record(data) else [data]
+        if not isinstance(records, list) or not records or not all(map(_is_record, records)):
+            raise UserError(f"{base} holds no records (expected a results file with records, or a record)")
+        return [(base, record) for record in records]
+    directory = base / RECORDS if (base / RECORDS).is_dir() else base
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise UserError(
+            f"no records in {directory} (expected the records/ folder of a reproduce --shard run)"
+        )
+    # results.json or other files sitting next to the records are skipped
+    return [(path, record) for path in files if _is_record(record := _read_json(path))]
 
 
 def _write_record(
@@ -219,7 +241,7 @@ def run_experiment(
         if patterns:
             keys = {c.key for c in select_cells([Cell(str(r["key"])) for r in records], patterns)}
             records = [r for r in records if r["key"] in keys]
-        run.log(f"{run.prog} {run.verb}: merging {len(records)} records from {len(merge)} folder(s)")
+        run.log(f"{run.prog} {run.verb}: merging {len(records)} records from {len(merge)} source(s)")
         return write_summary(run, args, records, summarize)
     todo = shard_cells(select_cells(cells, patterns), shard)
     commit = _package_commit(run)  # the sources this process imported (later edits do not change what runs)

@@ -84,6 +84,13 @@ def existing_dir(text: str) -> Path:
     return path
 
 
+def existing_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return path
+
+
 def shard_spec(text: str) -> tuple[int, int]:
     """``"K/N"`` → (K, N) with 1 ≤ K ≤ N: the K-th of N slices of an experiment grid."""
     try:
@@ -211,8 +218,9 @@ SHARD = option(
     help="run only the K-th of N slices of the experiment grid and write its records (for SLURM arrays)",
 )  # fmt: skip
 MERGE = option(
-    "--merge", type=existing_dir, nargs="+", default=None, metavar="DIR",
-    help="build the results table from the records in these folders (written by --shard runs) and stop",
+    "--merge", type=existing_path, nargs="+", default=None, metavar="DIR|JSON",
+    help="build the results table from the records in these folders (written by --shard runs) or results "
+    "files (a committed results/*.json) and stop",
 )  # fmt: skip
 
 CELLS = option(
