@@ -152,9 +152,7 @@ def run_cell(
     if part == "distill":
         result, _, _ = fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
         return result
-    if (
-        part == "evaluate"
-    ):  # evaluation net `net` of the distillation cell's saved set (distilled first if absent)
+    if part == "evaluate":  # net `net` of the distillation cell's saved set (distilled first if absent)
         source = saved_set(params, out, sources)
         if source is None:
             fit_and_test(model_kwargs, data_kwargs, folder, accelerator)
