@@ -213,3 +213,32 @@ def test_claims_table_verdicts():
     assert abs(rows[1][1] - (-0.1)) < 1e-12 and abs(rows[2][1] - 0.1) < 1e-12
     rows = claims_table({**checks, "gated": False, "seeds": 1}).rows
     assert rows[0][3] == "pass (not gated, < 3 seeds)" and rows[1][3] == "miss (not gated, < 3 seeds)"
+
+
+def test_reproduce_cells_train_at_the_spec_lr_unless_told(monkeypatch, capsys):
+    """Every cell trains at the spec's lr 1e-3 (§2.7), not default.yaml's CPU-scale 3e-3; ``--lr`` overrides it,
+    the lr is part of the configuration key (records of different lrs never merge into one row), and records
+    from before 0.3.0 (no ``lr`` in their params) still train at the preset's lr."""
+    import argparse
+
+    from dfme import reproduce
+    from dfme.folds import load_preset
+
+    assert load_preset()["model"]["lr"] == 0.003  # the dfme train default this test must not inherit
+    args = argparse.Namespace(quick=False, full=False, folds=["3"], tables=["gate"], config=None, epochs=15,
+                              seeds=[0], lr=None)  # fmt: skip
+    cells, meta = reproduce.plan(args)
+    assert meta["lr"] == 1e-3 and {c.params["lr"] for c in cells} == {1e-3}
+    assert [c.key for c in cells] == ["r3d_18-ce-tim_on_off-onset_diff-e15-lr0.001/seed0/fold3",
+                                      "r3d_18-cb-tim_on_off-onset_diff-e15-lr0.001/seed0/fold3"]  # fmt: skip
+    faster, _ = reproduce.plan(argparse.Namespace(**{**vars(args), "lr": 0.003}))
+    assert {c.params["lr"] for c in faster} == {0.003} and faster[0].key.endswith("-e15-lr0.003/seed0/fold3")
+
+    seen = []
+    monkeypatch.setattr(reproduce, "fit_fold", lambda model, data, *a: seen.append(model["lr"]) or {})
+    reproduce.run_cell(dict(cells[0].params), "cpu")
+    old = {k: v for k, v in cells[0].params.items() if k != "lr"}
+    reproduce.run_cell(old, "cpu")
+    assert seen == [1e-3, 0.003]
+    assert main(["reproduce", "--lr", "0", "--tables", "gate"]) != 0
+    assert "--lr: expected a positive number, got '0'" in capsys.readouterr().err

@@ -40,6 +40,20 @@ TASK_CHOICES = ("emotion", "au")
 TABLE_CHOICES = ("gate", "A", "B", "C", "D", "au")
 FORMAT_CHOICES = ("npy", "jpg", "mp4")
 
+
+def positive_float(text: str) -> float:
+    """A strictly positive float (``--lr``)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 LAYOUT = option("--layout", default="dfme", choices=LAYOUT_CHOICES, help="on-disk layout (default dfme)")
 MEB_FIXES = option(
     "--meb-fixes",
@@ -194,6 +208,13 @@ main = build_cli(
                     default=None,
                     metavar="N",
                     help="epochs per fold (6; --quick 3, --full 12)",
+                ),
+                option(
+                    "--lr",
+                    type=positive_float,
+                    default=None,
+                    metavar="LR",
+                    help="AdamW lr of every cell (default 1e-3, the spec's; records before 0.3.0 used 3e-3)",
                 ),
                 CONFIG.but(help="preset or YAML merged over default.yaml for every cell (e.g. paper)"),
             ),

@@ -46,6 +46,10 @@ SAMPLING_C = (
 )  # fmt: skip
 FRACTIONS_D = (0.25, 0.5, 1.0)
 EPOCHS = {"quick": 3, "default": 6, "full": 12}
+SPEC_LR = 1e-3
+"""The spec's training default (§2.7: AdamW, lr 1e-3, weight decay 1e-4, batch 16, cosine): every cell trains at
+this lr unless ``--lr`` says otherwise (``default.yaml``'s 3e-3 is the CPU-scale default of ``dfme train`` only).
+Records made before 0.3.0 trained at the preset's 3e-3; their configuration keys carry no ``-lr`` suffix."""
 TABLES = ("gate", "A", "B", "C", "D", "au")
 
 
@@ -56,7 +60,8 @@ def config_key(params: dict[str, Any]) -> str:
         parts.append(f"frac{params['fraction']:g}")
     if params["task"] != "emotion":
         parts.append(params["task"])
-    return "-".join(parts) + f"-e{params['epochs']}"
+    lr = f"-lr{params['lr']:g}" if "lr" in params else ""
+    return "-".join(parts) + f"-e{params['epochs']}" + lr
 
 
 def table_rows(tables: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -100,6 +105,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Cell], dict[str, Any]]:
         blob = json.dumps({k: merged.get(k) for k in ("model", "data")}, sort_keys=True, default=str)
         suffix = "-p" + hashlib.sha256(blob.encode()).hexdigest()[:8]
     epochs = getattr(args, "epochs", None) or EPOCHS[mode]
+    lr = getattr(args, "lr", None) or SPEC_LR
     rows = table_rows(tables)
     seeds_gate = args.seeds or ([0] if mode == "quick" else [0, 1, 2])
     seeds_tables = args.seeds or ([0, 1, 2] if mode == "full" else [0])
@@ -107,7 +113,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Cell], dict[str, Any]]:
     for table, configs in rows.items():
         seeds = seeds_gate if table == "gate" else seeds_tables
         for params in configs:
-            params = {**params, "epochs": epochs, "preset": preset}
+            params = {**params, "epochs": epochs, "lr": lr, "preset": preset}
             key = config_key(params) + suffix
             for seed in seeds:
                 for fold in folds:
@@ -115,12 +121,14 @@ def plan(args: argparse.Namespace) -> tuple[list[Cell], dict[str, Any]]:
                     cells.setdefault(
                         cell_key, Cell(cell_key, {**params, "config": key, "seed": seed, "fold": fold})
                     )
-    return list(cells.values()), {"mode": mode, "folds": folds, "epochs": epochs, "rows": rows}
+    return list(cells.values()), {"mode": mode, "folds": folds, "epochs": epochs, "lr": lr, "rows": rows}
 
 
 def run_cell(params: dict[str, Any], accelerator: str) -> dict[str, Any]:
     preset = load_preset(params.get("preset"))
     model = {**preset["model"], "name": params["model"], "imbalance": params["imbalance"]}
+    if "lr" in params:  # records before 0.3.0 trained at the preset's lr
+        model["lr"] = params["lr"]
     data = {**preset["data"], "sampling": params["sampling"], "fold": params["fold"], "task": params["task"],
             "train_subject_fraction": params["fraction"]}  # fmt: skip
     if params["input"] == "flow":
