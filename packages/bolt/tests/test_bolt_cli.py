@@ -317,3 +317,39 @@ def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
     )
     assert (out / "pretrain" / "bolt-seed0" / "backbone.pt").stat().st_mtime_ns == stamp
     assert (out / "pretrain" / "bolt-seed0" / "pretrain_metrics.json").is_file()
+
+
+def test_reproduce_resume_reruns_cells_made_on_other_data(tmp_path, monkeypatch, npz_factory):
+    """A resumed reproduce reuses a record only when it was made on the same dataset and file (settings)."""
+    import bolt_ssl.reproduce as reproduce
+
+    calls: list[str] = []
+
+    def fake_floors(plan, labels, seed, protocol):
+        calls.append(f"floors/{plan['dataset']}")
+        return {"dataset": plan["dataset"]}
+
+    def fake_downstream(init, name, plan, labels, seeds, *rest, **kwargs):
+        calls.append(f"{name}/{plan['dataset']}")
+        return {"dataset": plan["dataset"]}
+
+    monkeypatch.setattr(reproduce, "_floors", fake_floors)
+    monkeypatch.setattr(reproduce, "_downstream", fake_downstream)
+    monkeypatch.setattr(reproduce, "summarize", lambda records: {})
+    root = tmp_path / "data"
+    npz_factory("data/retinamnist.npz", seed=0)
+    npz_factory("data/breastmnist.npz", seed=0)
+    out = tmp_path / "rep"
+    argv = ["reproduce", "--quick", "--methods", "scratch", "--data.root", str(root), "--out", str(out)]
+    record = out / "records" / "scratch_seed0.json"
+    assert main([*argv, "--dataset", "retinamnist"]) == 0
+    assert calls == ["floors/retinamnist", "scratch/retinamnist"]
+    assert json.loads(record.read_text())["settings"]["dataset"] == "retinamnist"
+    assert main([*argv, "--dataset", "retinamnist"]) == 0  # same data: every record reused
+    assert len(calls) == 2
+    assert main([*argv, "--dataset", "breastmnist"]) == 0  # same params, other dataset: re-run
+    assert calls[2:] == ["floors/breastmnist", "scratch/breastmnist"]
+    assert json.loads(record.read_text())["settings"]["dataset"] == "breastmnist"
+    npz_factory("data/breastmnist.npz", seed=1)  # another file under the same name: re-run
+    assert main([*argv, "--dataset", "breastmnist"]) == 0
+    assert calls[4:] == ["floors/breastmnist", "scratch/breastmnist"]

@@ -343,12 +343,24 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
                            protocol, run.log, probe_only)  # fmt: skip
         return {"variant": name, "pretrain": summary, "pretrain_config": config, **down}
 
-    result = run_experiment(run, args, cells, run_cell, summarize)
+    result = run_experiment(run, args, cells, run_cell, summarize, settings=_data_settings(plan))
     try:
         plot(run.dir, _records(run.dir))
     except Exception as err:  # plots are a convenience; the tables are the result
         run.log(f"plots skipped ({type(err).__name__}: {err})")
     return result
+
+
+def _data_settings(plan: dict[str, Any]) -> dict[str, Any]:
+    """The run-wide data identity every cell depends on: the dataset ``--dataset`` resolved to (``--quick``
+    falls back to synthetic-retina) and, for a MedMNIST file, its MD5 (another file under --data.root re-runs)."""
+    from bolt_ssl.data import find_medmnist, md5sum
+
+    settings: dict[str, Any] = {"dataset": plan["dataset"]}
+    if plan["dataset"] in ("retinamnist", "breastmnist"):
+        path = find_medmnist(plan["dataset"], 28, plan["data"]["root"])
+        settings["data_md5"] = md5sum(path) if path is not None else None
+    return settings
 
 
 def _records(folder: Path) -> list[Record]:
