@@ -276,7 +276,7 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         ["attack", "seeds", "CTA", "ASR non-target", "ASR all test images", "trigger range (normalised)",
          "trigger updates", "steps / update", "wall s"],
         formats={"steps / update": ".0f", "wall s": ".0f"},
-        title="CTA / ASR (mean ± std over seeds; 3 fresh evaluation nets each)",
+        title="CTA / ASR (mean ± std over seeds; per seed, the mean over its fresh evaluation nets)",
     )  # fmt: skip
     for row, recs in grouped.items():
         main.add(
