@@ -8,6 +8,7 @@ fitted fusion are stored in it).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,24 @@ FILES = ("config.yaml", "detectors.pt", "fusion.json", "provenance.json")
 
 def default_bundle_dir() -> Path:
     return Path(str(resources.files("sstam") / "bundles" / DEFAULT_BUNDLE))
+
+
+def bundle_sha256(bundle: str | Path = DEFAULT_BUNDLE) -> str | None:
+    """SHA-256 of what :func:`load_model` reads from ``bundle`` (a folder's config.yaml, detectors.pt and
+    fusion.json, or a .ckpt file); None when the path does not exist (loading it reports the error)."""
+    name = str(bundle)
+    path = default_bundle_dir() if name == DEFAULT_BUNDLE else Path(name).expanduser()
+    files = [path / f for f in ("config.yaml", "detectors.pt", "fusion.json")] if path.is_dir() else [path]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def build_detectors(config: dict[str, Any]) -> tuple[SpatialDetector, TemporalDetector | None]:

@@ -438,9 +438,12 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             return cell_saliency(params, device)
         return cell_real(params, device, shared)
 
+    from sstam.bundle import bundle_sha256
     from sstam.report import summarize
 
-    outcome = run_experiment(run, args, build_cells(args, shared), run_cell, summarize)
+    # the bundle's content, not only its name: records of another (e.g. the previous shipped) bundle are re-run
+    settings = {"bundle_sha256": bundle_sha256(str(args.ckpt))}
+    outcome = run_experiment(run, args, build_cells(args, shared), run_cell, summarize, settings=settings)
     if getattr(args, "shard", None) is None and run.dir is not None:
         from sstam.plots import make_plots
 
