@@ -328,7 +328,7 @@ class SSTAMModule(LightningModule):
         root = Path(self.trainer.default_root_dir)
         last = root / "checkpoints" / "last.ckpt"
         if not self.trainer.fast_dev_run:
-            self.trainer.save_checkpoint(last)
+            self.trainer.save_checkpoint(last, weights_only=False)  # full state: resumable
         fusion = Fusion.from_json(self.fusion_json) if self.fusion_json else None
         save_bundle(
             root / "bundle",
