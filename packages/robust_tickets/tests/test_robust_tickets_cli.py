@@ -553,3 +553,44 @@ def test_every_reproduce_preset_is_a_train_config_of_the_same_name():
     names = set(list_presets("robust_tickets"))
     assert set(PRESETS) <= names
     assert not {n for n in names if "_paper" in n or n in {"paper", "mr_minilm"}}
+
+
+def test_reproduce_resume_reruns_cells_of_another_table(tmp_path, monkeypatch):
+    """A resumed reproduce reuses a record only when its --table (by content) is the same: the settings."""
+    import robust_tickets.data
+    import robust_tickets.reproduce as reproduce
+
+    calls: list[str] = []
+
+    class FakeData:
+        def __init__(self, **kwargs):
+            pass
+
+        def setup(self, stage):
+            pass
+
+    class FakeRunner:
+        def __init__(self, cfg, dm, table, folder, seed, accelerator="cpu"):
+            self.table = table
+
+        def row(self, name):
+            calls.append(name)
+            return {"table": self.table}
+
+    monkeypatch.setattr(robust_tickets.data, "TextDataModule", FakeData)
+    monkeypatch.setattr(reproduce, "Runner", FakeRunner)
+    monkeypatch.setattr(reproduce, "build_table", lambda dm, model: {"built": ["in", "memory"]})
+    monkeypatch.setattr(reproduce, "tables", lambda records: {})
+    monkeypatch.setattr(reproduce, "curve_plot", lambda folder: None)
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"good": ["great"]}))
+    out = tmp_path / "repro"
+    argv = ["reproduce", *TINY_REPRODUCE, "--methods", "robust", "--no-long", "--out", str(out)]
+    assert main([*argv, "--table", str(table)]) == 0 and calls == ["dense", "robust"]
+    record = json.loads(next((out / "records").glob("*_robust.json")).read_text())
+    assert record["settings"] == {"table_sha256": table_hash({"good": ["great"]})}
+    assert main([*argv, "--table", str(table)]) == 0 and len(calls) == 2  # the same table: records reused
+    table.write_text(json.dumps({"good": ["fine"]}))  # same file, other candidates: re-run
+    assert main([*argv, "--table", str(table)]) == 0 and calls[2:] == ["dense", "robust"]
+    assert main(argv) == 0 and calls[4:] == ["dense", "robust"]  # the built-in table: re-run
+    assert main(argv) == 0 and len(calls) == 6

@@ -511,13 +511,21 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         with torch.random.fork_rng(devices=[]):
             return runner(cell.params["seed"]).row(cell.params["row"])
 
-    result = run_experiment(run, args, cells, run_cell, tables)
+    # --table's content is the one run-wide input outside the config (None: built in memory from its data and model)
+    result = run_experiment(run, args, cells, run_cell, tables, settings=table_settings(table))
     if not args.merge:
         if not args.keep_ckpts:
             shutil.rmtree(stages, ignore_errors=True)  # large; the records keep the numbers
         if not args.shard:
             curve_plot(run.dir)
     return result
+
+
+def table_settings(table: dict[str, list[str]] | None) -> dict[str, str | None]:
+    """The ``settings`` of a run: the SHA-256 of a ``--table`` candidate table, None for the built-in one."""
+    from robust_tickets.attacks import table_hash
+
+    return {"table_sha256": None if table is None else table_hash(table)}
 
 
 def load_table(path: Path) -> dict[str, list[str]]:
