@@ -141,8 +141,10 @@ def pretrain(
     import pytorch_lightning as pl
 
     from paperlab_core.logging import progress_bar_callback
-    from paperlab_core.runtime import select_precision
+    from paperlab_core.runtime import seed_everything, select_precision
 
+    # weights, dropout and batch order follow the cell's seed alone, not the RNG state earlier cells left behind
+    seed_everything(int(config["model"].get("seed", 0)))
     module = module_from_config(config["model"])
     data = BoltData(**config["data"])
     folder.mkdir(parents=True, exist_ok=True)
