@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from doorping.reproduce import by_row, cell_config, cells_for, checks, summarize
 
@@ -160,3 +161,18 @@ def test_extra_net_cells_and_their_merge_into_the_distillation_record() -> None:
     assert merged["result"]["num_nets"] == 2 and abs(merged["result"]["cta"] - 0.75) < 1e-12
     assert abs(merged["result"]["asr"] - 0.1) < 1e-12 and abs(merged["result"]["asr_all"] - 0.2) < 1e-12
     assert "Evaluation nets per seed: clean DC 2" in summarize([extra, base])["text"]
+
+
+def test_a_quick_saved_set_is_never_taken_for_a_full_one(tmp_path: Path) -> None:
+    """`--quick` distils with another budget: its distilled.pt must not serve a full cell (or the reverse)."""
+    from doorping.reproduce import cell_folder, saved_set
+
+    full = {"preset": "toy", "row": "doorping", "seed": 0, "quick": False}
+    quick = {**full, "quick": True}
+    assert cell_folder(tmp_path, full) != cell_folder(tmp_path, quick)
+    folder = cell_folder(tmp_path, {**quick, "part": "distill"})
+    folder.mkdir(parents=True)
+    (folder / "distilled.pt").write_bytes(b"")
+    assert saved_set({**quick, "part": "evaluate", "net": 1}, tmp_path) == folder
+    assert saved_set({**full, "part": "evaluate", "net": 1}, tmp_path) is None
+    assert cell_folder(tmp_path, full).name == "toy-doorping-seed0"  # full runs keep their folder names

@@ -117,7 +117,9 @@ def cell_config(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def cell_folder(out: Path, params: dict[str, Any]) -> Path:
+    """Where a cell's distilled set lives: named by everything that changes it, ``--quick`` included."""
     budget = f"-it{params['iterations']}" if params.get("iterations") else ""
+    budget += "-quick" if params.get("quick") else ""
     return out / "cells" / f"{params['preset']}{budget}-{params['row']}-seed{params['seed']}"
 
 
