@@ -51,6 +51,22 @@ def test_block_shows_a_dirty_commit() -> None:
     assert "commit 0123456789ab ·" in clean and "commit 0123456789ab+dirty ·" in dirty
 
 
+def test_block_names_the_versions_merged_cells_ran_with() -> None:
+    now = "env: demo 0.3.0 | paperlab-core 0.2.4 | python 3.11.7 | device AMD EPYC | threads 1"
+    old = "env: demo 0.2.0 | paperlab-core 0.2.0 | python 3.11.7 | device AMD EPYC | threads 1"
+    gpu = "env: demo 0.3.0 | paperlab-core 0.2.4 | python 3.11.7 | device H100 | threads 1"
+    assert results.machine_differences(now, [now, old, gpu, old]) == [
+        "demo 0.2.0, paperlab-core 0.2.0",
+        "device H100",
+    ]
+    doc = {"command": "c", "commit": "0" * 40, "seeds": None, "tables": {"t": {"columns": ["a"]}}}
+    block = results.render_block({**doc, "machine": now, "record_machines": [now, old]})
+    assert f"{now} (cells ran with: demo 0.2.0, paperlab-core 0.2.0) · record" in block
+    # records that all ran where the tables were built add nothing to the line
+    assert f"{now} · record" in results.render_block({**doc, "machine": now, "record_machines": [now]})
+    assert f"{now} · record" in results.render_block({**doc, "machine": now})
+
+
 def test_results_file_needs_provenance(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"tables": {}}))

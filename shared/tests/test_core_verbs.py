@@ -79,6 +79,57 @@ def test_guarded_turns_exceptions_into_one_line(capsys: pytest.CaptureFixture[st
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_guarded_reports_lightning_sigterm_as_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    """Lightning turns SIGTERM into ``SIGTERMException(SystemExit)`` with no code, i.e. exit status 0."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    def stop() -> None:
+        raise SIGTERMException
+
+    assert SIGTERMException().code is None  # what makes the plain exit status 0
+    assert errors.guarded("pkg", stop) == 143
+    assert capsys.readouterr().err == f"pkg: error: {errors.SIGTERM_MESSAGE}\n"
+    # an ordinary exit keeps its status, with or without a code
+    assert errors.guarded("pkg", lambda: (_ for _ in ()).throw(SystemExit(3))) == 3
+    assert errors.guarded("pkg", lambda: (_ for _ in ()).throw(SystemExit())) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_sigterm_during_a_real_fit_exits_143(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """End to end: a SIGTERM that reaches a running ``Trainer.fit`` ends the guarded command with 143, not 0."""
+    import os
+    import signal
+
+    import pytorch_lightning as pl
+    import torch
+
+    class Model(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+            if batch_idx == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # handled by Lightning's signal connector
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(8, 2)), batch_size=2)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=str(tmp_path),
+    )  # fmt: skip
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert errors.guarded("pkg", lambda: trainer.fit(Model(), data)) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert trainer.global_step < 4  # stopped early, not at the end of the epoch
+    assert errors.SIGTERM_MESSAGE in capsys.readouterr().err
+
+
 def _grid_run(tmp_path: Path, out: str, argv: list[str]) -> verbs.Run:
     return verbs.Run("demo", "0.1", "demo", "reproduce", argv, tmp_path / out, {"python": "3"})
 

@@ -57,6 +57,19 @@ def one_line(message: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+SIGTERM_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process the signal killed
+SIGTERM_MESSAGE = "stopped by SIGTERM before the command finished (the unfinished step wrote no record)"
+
+
+def stopped_by_sigterm(error: BaseException) -> bool:
+    """Lightning's ``SIGTERMException``: a ``SystemExit`` without a code that its loops raise after a SIGTERM.
+
+    Left alone it would end the process with status 0, so a scheduler would count a killed job as a success. Matched
+    by class name so that this module never imports Lightning.
+    """
+    return any(cls.__name__ == "SIGTERMException" for cls in type(error).__mro__)
+
+
 def exit_code_for(error: BaseException) -> int:
     if isinstance(error, UserError):
         return error.exit_code
@@ -92,6 +105,9 @@ def guarded(prog: str, func: Callable[[], int | None], argv: list[str] | None = 
     try:
         return int(func() or 0)
     except SystemExit as exc:  # argparse or a library that exits: keep its status
+        if stopped_by_sigterm(exc):
+            print(f"{prog}: error: {SIGTERM_MESSAGE}", file=sys.stderr, flush=True)
+            return SIGTERM_EXIT
         code = exc.code
         if code is None or isinstance(code, int):
             return int(code or 0)

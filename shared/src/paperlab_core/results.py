@@ -148,6 +148,20 @@ def _short(commit: str) -> str:
     return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
+def _fields(machine: str) -> list[str]:
+    return [field.strip() for field in machine.removeprefix("env: ").split(" | ") if field.strip()]
+
+
+def machine_differences(machine: str, record_machines: Sequence[str]) -> list[str]:
+    """Per distinct record machine line, the fields that differ from ``machine`` (the run that built the tables).
+
+    ``["ccgc 0.2.0, paperlab-core 0.2.0"]`` says some cells ran with older versions; lines equal to ``machine`` drop out.
+    """
+    own = set(_fields(machine))
+    differences = {", ".join(f for f in _fields(line) if f not in own) for line in record_machines}
+    return sorted(d for d in differences if d)
+
+
 def render_block(data: Mapping[str, Any], table: str | None = None, file: str = "") -> str:
     """The README text of one results block: the table and a provenance line."""
     tables = data["tables"]
@@ -161,8 +175,12 @@ def render_block(data: Mapping[str, Any], table: str | None = None, file: str = 
     commit = _short(commit)
     if data.get("record_commits"):  # cells that ran at other commits than the one that built the tables
         commit += f" (cells run at {', '.join(_short(str(c)) for c in data['record_commits'])})"
+    machine = str(data["machine"])
+    others = machine_differences(machine, data.get("record_machines") or [])
+    if others:  # merged cells that ran with other versions, threads or devices than the tables' run
+        machine += f" (cells ran with: {'; '.join(others)})"
     return (
-        f"{body}\n\n<sub>`{data['command']}` · commit {commit}{seed_text} · {data['machine']} · "
+        f"{body}\n\n<sub>`{data['command']}` · commit {commit}{seed_text} · {machine} · "
         f"record `{file}`</sub>\n"
     )
 
