@@ -242,3 +242,22 @@ def test_reproduce_cells_train_at_the_spec_lr_unless_told(monkeypatch, capsys):
     assert seen == [1e-3, 0.003]
     assert main(["reproduce", "--lr", "0", "--tables", "gate"]) != 0
     assert "--lr: expected a positive number, got '0'" in capsys.readouterr().err
+
+
+def test_reproduce_respects_a_config_file_lr(tmp_path):
+    """A ``--config`` file that sets ``model.lr`` trains at that lr; ``--lr`` still wins; a file without one gets
+    the spec's lr, not default.yaml's."""
+    import argparse
+
+    from dfme import reproduce
+
+    own, other = tmp_path / "own.yaml", tmp_path / "other.yaml"
+    own.write_text("model:\n  lr: 0.0005\n")
+    other.write_text("model:\n  weight_decay: 0.001\n")
+    args = argparse.Namespace(quick=False, full=False, folds=["3"], tables=["gate"], config=str(own), epochs=15,
+                              seeds=[0], lr=None)  # fmt: skip
+    assert {c.params["lr"] for c in reproduce.plan(args)[0]} == {0.0005}
+    told = argparse.Namespace(**{**vars(args), "lr": 0.002})
+    assert {c.params["lr"] for c in reproduce.plan(told)[0]} == {0.002}
+    plain = argparse.Namespace(**{**vars(args), "config": str(other)})
+    assert {c.params["lr"] for c in reproduce.plan(plain)[0]} == {reproduce.SPEC_LR}

@@ -214,7 +214,7 @@ main = build_cli(
                     type=positive_float,
                     default=None,
                     metavar="LR",
-                    help="AdamW lr of every cell (default 1e-3, the spec's; records before 0.3.0 used 3e-3)",
+                    help="AdamW lr of every cell (default: a --config file's model.lr, else 1e-3, the spec's; records before 0.3.0 used 3e-3)",
                 ),
                 CONFIG.but(help="preset or YAML merged over default.yaml for every cell (e.g. paper)"),
             ),

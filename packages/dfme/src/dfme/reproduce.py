@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,16 @@ def table_rows(tables: list[str]) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _config_sets_lr(config: str) -> bool:
+    """Whether the preset or YAML file ``config`` itself sets ``model.lr`` (not inherited from default.yaml)."""
+    import yaml
+
+    from paperlab_core.cli import resolve_config
+
+    extra = yaml.safe_load(Path(resolve_config(config, "dfme")).read_text(encoding="utf-8")) or {}
+    return isinstance(extra.get("model"), dict) and "lr" in extra["model"]
+
+
 def plan(args: argparse.Namespace) -> tuple[list[Cell], dict[str, Any]]:
     mode = "full" if getattr(args, "full", False) else "quick" if args.quick else "default"
     folds = list(QUICK_FOLDS) if mode == "quick" else list(range(10))
@@ -100,12 +111,14 @@ def plan(args: argparse.Namespace) -> tuple[list[Cell], dict[str, Any]]:
     tables = list(getattr(args, "tables", None) or TABLES)
     preset = getattr(args, "config", None)
     suffix = ""
+    lr = getattr(args, "lr", None) or SPEC_LR
     if preset:
         merged = load_preset(preset)
         blob = json.dumps({k: merged.get(k) for k in ("model", "data")}, sort_keys=True, default=str)
         suffix = "-p" + hashlib.sha256(blob.encode()).hexdigest()[:8]
+        if getattr(args, "lr", None) is None and _config_sets_lr(preset):  # the user's file wins over SPEC_LR
+            lr = float(merged["model"]["lr"])
     epochs = getattr(args, "epochs", None) or EPOCHS[mode]
-    lr = getattr(args, "lr", None) or SPEC_LR
     rows = table_rows(tables)
     seeds_gate = args.seeds or ([0] if mode == "quick" else [0, 1, 2])
     seeds_tables = args.seeds or ([0, 1, 2] if mode == "full" else [0])
