@@ -39,12 +39,11 @@ def bundle_sha256(bundle: str | Path = DEFAULT_BUNDLE) -> str | None:
     files = [f for f in files if f.is_file()]
     if not files:
         return None
+    from paperlab_core.data import sha256sum
+
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.name.encode() + b"\0")
-        with open(file, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
+    for file in files:  # each file's name and content hash, in the loader's order
+        digest.update(f"{file.name}\0{sha256sum(file)}\n".encode())
     return digest.hexdigest()
 
 
