@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ def _newest(runs: Path, suffix: str) -> Path:
 def test_cli_choice_tuples_equal_the_registries():
     from bolt_ssl.bench import BENCH_METHODS
     from bolt_ssl.pretrain import METHODS
-    from bolt_ssl.reproduce import DATASETS, INITS
+    from bolt_ssl.reproduce import BRANCHES, DATASETS, INITS
 
+    assert cli.BRANCHES == BRANCHES
     assert cli.METHOD_CHOICES == METHODS
     assert cli.INIT_METHODS == INITS
     assert cli.REPRODUCE_DATASETS == DATASETS
@@ -239,7 +241,7 @@ def test_bench_and_datasets_verbs(tmp_path, capsys):
     assert "retinamnist" in capsys.readouterr().out
 
 
-def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
+def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch, capsys):
     """A tiny digits grid (5 fine-tune steps): protocol configs differ only in ``init``; --merge rebuilds it."""
     import bolt_ssl.protocols as protocols
 
@@ -326,6 +328,54 @@ def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
         r["result"]["protocol"]["probe_features"] for r in last4["records"] if r["params"]["kind"] == "method"
     } == {"last4"}
     assert any("last4 features" in row[0] for row in last4["tables"]["targets"]["rows"])
+    # --branch online,target (ours): the EMA encoder of the same cache, probed into records of its own key and params
+    real_load, loaded = protocols.load_init, []
+
+    def spy(spec, *a, **k):
+        loaded.append(real_load(spec, *a, **k))
+        return loaded[-1]
+
+    monkeypatch.setattr(protocols, "load_init", spy)
+    branch_argv = [
+        *argv[: argv.index("--epochs")],
+        "--epochs",
+        "2",
+        "--branch",
+        "online,target",
+        "--probe-only",
+    ]
+    assert main([*branch_argv, "--out", str(out)]) == 0
+    assert (out / "pretrain" / "bolt-seed0" / "backbone.pt").stat().st_mtime_ns == stamp
+    both = json.loads((out / "results.json").read_text())
+    params = {r["key"]: r["params"] for r in both["records"]}
+    assert set(params) == {"floors/seed0", "scratch/seed0", "bolt/seed0", "bolt-target/seed0"}
+    assert params["bolt-target/seed0"].pop("branch") == "target" and "branch" not in params["bolt/seed0"]
+    assert params["bolt-target/seed0"] == params["bolt/seed0"]  # the branch is the only difference
+    by_key = {r["key"]: r["result"] for r in both["records"]}
+    assert by_key["bolt-target/seed0"]["protocol"]["branch"] == "target"
+    # the target cell's network holds ξ (backbone_target.pt), not θ: this fails if the online weights were loaded
+    cache = out / "pretrain" / "bolt-seed0"
+    xi = torch.load(cache / "backbone_target.pt", weights_only=True)["state_dict"]
+    theta = torch.load(cache / "backbone.pt", weights_only=True)["state_dict"]
+    (target_init,) = [i for i in loaded if i.source.endswith("backbone_target.pt")]
+    assert all(torch.equal(target_init.state_dict[k], v) for k, v in xi.items())
+    assert not all(torch.equal(target_init.state_dict[k], v) for k, v in theta.items())
+    rows = [row[0] for row in both["tables"]["linear_probe"]["rows"]]
+    assert "BOLT (λ=0.5) [EMA target]" in rows and "BOLT (λ=0.5)" in rows and "scratch (random init)" in rows
+    assert [row[:2] for row in both["tables"]["branches_wide"]["rows"]] == [["BOLT (λ=0.5)", "linear probe"]]
+    assert {line["label"] for line in both["branch_lines"]} == {"k=1", "k=3", "k=10"}
+    assert any("EMA target encoder" in row[0] for row in both["tables"]["targets"]["rows"])
+    # a cache without backbone_target.pt (pre-0.4.0): --branch target is one line, nothing written
+    old = tmp_path / "old"
+    (old / "pretrain").mkdir(parents=True)
+    shutil.copytree(
+        cache, old / "pretrain" / "bolt-seed0", ignore=shutil.ignore_patterns("backbone_target.pt")
+    )
+    target_only = [*branch_argv[: branch_argv.index("--branch")], "--branch", "target", "--probe-only"]
+    _one_line_error(
+        capsys, [*target_only, "--out", str(old), "--cells", "bolt-target/"], 1, "backbone_target.pt"
+    )
+    assert not (old / "records").is_dir() or not any((old / "records").iterdir())
     # no cached pre-training for this configuration: --probe-only refuses instead of training or deleting
     assert (
         main(
@@ -344,6 +394,30 @@ def test_reproduce_grid_shares_one_protocol_and_merges(tmp_path, monkeypatch):
     )
     assert (out / "pretrain" / "bolt-seed0" / "backbone.pt").stat().st_mtime_ns == stamp
     assert (out / "pretrain" / "bolt-seed0" / "pretrain_metrics.json").is_file()
+
+
+def test_reproduce_cells_key_the_encoder_and_scratch_mae_keep_their_single_one():
+    from bolt_ssl.reproduce import method_cells
+
+    shape = {"epochs": 2, "labels": [["k", 1]]}
+    cells = method_cells(["scratch", "mae", "byol", "bolt"], [0, 1], shape, ["online", "target"])
+    keys = [c.key for c in cells]
+    assert len(set(keys)) == len(keys) == 12
+    assert {k for k in keys if "target" in k} == {
+        f"{m}-target/seed{s}" for m in ("byol", "bolt") for s in (0, 1)
+    }
+    for c in cells:
+        assert c.params.get("branch", "online") == ("target" if "-target/" in c.key else "online")
+        assert c.params["kind"] == "method" and c.params["epochs"] == 2
+    # online only: the keys and params of records made before --branch existed (they stay reusable)
+    online = method_cells(["scratch", "bolt"], [0], shape, ["online"])
+    assert [(c.key, c.params) for c in online] == [
+        ("scratch/seed0", {"kind": "method", "method": "scratch", "seed": 0, **shape}),
+        ("bolt/seed0", {"kind": "method", "method": "bolt", "seed": 0, **shape}),
+    ]
+    # target only: scratch and MAE have no EMA target, they keep their one encoder (once)
+    target = method_cells(["scratch", "mae", "bolt"], [0], shape, ["target"])
+    assert [c.key for c in target] == ["scratch/seed0", "mae/seed0", "bolt-target/seed0"]
 
 
 def test_reproduce_resume_reruns_cells_made_on_other_data(tmp_path, monkeypatch, npz_factory):

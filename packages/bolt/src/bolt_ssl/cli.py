@@ -35,6 +35,8 @@ SPLIT_CHOICES = ("train", "val", "test")
 PROBE_MODES = ("spec", "val")
 #: ``bolt_ssl.models.PROBE_FEATURES``
 PROBE_FEATURES = ("readout", "mean", "cls+mean", "last4")
+#: ``bolt_ssl.reproduce.BRANCHES``
+BRANCHES = ("online", "target")
 
 
 def _bool(text: str) -> bool:
@@ -290,6 +292,14 @@ main = build_cli(
                     "--probe-only",
                     flag=True,
                     help="linear probes only, no fine-tuning (re-probe cached pre-trainings in --out)",
+                ),
+                opt(
+                    "--branch",
+                    type=comma_list(BRANCHES),
+                    default=["online"],
+                    metavar="LIST",
+                    help="encoder(s) of the BYOL-family pre-trainings taken downstream: online (default), target "
+                    "(EMA, backbone_target.pt) or online,target; scratch and mae have one encoder (ours)",
                 ),
                 opt(
                     "--shared-data",

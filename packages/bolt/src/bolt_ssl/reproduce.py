@@ -23,6 +23,11 @@ from paperlab_core.verbs import Run
 
 DATASETS = ("retinamnist", "breastmnist", "digits", "synthetic-retina")
 INITS = ("scratch", "byol", "token_byol", "mae", "bolt")
+#: pre-trainings with an EMA target encoder (``backbone_target.pt``); scratch and MAE have one encoder
+TARGET_METHODS = ("byol", "token_byol", "bolt")
+#: ``--branch``: which encoder of a BYOL-family pre-training goes downstream (ours; the papers use the online one)
+BRANCHES = ("online", "target")
+BRANCH_NAMES = {"online": "online", "target": "EMA target"}
 METRICS = ("accuracy", "macro_f1", "auc_ovr", "qwk")
 METRIC_NAMES = {"accuracy": "acc", "macro_f1": "macro-F1", "auc_ovr": "AUC", "qwk": "QWK"}
 METHOD_NAMES = {"scratch": "scratch (random init)", "byol": "pixel BYOL", "token_byol": "token-BYOL (λ=0)",
@@ -79,6 +84,51 @@ def _dataset_plan(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         "labels": labels,
         "notes": notes,
     }
+
+
+def method_cells(
+    methods: list[str], seeds: list[int], shape: dict[str, Any], branches: list[str]
+) -> list[Cell]:
+    """``<method>/seed<s>`` (online encoder; the params of records made before ``--branch`` existed) and, for the
+    BYOL-family methods when ``target`` is asked, ``<method>-target/seed<s>`` with ``branch: target`` in its params:
+    records of the two encoders never share a key, a row or a paired comparison. scratch and MAE have no target
+    encoder: they keep their single one (one cell, whatever ``--branch`` says)."""
+    cells = []
+    for m in methods:
+        for b in branches:
+            if b == "target" and m not in TARGET_METHODS:
+                if "online" not in branches:  # its single encoder, once
+                    cells += [
+                        Cell(f"{m}/seed{s}", {"kind": "method", "method": m, "seed": s, **shape})
+                        for s in seeds
+                    ]
+                continue
+            suffix, extra = ("", {}) if b == "online" else ("-target", {"branch": "target"})
+            cells += [
+                Cell(f"{m}{suffix}/seed{s}", {"kind": "method", "method": m, "seed": s, **shape, **extra})
+                for s in seeds
+            ]
+    return cells
+
+
+def backbone_file(folder: Path, branch: str) -> Path:
+    """The encoder file of a cached pre-training: ``backbone.pt`` (online) or ``backbone_target.pt`` (EMA target);
+    a target asked of a cache without one (written before 0.4.0, or MAE) is a one-line error."""
+    from bolt_ssl.module import BACKBONE_FILE, TARGET_BACKBONE_FILE
+
+    if branch == "online":
+        return folder / BACKBONE_FILE
+    path = folder / TARGET_BACKBONE_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: --branch target needs the EMA target encoder, which this cached pre-training lacks "
+            "(pre-trainings written before bolt-ssl 0.4.0 have only backbone.pt); re-run it or use --branch online"
+        )
+    return path
+
+
+def _branch(record: Record) -> str:
+    return str(record["params"].get("branch", "online"))
 
 
 def _label_key(kind: str, value: float) -> str:
@@ -160,7 +210,8 @@ def pretrain(
 
 # --------------------------------------------------------------------------------------------- downstream
 def _downstream(init_spec: str, init_name: str, plan: dict[str, Any], labels: list[tuple[str, float]], seeds: list[int],
-                device: Any, protocol: Any, log: Any, probe_only: bool = False) -> dict[str, Any]:  # fmt: skip
+                device: Any, protocol: Any, log: Any, probe_only: bool = False,
+                branch: str = "online") -> dict[str, Any]:  # fmt: skip
     """Fine-tune (unless ``probe_only``) and linear-probe ``init_spec`` on the label subsets of ``seeds``."""
     from bolt_ssl.data import Split, label_subset, load_dataset
     from bolt_ssl.metrics import classification_metrics
@@ -216,10 +267,11 @@ def _downstream(init_spec: str, init_name: str, plan: dict[str, Any], labels: li
                 )  # fmt: skip
             out[key][str(seed)] = cell
             ft = f"ft {_brief(cell['finetune'], data.task)} | " if "finetune" in cell else ""
-            log(f"  {init_name} {key} seed {seed}: {ft}lp {_brief(lp, data.task)} (C {c:g})")
+            name = init_name if branch == "online" else f"{init_name} ({BRANCH_NAMES[branch]})"
+            log(f"  {name} {key} seed {seed}: {ft}lp {_brief(lp, data.task)} (C {c:g})")
     return {"dataset": data.name, "task": data.task, "data_md5": data.md5, "data_official": data.official,
             "n_train": len(data.train), "n_test": len(data.test), "labels": out,
-            "protocol": {**protocol.to_dict(), "init": init_name, "probe_only": probe_only}}  # fmt: skip
+            "protocol": {**protocol.to_dict(), "init": init_name, "probe_only": probe_only, "branch": branch}}  # fmt: skip
 
 
 def _brief(metrics: dict[str, Any], task: str) -> str:
@@ -297,11 +349,16 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         Cell(f"floors/seed{s}", {"kind": "floors", "seed": s, "labels": shape["labels"], **probe_shape})
         for s in seeds
     ]
-    cells += [
-        Cell(f"{m}/seed{s}", {"kind": "method", "method": m, "seed": s, **shape})
-        for m in methods
-        for s in seeds
-    ]
+    branches = [b for b in BRANCHES if b in (getattr(args, "branch", None) or ["online"])]
+    if "target" in branches:
+        single = [m for m in methods if m not in TARGET_METHODS]
+        if single:
+            run.log(
+                f"--branch target: {', '.join(single)} have no EMA target encoder; their single encoder is used"
+            )
+        if args.sweep:
+            run.log("--branch target: the --sweep variants keep the online encoder")
+    cells += method_cells(methods, seeds, shape, branches)
     if args.sweep:
         for name in QUICK_SWEEP if args.quick else SWEEP:
             cells.append(Cell(f"sweep/{name}", {"kind": "sweep", "variant": name, "seed": 0, **shape}))
@@ -313,7 +370,7 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         if p["kind"] == "floors":
             return _floors(plan, plan["labels"], p["seed"], protocol)
         if p["kind"] == "method":
-            method, seed = p["method"], p["seed"]
+            method, seed, branch = p["method"], p["seed"], p.get("branch", "online")
             result: dict[str, Any] = {"method": method, "epochs": epochs, "notes": plan["notes"]}
             init = "scratch"
             if method != "scratch":
@@ -321,10 +378,19 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
                 folder = cache / f"{method}-seed{seed}"
                 result["pretrain"] = pretrain(config, folder, run.accelerator, run.log, probe_only)
                 result["pretrain_config"] = config
-                init = str(folder / "backbone.pt")
+                init = str(backbone_file(folder, branch))
             result.update(
                 _downstream(
-                    init, method, plan, plan["labels"], [seed], run.device, protocol, run.log, probe_only
+                    init,
+                    method,
+                    plan,
+                    plan["labels"],
+                    [seed],
+                    run.device,
+                    protocol,
+                    run.log,
+                    probe_only,
+                    branch,
                 )
             )
             return result
@@ -381,17 +447,26 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f}"
 
 
+def _signed_mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:+.3f}"
+    return f"{np.mean(values):+.3f} ± {np.std(values, ddof=1):.3f}"
+
+
 def _primary(task: str) -> str:
     return "qwk" if task == "ordinal" else "accuracy"
 
 
-def _per_seed(records: list[Record], method: str, label: str, protocol: str, metric: str) -> dict[int, float]:
+def _per_seed(
+    records: list[Record], method: str, label: str, protocol: str, metric: str, branch: str = "online"
+) -> dict[int, float]:
     out = {}
     for r in records:
         res = r["result"]
         if (
             r["params"].get("kind") == "method"
             and r["params"]["method"] == method
+            and _branch(r) == branch
             and label in res.get("labels", {})
         ):
             for seed, cell in res["labels"][label].items():
@@ -401,18 +476,20 @@ def _per_seed(records: list[Record], method: str, label: str, protocol: str, met
 
 
 def target_line(
-    records: list[Record], a: str, b: str, label: str, protocol: str, metric: str
+    records: list[Record], a: str, b: str, label: str, protocol: str, metric: str, branch: str = "online"
 ) -> dict[str, Any]:
-    """Paired Δ = metric(a) − metric(b) over the shared seeds; reached = mean Δ > 0 and a ≥ b in ≥ 2/3 of seeds."""
-    va, vb = _per_seed(records, a, label, protocol, metric), _per_seed(records, b, label, protocol, metric)
+    """Paired Δ = metric(a) − metric(b) over the shared seeds; reached = mean Δ > 0 and a ≥ b in ≥ 2/3 of seeds.
+    ``branch``: the encoder of a (b is scratch or an online encoder)."""
+    va = _per_seed(records, a, label, protocol, metric, branch)
+    vb = _per_seed(records, b, label, protocol, metric)
     seeds = sorted(set(va) & set(vb))
     deltas = [va[s] - vb[s] for s in seeds]
     if not deltas:
-        return {"comparison": f"{a} vs {b}", "label": label, "protocol": protocol, "metric": metric, "seeds": 0,
+        return {"comparison": f"{a} vs {b}", "branch": branch, "label": label, "protocol": protocol, "metric": metric, "seeds": 0,
                 "delta_mean": None, "delta_std": None, "wins": 0, "reached": None}  # fmt: skip
     wins = sum(d >= 0 for d in deltas)
     reached = bool(np.mean(deltas) > 0 and wins >= math.ceil(2 * len(deltas) / 3))
-    return {"comparison": f"{a} vs {b}", "label": label, "protocol": protocol, "metric": metric,
+    return {"comparison": f"{a} vs {b}", "branch": branch, "label": label, "protocol": protocol, "metric": metric,
             "seeds": len(deltas), "per_seed": deltas, "delta_mean": float(np.mean(deltas)),
             "delta_std": float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0, "wins": wins,
             "reached": reached}  # fmt: skip
@@ -454,16 +531,23 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     ft_name = "Fine-tuning" + (
         f" (layer decay {'/'.join(f'{d:g}' for d in decays)})" if decays != [1.0] else ""
     )
+    branches = [b for b in BRANCHES if any(_branch(r) == b for r in method_records)]
+    extra["branches"] = branches
     for protocol, name, title in (("finetune", "main", f"{ft_name} (test split, mean ± std over seeds)"),
                                   ("linear_probe", "linear_probe", f"{probe_name[0].upper()}{probe_name[1:]} (test split, mean ± std over seeds)")):  # fmt: skip
         table = Table(cols, title=title)
         for label in labels:
             for method in methods:
-                vals = {m: _per_seed(records, method, label, protocol, m) for m in metrics}
-                if vals[metrics[0]]:
-                    table.add(METHOD_NAMES[method], label, *[_mean_std(list(vals[m].values())) for m in metrics],
-                              len(vals[metrics[0]]))  # fmt: skip
+                for branch in branches:
+                    vals = {m: _per_seed(records, method, label, protocol, m, branch) for m in metrics}
+                    if vals[metrics[0]]:
+                        table.add(_row_name(method, branch), label,
+                                  *[_mean_std(list(vals[m].values())) for m in metrics], len(vals[metrics[0]]))  # fmt: skip
         tables[name] = table
+    if "target" in branches:
+        tables["branches"], tables["branches_wide"], extra["branch_lines"] = branch_tables(
+            records, labels, primary
+        )
     imagenet = Table(["method", "status"], title="ImageNet-supervised initialisation")
     imagenet.add(
         "imagenet", "skipped offline (needs hub weights; --init imagenet:PATH takes a local timm file)"
@@ -497,11 +581,14 @@ def summarize(records: list[Record]) -> dict[str, Any]:
             targets.add(f"{METHOD_NAMES[a]} > {METHOD_NAMES[b]}", lowest, protocol, METRIC_NAMES[metric],
                         f"{line['delta_mean']:+.3f} ± {line['delta_std']:.3f}", f"{line['wins']}/{line['seeds']}", verdict)  # fmt: skip
     gate_rows = []
-    for label in labels:
-        line = target_line(records, "bolt", "scratch", label, "linear_probe", primary)
-        gate_rows.append(line)
-        if line["seeds"]:
-            targets.add(f"gate: BOLT {probe_name} > random-init {probe_name}", label, "linear_probe",
+    for branch in branches:
+        encoder = "" if branch == "online" else f" ({BRANCH_NAMES[branch]} encoder)"
+        for label in labels:
+            line = target_line(records, "bolt", "scratch", label, "linear_probe", primary, branch)
+            if not line["seeds"]:
+                continue
+            gate_rows.append(line)
+            targets.add(f"gate: BOLT{encoder} {probe_name} > random-init {probe_name}", label, "linear_probe",
                         METRIC_NAMES[primary], f"{line['delta_mean']:+.3f} ± {line['delta_std']:.3f}",
                         f"{line['wins']}/{line['seeds']}", "pass" if line["delta_mean"] > 0 else "FAIL")  # fmt: skip
     tables["targets"] = targets
@@ -517,11 +604,13 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     pretext = Table(["method", "epochs", "steps", "final L_BYOL", "final L_rank", "rank acc (val)", "min proj std",
                      "0.5/√d", "images/s", "wall s"], title="Pre-training mechanics (per run, mean over seeds)")  # fmt: skip
     for method in methods:
-        runs = [
-            r["result"]["pretrain"]
-            for r in method_records
-            if r["params"]["method"] == method and "pretrain" in r["result"]
-        ]
+        runs = list(
+            {  # one pre-training per seed, whichever encoders were probed
+                r["params"]["seed"]: r["result"]["pretrain"]
+                for r in method_records
+                if r["params"]["method"] == method and "pretrain" in r["result"]
+            }.values()
+        )
         if not runs:
             continue
         pretext.add(METHOD_NAMES[method], *_pretext_row(runs, epochs))
@@ -570,6 +659,47 @@ def summarize(records: list[Record]) -> dict[str, Any]:
     return {**tables, "text": text, "target_lines": lines, "gate_lines": gate_rows, **extra}
 
 
+def _row_name(method: str, branch: str) -> str:
+    return METHOD_NAMES[method] + ("" if branch == "online" else f" [{BRANCH_NAMES[branch]}]")
+
+
+def branch_tables(
+    records: list[Record], labels: list[str], metric: str
+) -> tuple[Table, Table, list[dict[str, Any]]]:
+    """Online vs EMA-target encoder of the same pre-trainings, paired over seeds (label draws), per protocol,
+    method and label spec: ``branches`` (long, mean ± std) and ``branches_wide`` (one row per method and protocol,
+    one column per label spec: online → target, Δ and target ≥ online seeds)."""
+    name = METRIC_NAMES[metric]
+    long = Table(["method", "protocol", "labels", f"online {name}", f"EMA target {name}", "Δ target − online",
+                  "target ≥ online seeds"], title=f"Online vs EMA-target encoder (test {name}, paired over seeds)")  # fmt: skip
+    wide = Table(["method", "protocol", *[f"{label}: online → target (Δ, target ≥ online)" for label in labels]],
+                 title=f"Online vs EMA-target encoder, test {name} (means over seeds)")  # fmt: skip
+    lines = []
+    for protocol in ("linear_probe", "finetune"):
+        for method in TARGET_METHODS:
+            cells = []
+            for label in labels:
+                on = _per_seed(records, method, label, protocol, metric, "online")
+                tg = _per_seed(records, method, label, protocol, metric, "target")
+                seeds = sorted(set(on) & set(tg))
+                if not seeds:
+                    cells.append("–")
+                    continue
+                deltas = [tg[s] - on[s] for s in seeds]
+                wins = sum(d >= 0 for d in deltas)
+                line = {"method": method, "protocol": protocol, "label": label, "metric": metric, "seeds": seeds,
+                        "online": [on[s] for s in seeds], "target": [tg[s] for s in seeds], "per_seed": deltas,
+                        "delta_mean": float(np.mean(deltas)), "wins": wins}  # fmt: skip
+                lines.append(line)
+                long.add(METHOD_NAMES[method], protocol, label, _mean_std(line["online"]), _mean_std(line["target"]),
+                         _signed_mean_std(deltas), f"{wins}/{len(seeds)}")  # fmt: skip
+                cells.append(f"{np.mean(line['online']):.3f} → {np.mean(line['target']):.3f} "
+                             f"({np.mean(deltas):+.3f}, {wins}/{len(seeds)})")  # fmt: skip
+            if any(c != "–" for c in cells):
+                wide.add(METHOD_NAMES[method], protocol.replace("_", " "), *cells)
+    return long, wide, lines
+
+
 RANK_ACC_GATE = 0.75  # issue #22: ranking pairwise accuracy on held-out pairs after a short CPU run
 
 
@@ -587,12 +717,17 @@ def mechanics_checks(records: list[Record]) -> tuple[Table, list[dict[str, Any]]
         p = r["params"]
         return (1 if p.get("kind") == "sweep" else order.get(p.get("method"), 9), r["key"])
 
+    online_runs = {
+        (r["params"].get("method"), r["params"].get("seed")) for r in records if _branch(r) == "online"
+    }
     for r in sorted(records, key=rank):
         res, params = r["result"], r["params"]
         pre = res.get("pretrain")
         method = params.get("method", "bolt" if params.get("kind") == "sweep" else None)
         if not pre or method not in ("bolt", "token_byol", "byol"):
             continue
+        if _branch(r) != "online" and (method, params.get("seed")) in online_runs:
+            continue  # the same pre-training, already listed under its online record
         stds = [h["proj_std"] for h in pre["history"] if "proj_std" in h]
         floor = 0.5 / pre["proj_dim"] ** 0.5
         acc = pre.get("final", {}).get("rank_acc")
@@ -667,7 +802,10 @@ def plot(folder: Path, records: list[Record]) -> list[Path]:
         ax.set_xlabel("labelled training images")
         ax.set_ylabel(f"test {METRIC_NAMES[primary]}")
         ax.set_title(protocol.replace("_", " "))
-    axes[0].legend(fontsize=8)
+    for ax in axes:  # a --probe-only run has no fine-tuning curves: the legend goes where there are lines
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+            break
     fig.tight_layout()
     paths.append(folder / "metric_vs_labels.png")
     fig.savefig(paths[-1], dpi=120)
@@ -675,7 +813,7 @@ def plot(folder: Path, records: list[Record]) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for r in method_records:
         pre = r["result"].get("pretrain")
-        if not pre:
+        if not pre or _branch(r) != "online":
             continue
         hist = pre["history"]
         label = f"{r['params']['method']} s{r['params']['seed']}"
@@ -706,4 +844,18 @@ def plot(folder: Path, records: list[Record]) -> list[Path]:
     return paths
 
 
-__all__ = ["DATASETS", "INITS", "SWEEP", "mechanics_checks", "plot", "reproduce", "summarize", "target_line"]
+__all__ = [
+    "BRANCHES",
+    "DATASETS",
+    "INITS",
+    "SWEEP",
+    "TARGET_METHODS",
+    "backbone_file",
+    "branch_tables",
+    "mechanics_checks",
+    "method_cells",
+    "plot",
+    "reproduce",
+    "summarize",
+    "target_line",
+]
