@@ -79,3 +79,40 @@ def test_mechanics_acceptance_lines_agree_with_the_pretraining_histories(path):
             0.5 / pre["proj_dim"] ** 0.5
         )
         assert line["rank_ok"] is True and line["rank_acc"] > 0.75 and line["no_collapse"] is True
+
+
+def test_target_probe_record_repeats_the_online_digits_record_and_keys_the_target_apart():
+    """``probe-target-digits.json`` re-probed the caches of ``reproduce-digits.json``: its online, scratch and floor
+    cells equal that record's exactly (same backbones, draws and probe); target cells carry ``branch: target`` in key,
+    params and protocol; the online → target lines are paired differences of those cells."""
+    target = load_results(PACKAGE / "results" / "probe-target-digits.json")
+    online = {r["key"]: r for r in load_results(PACKAGE / "results" / "reproduce-digits.json")["records"]}
+    records = {r["key"]: r for r in target["records"]}
+    shared = [k for k in records if k in online]
+    assert len(shared) == 15  # floors + scratch + byol + token_byol + bolt, 3 seeds each
+    for key in shared:
+        for label, cells in records[key]["result"]["labels"].items():
+            old = online[key]["result"]["labels"][label]
+            if key.startswith("floors/"):
+                assert cells == old
+            else:
+                assert {s: c["linear_probe"] for s, c in cells.items()} == {
+                    s: c["linear_probe"] for s, c in old.items()
+                }
+    tkeys = sorted(k for k in records if "-target/" in k)
+    assert tkeys == sorted(f"{m}-target/seed{s}" for m in ("bolt", "byol", "token_byol") for s in range(3))
+    for key in tkeys:
+        r = records[key]
+        assert r["params"]["branch"] == "target" and r["result"]["protocol"]["branch"] == "target"
+        assert {k: v for k, v in r["params"].items() if k != "branch"} == records[key.replace("-target", "")][
+            "params"
+        ]
+    assert len(target["branch_lines"]) == 9
+    for line in target["branch_lines"]:
+        deltas = [t - o for t, o in zip(line["target"], line["online"], strict=True)]
+        assert line["per_seed"] == pytest.approx(deltas) and line["wins"] == sum(d >= 0 for d in deltas)
+        seed_cells = {
+            s: records[f"{line['method']}-target/seed{s}"]["result"]["labels"][line["label"]][str(s)]
+            for s in line["seeds"]
+        }
+        assert line["target"] == [seed_cells[s]["linear_probe"][line["metric"]] for s in line["seeds"]]
