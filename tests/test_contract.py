@@ -39,7 +39,7 @@ def _limit(seconds: float) -> float:
 
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-CORE_RANGE = "paperlab-core>=0.2,<0.3"
+CORE_RANGE = re.compile(r"paperlab-core>=0\.2(\.\d+)?,<0\.3")  # a floor inside 0.2.x is fine
 HELP_LIMIT_S = 1.5  # `<cli> --help` / `--version`, median of 5
 VERB_HELP_LIMIT_S = 3.0  # `<cli> VERB --help` of a package (non-Lightning) verb
 STAGE_STEP = {
@@ -134,7 +134,9 @@ def test_pyproject_metadata(package: Package) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+([ab]\d+|rc\d+)?", package.version)
     assert package.entry == f"{package.import_name}.cli:main"
     assert package.import_name == package.name.replace("-", "_") or package.name.endswith("-ssl")
-    assert CORE_RANGE in package.dependencies, f"{package.name} must require {CORE_RANGE}"
+    assert any(CORE_RANGE.fullmatch(d) for d in package.dependencies), (
+        f"{package.name} must require paperlab-core>=0.2[.N],<0.3"
+    )
     if package.is_fixture:
         return
     # the folder is the import name, or the CLI name where the distribution had to differ (bolt → bolt-ssl)

@@ -37,6 +37,17 @@ def test_shard_spec_and_lists() -> None:
         parse("a,c")
 
 
+@pytest.mark.parametrize(("text", "expected"), [("1e-3", 1e-3), ("0.5", 0.5), (" 2 ", 2.0)])
+def test_positive_float(text: str, expected: float) -> None:
+    assert verbs.positive_float(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1e-3", "nan", "x", ""])
+def test_positive_float_rejects(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="positive number"):
+        verbs.positive_float(text)
+
+
 def test_option_dest_and_overrides() -> None:
     assert verbs.DATA_ROOT.dest == "data_root"
     assert verbs.option("--max-queries", type=int).dest == "max_queries"

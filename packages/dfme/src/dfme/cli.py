@@ -19,6 +19,7 @@ from paperlab_core.verbs import (
     Verb,
     comma_list,
     option,
+    positive_float,
     positive_int,
 )
 
@@ -39,19 +40,6 @@ TASK_CHOICES = ("emotion", "au")
 #: ``dfme.reproduce.TABLES``
 TABLE_CHOICES = ("gate", "A", "B", "C", "D", "au")
 FORMAT_CHOICES = ("npy", "jpg", "mp4")
-
-
-def positive_float(text: str) -> float:
-    """A strictly positive float (``--lr``)."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 LAYOUT = option("--layout", default="dfme", choices=LAYOUT_CHOICES, help="on-disk layout (default dfme)")

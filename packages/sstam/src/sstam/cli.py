@@ -16,9 +16,10 @@ from paperlab_core.verbs import (
     Verb,
     comma_list,
     option,
+    positive_float,
     positive_int,
 )
-from sstam.inputs import parse_size, positive_float, video_file
+from sstam.inputs import parse_size, video_file
 
 #: sstam.synth.PEAS
 PEAS = ("blurring", "blocking", "bleeding", "ringing", "flickering", "floating")
