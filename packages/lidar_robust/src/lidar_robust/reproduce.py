@@ -191,7 +191,7 @@ def train_network(p: dict, device: object):
     return module
 
 
-def run_cell(cell: Cell, device: object, quick: bool) -> dict:
+def run_cell(cell: Cell, device: object) -> dict:
     import torch
 
     from lidar_robust.benchmark import evaluate_subsets, paper_columns
@@ -427,4 +427,4 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict:
         for model in models
         for seed in seeds
     ]
-    return run_experiment(run, args, cells, lambda cell: run_cell(cell, run.device, args.quick), summarize)
+    return run_experiment(run, args, cells, lambda cell: run_cell(cell, run.device), summarize)
