@@ -231,6 +231,33 @@ def test_reproduce_shards_and_merge_equal_the_whole_run(tmp_path):
     assert rows[("CCGC legacy", "last")][2] == 2 and rows[("k-means(X̃)", "—")][2] == 2
 
 
+def test_resume_reruns_cells_whose_graph_file_changed(tmp_path, capsys):
+    """Each record carries the content hash of its graph (run-wide ``settings``): resuming into the same --out with
+    the same file reuses the record, with another graph saved under the same path it re-runs the cell."""
+    from ccgc.cli import main
+    from ccgc.data import graph_hash
+    from ccgc.graphs import load_graph
+    from torch_geometric.datasets import KarateClub
+
+    path, out = tmp_path / "graph.pt", tmp_path / "out"
+    graph = KarateClub()[0]
+    torch.save(graph, path)
+    argv = ["baselines", "--data.dataset", "pyg", "--data.path", str(path), "--seeds", "0", "--out", str(out)]
+    assert main(argv) == 0
+    (record_path,) = (out / "records").glob("*.json")
+    first = json.loads(record_path.read_text())
+    assert first["settings"] == {"graphs": {"pyg": graph_hash(load_graph("pyg", None, path))}}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "record found, skipped" in "".join(capsys.readouterr())
+    graph.x = graph.x.flip(0)  # same name, same shapes, other content
+    torch.save(graph, path)
+    assert main(argv) == 0
+    assert "other parameters or settings: re-run" in "".join(capsys.readouterr())
+    second = json.loads(record_path.read_text())
+    assert second["settings"]["graphs"]["pyg"] != first["settings"]["graphs"]["pyg"]
+
+
 def test_user_errors_are_one_line(capsys, tmp_path):
     from ccgc.cli import main
 

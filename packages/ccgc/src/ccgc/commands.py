@@ -14,7 +14,7 @@ def baselines(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     The cells are those of ``ccgc reproduce`` (same code, same SCGC setting: the official one, no ``zero_grad``);
     the table is written as ``results.json``/``results.md`` in the run folder.
     """
-    from ccgc.reproduce import GraphCache, dataset_table, grid, run_method
+    from ccgc.reproduce import GraphCache, data_settings, dataset_table, grid, run_method
     from paperlab_core.experiment import run_experiment
 
     seeds = args.seeds or [0, 1, 2]
@@ -35,6 +35,7 @@ def baselines(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         grid([dataset], methods, seeds, 400),
         run_cell,
         lambda records: {"main": dataset_table(dataset, records)},
+        settings=None if getattr(args, "merge", None) else data_settings(graphs, [dataset]),
     )
 
 

@@ -75,6 +75,14 @@ class GraphCache:
         return self.graphs[dataset]
 
 
+def data_settings(graphs: GraphCache, datasets: Sequence[str]) -> dict[str, Any]:
+    """The run-wide data identity every cell depends on: each dataset's content hash (features, edges, labels), so a
+    resumed run whose graph file changed under the same name re-runs its cells instead of reusing stale records."""
+    from ccgc.data import graph_hash
+
+    return {"graphs": {dataset: graph_hash(graphs.get(dataset)[0]) for dataset in datasets}}
+
+
 def run_method(
     graphs: GraphCache,
     dataset: str,
@@ -240,9 +248,11 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     seeds = args.seeds or ([0] if args.quick else list(range(10)))
     cells = grid(datasets, methods, seeds, args.epochs)
     graphs = GraphCache(args.data_root)
+    settings = None
     if not args.merge:  # a missing file fails now, before any cell runs
-        for dataset in dict.fromkeys(c.params["dataset"] for c in shard_cells(cells, args.shard)):
-            graphs.get(dataset)
+        settings = data_settings(
+            graphs, list(dict.fromkeys(c.params["dataset"] for c in shard_cells(cells, args.shard)))
+        )
     device = run.device
 
     def run_cell(cell: Cell) -> dict[str, Any]:
@@ -258,4 +268,4 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             )
         return result
 
-    return run_experiment(run, args, cells, run_cell, summarize)
+    return run_experiment(run, args, cells, run_cell, summarize, settings=settings)

@@ -179,7 +179,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 def sweep(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     """Run (a shard of) the sensitivity grid or merge its records; tables from the records alone."""
     from ccgc.engine import train_ccgc
-    from ccgc.reproduce import GraphCache, variant_config
+    from ccgc.reproduce import GraphCache, data_settings, variant_config
 
     datasets = args.data_dataset or list(DEFAULT_DATASETS)
     variants = args.methods or list(SWEEP_VARIANTS)
@@ -196,9 +196,11 @@ def sweep(args: argparse.Namespace, run: Run) -> dict[str, Any]:
             caches[t] = GraphCache(args.data_root, t=t)
         return caches[t]
 
+    settings = None
     if not args.merge:  # a missing file fails now, before any cell runs
-        for dataset in dict.fromkeys(c.params["dataset"] for c in shard_cells(cells, args.shard)):
-            graphs(ts[0]).get(dataset)
+        settings = data_settings(
+            graphs(ts[0]), list(dict.fromkeys(c.params["dataset"] for c in shard_cells(cells, args.shard)))
+        )
     device = run.device
 
     def run_cell(cell: Cell) -> dict[str, Any]:
@@ -212,4 +214,4 @@ def sweep(args: argparse.Namespace, run: Run) -> dict[str, Any]:
         return {"in_features": d_in, "width": width, "best": result.best, "best_trained": result.best_trained,
                 "last": result.last}  # fmt: skip
 
-    return run_experiment(run, args, cells, run_cell, summarize)
+    return run_experiment(run, args, cells, run_cell, summarize, settings=settings)
