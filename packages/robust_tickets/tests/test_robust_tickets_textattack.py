@@ -68,7 +68,8 @@ class UntargetedClassification:
 
 
 class GreedyWordSwapWIR:
-    pass
+    def __init__(self, wir_method="unk"):
+        self.wir_method = wir_method
 
 
 class Attack:
@@ -154,6 +155,11 @@ def stub_textattack(monkeypatch):
         "textattack.attack_recipes": types.ModuleType("textattack.attack_recipes"),
         "textattack.constraints": types.ModuleType("textattack.constraints"),
         "textattack.constraints.semantics": types.ModuleType("textattack.constraints.semantics"),
+        "textattack.constraints.grammaticality": types.ModuleType("textattack.constraints.grammaticality"),
+        "textattack.constraints.pre_transformation": types.ModuleType(
+            "textattack.constraints.pre_transformation"
+        ),
+        "textattack.search_methods": types.ModuleType("textattack.search_methods"),
         "textattack.constraints.semantics.sentence_encoders": types.ModuleType("sentence_encoders"),
         "textattack.goal_functions": types.ModuleType("textattack.goal_functions"),
         "textattack.transformations": types.ModuleType("textattack.transformations"),
@@ -170,6 +176,10 @@ def stub_textattack(monkeypatch):
     mods[
         "textattack.constraints.semantics.sentence_encoders"
     ].UniversalSentenceEncoder = UniversalSentenceEncoder
+    mods["textattack.constraints.grammaticality"].PartOfSpeech = PartOfSpeech
+    mods["textattack.constraints.pre_transformation"].RepeatModification = RepeatModification
+    mods["textattack.constraints.pre_transformation"].StopwordModification = StopwordModification
+    mods["textattack.search_methods"].GreedyWordSwapWIR = GreedyWordSwapWIR
     mods["textattack.goal_functions"].UntargetedClassification = UntargetedClassification
     mods["textattack.transformations"].WordSwapEmbedding = WordSwapEmbedding
     mods["textattack.datasets"].Dataset = Dataset
@@ -233,7 +243,9 @@ def test_textattack_adapter_attacks_the_ticket_it_loads(fit_tiny, stub_textattac
 
 def test_legacy_bertattack_is_the_official_codes_weakened_bae(stub_textattack):
     """spec 2.8: BAE with WordSwapEmbedding(50), its USE constraint replaced by a cosine-0.2 USE (window 15,
-    against the original, short texts kept), no word-embedding distance, the other constraints kept."""
+    against the original, short texts kept), no word-embedding distance, BAE's other constraints (repeat,
+    stopword, POS with verb/noun swaps), goal and deletion-ranked greedy search kept. Built from the components:
+    BAE's own ``build`` (which would load its masked LM) is not called (the real-library test compares the two)."""
     from robust_tickets.textattack_adapter import build_attack
 
     wrapper = object()
@@ -247,15 +259,17 @@ def test_legacy_bertattack_is_the_official_codes_weakened_bae(stub_textattack):
         "skip_text_shorter_than_window": False,
     }  # fmt: skip
     assert not any(isinstance(c, WordEmbeddingDistance) for c in attack.constraints)
-    assert any(isinstance(c, PartOfSpeech) for c in attack.constraints)
-    assert {type(c) for c in attack.pre_transformation_constraints} == {
+    pos = [c for c in attack.constraints if isinstance(c, PartOfSpeech)]
+    assert len(pos) == 1 and pos[0].kwargs == {"allow_verb_noun_swap": True}
+    assert len(attack.constraints) == 2
+    assert [type(c) for c in attack.pre_transformation_constraints] == [
         RepeatModification,
         StopwordModification,
-    }
+    ]
     assert (
         isinstance(attack.goal_function, UntargetedClassification) and attack.goal_function.model is wrapper
     )
-    assert isinstance(attack.search_method, GreedyWordSwapWIR)
+    assert isinstance(attack.search_method, GreedyWordSwapWIR) and attack.search_method.wir_method == "delete"
     plain = build_attack("bert-attack", wrapper)  # the other recipes are TextAttack's own builds
     assert type(plain.transformation) is WordSwapMaskedLM
 
@@ -270,3 +284,56 @@ def test_textattack_missing_or_unknown_recipe_is_one_line(monkeypatch):
         build_attack("textfooler", object())
     with pytest.raises(ConfigError, match="unknown TextAttack recipe"):
         run_textattack("nope", None, None, 10)
+
+
+def test_textattack_without_nltk_data_is_one_line(monkeypatch, tmp_path):
+    """The real ``import textattack`` (0.3.11) raises NLTK's multi-line LookupError when the stopwords corpus is
+    missing (a module-level ``StopwordModification()``): the adapter turns it into one line naming the resource."""
+    from robust_tickets.textattack_adapter import import_textattack
+
+    from paperlab_core.errors import UserError
+
+    pkg = tmp_path / "textattack"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "raise LookupError('\\n' + '*' * 70 + \"\\n  Resource 'stopwords' not found.\\n  Please use the NLTK "
+        "Downloader to obtain the resource:\\n\" + '*' * 70)\n"
+    )
+    monkeypatch.delitem(sys.modules, "textattack", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError) as err:
+        import_textattack()
+    message = str(err.value)
+    assert (
+        "\n" not in message and "Resource 'stopwords' not found." in message and "nltk.downloader" in message
+    )
+
+
+def test_textattack_recipe_without_its_resources_is_one_line(
+    stub_textattack, tiny_masked, tokenizer, synthetic
+):
+    """A recipe whose resources cannot be loaded (offline download, missing NLTK corpus, a file missing from the
+    wheel: what the real 0.3.11 recipes raise here) is one line naming the recipe and the first line of the
+    error, not a traceback."""
+    from robust_tickets.textattack_adapter import run_textattack
+
+    from paperlab_core.errors import UserError
+
+    split = synthetic.split(4, seed=1)
+    module = types.SimpleNamespace(net=tiny_masked)
+    dm = types.SimpleNamespace(tokenizer=tokenizer, max_len=24, attack_split=lambda: split)
+    failures = {
+        "TextFoolerJin2019": OSError("HTTPSConnectionPool(host='textattack.s3.amazonaws.com'): Max retries"),
+        "PWWSRen2019": LookupError("\n" + "*" * 70 + "\n  Resource 'wordnet' not found.\n" + "*" * 70),
+    }
+    for cls, exc in failures.items():
+
+        def fail(model_wrapper, exc=exc):
+            raise exc
+
+        recipe_cls = getattr(stub_textattack.attack_recipes, cls)
+        recipe_cls.build = staticmethod(fail)
+    for recipe, needle in (("textfooler", "OSError: HTTPSConnectionPool"), ("pwws", "Resource 'wordnet'")):
+        with pytest.raises(UserError) as err:
+            run_textattack(recipe, module, dm, max_queries=10)
+        assert "\n" not in str(err.value) and needle in str(err.value) and repr(recipe) in str(err.value)

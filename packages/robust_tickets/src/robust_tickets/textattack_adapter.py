@@ -10,7 +10,13 @@ imported lazily and tested with a stub ``textattack`` module (``tests/test_robus
 ``legacy_bertattack`` is the official code's "bertattack" (spec 2.8): ``BAEGarg2019`` with its masked-LM swap
 replaced by ``WordSwapEmbedding(max_candidates=50)``, its USE and word-embedding-distance constraints removed and
 a loose USE constraint (cosine >= 0.2, window 15, compared against the original, short texts not skipped) added,
-with an untargeted-classification goal. It is an embedding-swap attack, not BERT-Attack (Li et al. 2020).
+with an untargeted-classification goal. It is an embedding-swap attack, not BERT-Attack (Li et al. 2020). It is
+assembled from BAE's components rather than from ``BAEGarg2019.build``, which loads (downloads) bert-base-uncased's
+masked LM only for it to be thrown away; a test against the real library checks that the two agree.
+
+Checked against the real TextAttack 0.3.11 (``tests/test_robust_tickets_textattack_real.py``, ``docs/lab_notebook.md``):
+``import textattack`` itself needs the NLTK ``stopwords`` corpus (module-level ``StopwordModification()``), so a
+missing NLTK resource is turned into one line here, as is a recipe whose resources cannot be loaded.
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ RECIPES = {
 LEGACY_BERTATTACK = {"max_candidates": 50, "use_threshold": 0.2, "use_window": 15}
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first informative line of an exception's message (NLTK's start with a row of asterisks)."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and set(line) != {"*"}:
+            return line
+    return type(exc).__name__
+
+
 def import_textattack() -> Any:
     try:
         import textattack
@@ -42,7 +57,26 @@ def import_textattack() -> Any:
             "textattack is not installed; `pip install 'robust-tickets[textattack]'` (its recipes also need "
             "online resources) or use --attack wordswap|charswap|pgd"
         ) from None
+    except LookupError as exc:  # import-time StopwordModification() reads NLTK's stopwords corpus
+        raise UserError(
+            f"textattack cannot be imported: NLTK data missing ({_first_line(exc)}); run "
+            "`python -m nltk.downloader stopwords` or point $NLTK_DATA at a folder that has it"
+        ) from None
     return textattack
+
+
+def textattack_version(textattack: Any) -> str:
+    """TextAttack's version: the module has no ``__version__`` (0.3.11), so read the installed distribution's."""
+    version = getattr(textattack, "__version__", None)
+    if version is None:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
+        try:
+            version = dist_version("textattack")
+        except PackageNotFoundError:
+            version = "unknown"
+    return str(version)
 
 
 class TicketModelWrapper:
@@ -74,27 +108,25 @@ def model_wrapper(model: Any, tokenizer: Any, max_len: int = 128, batch_size: in
 
 
 def legacy_bertattack(wrapper: Any) -> Any:
-    """The official code's "bertattack" recipe (spec 2.8), see the module docstring."""
+    """The official code's "bertattack" recipe (spec 2.8), see the module docstring: BAE's pre-transformation
+    constraints, part-of-speech constraint, goal and search, with ``WordSwapEmbedding(50)`` and a cosine-0.2 USE."""
     from textattack import Attack
-    from textattack.attack_recipes import BAEGarg2019
-    from textattack.constraints.semantics import WordEmbeddingDistance
+    from textattack.constraints.grammaticality import PartOfSpeech
+    from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
     from textattack.constraints.semantics.sentence_encoders import UniversalSentenceEncoder
     from textattack.goal_functions import UntargetedClassification
+    from textattack.search_methods import GreedyWordSwapWIR
     from textattack.transformations import WordSwapEmbedding
 
-    base = BAEGarg2019.build(wrapper)
-    kept = [
-        c for c in base.constraints if not isinstance(c, (WordEmbeddingDistance, UniversalSentenceEncoder))
-    ]
     use = UniversalSentenceEncoder(
         threshold=LEGACY_BERTATTACK["use_threshold"], metric="cosine", compare_against_original=True,
         window_size=LEGACY_BERTATTACK["use_window"], skip_text_shorter_than_window=False,
     )  # fmt: skip
     return Attack(
         UntargetedClassification(wrapper),
-        [*kept, use, *base.pre_transformation_constraints],
+        [RepeatModification(), StopwordModification(), PartOfSpeech(allow_verb_noun_swap=True), use],
         WordSwapEmbedding(max_candidates=LEGACY_BERTATTACK["max_candidates"]),
-        base.search_method,
+        GreedyWordSwapWIR(wir_method="delete"),
     )
 
 
@@ -130,15 +162,15 @@ def summarize_results(results: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def run_textattack(
+def textattack_results(
     recipe: str, module: Any, dm: Any, max_queries: int, max_len: int | None = None, batch_size: int = 128
-) -> dict[str, Any]:
-    """Run TextAttack's ``recipe`` on ``dm``'s attack set against ``module`` (a loaded TicketModule)."""
+) -> list[Any]:
+    """TextAttack's attack results of ``recipe`` on ``dm``'s attack set against ``module`` (a loaded
+    TicketModule, or anything with the model as ``.net``), in the attack set's order."""
     if recipe not in RECIPES:
         raise ConfigError(f"unknown TextAttack recipe {recipe!r}; one of {', '.join(RECIPES)}")
     textattack = import_textattack()
     wrapper = model_wrapper(module.net, dm.tokenizer, max_len or dm.max_len, batch_size)
-    attack = build_attack(recipe, wrapper)
     split = dm.attack_split()
     if split.texts_b is None:
         dataset = textattack.datasets.Dataset(list(zip(split.texts, split.labels, strict=True)))
@@ -148,10 +180,28 @@ def run_textattack(
     attack_args = textattack.AttackArgs(
         num_examples=len(split), query_budget=max_queries, disable_stdout=True
     )
-    results = list(textattack.Attacker(attack, dataset, attack_args).attack_dataset())
+    try:  # the recipes load their resources (embeddings, USE, MLMs, NLTK data) when built or first used
+        attack = build_attack(recipe, wrapper)
+        return list(textattack.Attacker(attack, dataset, attack_args).attack_dataset())
+    except UserError:
+        raise
+    except (OSError, LookupError, ImportError) as exc:
+        raise UserError(
+            f"TextAttack recipe {recipe!r} could not load a resource it needs ({type(exc).__name__}: "
+            f"{_first_line(exc)[:300]}); most recipes download their resources on first use, so they need network "
+            "access once (or use --attack wordswap|charswap|pgd)"
+        ) from None
+
+
+def run_textattack(
+    recipe: str, module: Any, dm: Any, max_queries: int, max_len: int | None = None, batch_size: int = 128
+) -> dict[str, Any]:
+    """Run TextAttack's ``recipe`` on ``dm``'s attack set against ``module`` (a loaded TicketModule): the
+    spec 2.10 summary with the TextAttack version and recipe, as the ``attack`` verb records it."""
+    results = textattack_results(recipe, module, dm, max_queries, max_len, batch_size)
     summary = {
         **summarize_results(results),
-        "textattack": getattr(textattack, "__version__", "unknown"),
+        "textattack": textattack_version(import_textattack()),
         "recipe": recipe,
         "recipe_class": RECIPES[recipe],
         "max_queries": max_queries,
