@@ -65,10 +65,20 @@ def test_mechanics_acceptance_lines_agree_with_the_pretraining_histories(path):
     """Issue #22: ranking accuracy on held-out pairs > 0.75 and proj std ≥ 0.5/√d at every logged epoch, per run."""
     data = load_results(path)
     lines = {line["run"]: line for line in data["mechanics_lines"]}
+    records = {r["key"]: r for r in data["records"]}
     bolt_runs = [
-        r for r in data["records"] if r["params"].get("method") == "bolt" or r["params"]["kind"] == "sweep"
+        r
+        for r in data["records"]
+        if (r["params"].get("method") == "bolt" or r["params"]["kind"] == "sweep")
+        and r["params"].get("branch", "online") == "online"
     ]
     assert bolt_runs and all(r["key"] in lines for r in bolt_runs)
+    for r in data[
+        "records"
+    ]:  # a --branch target cell reuses its online cell's pre-training: one line per run
+        if r["params"].get("branch") == "target":
+            online = records[r["key"].replace("-target/", "/")]
+            assert r["result"]["pretrain"] == online["result"]["pretrain"]
     for r in bolt_runs:
         pre, line = r["result"]["pretrain"], lines[r["key"]]
         stds = [h["proj_std"] for h in pre["history"] if "proj_std" in h]
