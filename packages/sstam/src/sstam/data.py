@@ -356,6 +356,11 @@ class SSTAMData(LightningDataModule):
             and blocking heads (``[]``: none).
         spatial_val_per_level: validation and test patches per (PEA, level) on the held-out stills.
         temporal_per_class: training cubes per class (5 cubes per step: flicker ±, floating ±, a distractor).
+        temporal_stills: more stills for the temporal *training* cubes only (ours, 0.5; e.g. the scikit-image
+            extras of ``sstam.stills.EXTRA_STILLS``); content-disjoint from the held-out stills.
+        temporal_procedural: generated training images (dead leaves, 1/f noise) for the temporal cubes (ours).
+        temporal_augment: a random zoom / crop / dihedral / colour-jitter view of every training background and
+            floating texture (ours); validation and test cubes are never augmented.
         temporal_val_per_class: validation and test cubes per class on the held-out stills.
         min_positive_level: spatial positives are levels ≥ this (level 1 is ignored in training).
         temporal_min_positive_level: the same for flicker levels.
@@ -393,6 +398,9 @@ class SSTAMData(LightningDataModule):
         spatial_val_per_level: int = 60,
         temporal_per_class: int = 400,
         temporal_val_per_class: int = 60,
+        temporal_stills: list[str] = [],  # noqa: B006 - jsonargparse reads the default
+        temporal_procedural: int = 0,
+        temporal_augment: bool = False,
         min_positive_level: int = 2,
         temporal_min_positive_level: int = 1,
         visible_threshold: float = 1.0,
@@ -419,12 +427,20 @@ class SSTAMData(LightningDataModule):
         super().__init__()
         if stage not in STAGES:
             raise ConfigError(f"data.stage must be one of {', '.join(STAGES)}, got {stage!r}")
-        unknown = [s for s in [*train_stills, *heldout_stills, *fusion_stills] if s not in ALL_STILLS]
+        unknown = [
+            s
+            for s in [*train_stills, *heldout_stills, *fusion_stills, *temporal_stills]
+            if s not in ALL_STILLS
+        ]
         if unknown:
             raise ConfigError(
                 f"unknown still(s) {', '.join(unknown)} (expected names from {', '.join(ALL_STILLS)})"
             )
-        overlap = {content_of(s) for s in train_stills} & {content_of(s) for s in heldout_stills}
+        if temporal_procedural < 0:
+            raise ConfigError(f"data.temporal_procedural must be ≥ 0, got {temporal_procedural}")
+        overlap = {content_of(s) for s in [*train_stills, *temporal_stills]} & {
+            content_of(s) for s in heldout_stills
+        }
         if overlap:
             raise ConfigError(f"train and held-out stills share content {', '.join(sorted(overlap))}")
         if spatial_sampling not in ("fresh", "fixed"):
@@ -509,15 +525,29 @@ class SSTAMData(LightningDataModule):
                     visible_threshold=hp.visible_threshold,
                 )
         if self.stage in ("all", "temporal"):
-            log(f"sstam: building {which} cubes ({per_class} per class, {window + 1} × {cube}² frames)")
+            training = which == "training" and not self._fast()
+            names = (
+                [*stills, *(s for s in hp.temporal_stills if s not in stills)] if training else list(stills)
+            )
+            procedural = hp.temporal_procedural if training else 0
+            augment = bool(hp.temporal_augment) and training
+            log(
+                f"sstam: building {which} cubes ({per_class} per class, {window + 1} × {cube}² frames, "
+                f"{len(names)} stills"
+                + (f" + {procedural} generated images" if procedural else "")
+                + (", augmented views" if augment else "")
+                + ")"
+            )
             temporal = build_cube_set(
-                stills,
+                names,
                 per_class,
                 window,
                 cube,
                 seed,
                 min_positive_level=hp.temporal_min_positive_level,
                 visible_threshold=hp.visible_threshold,
+                procedural=procedural,
+                augment=augment,
             )
         return spatial, temporal
 

@@ -9,7 +9,7 @@ positive (proposed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -187,8 +187,72 @@ def _drift(rng: np.random.Generator, delta: int) -> tuple[int, int]:
     return dx * delta, dy * delta
 
 
-def _texture_for(name: str, pool: Sequence[str], rng: np.random.Generator) -> np.ndarray:
-    return load_still(str(rng.choice([p for p in pool if p != name] or list(pool))))
+def _texture_for(
+    name: str, pool: Sequence[str], rng: np.random.Generator, load: Callable[[str], np.ndarray] = load_still
+) -> np.ndarray:
+    return load(str(rng.choice([p for p in pool if p != name] or list(pool))))
+
+
+def augment_still(image: np.ndarray, rng: np.random.Generator, min_side: int = 128) -> np.ndarray:
+    """A random view of a training image for the temporal generator (ours, 0.5): zoom 0.5–1 (never below
+    ``min_side``), a crop of 60–100 % of each side (at least ``min_side``), one of the 8 dihedral transforms and
+    a colour jitter (saturation 0.5–1.5, contrast 0.7–1.3 about the mean, brightness ±20, channel gains
+    0.9–1.1). Applied to training backgrounds and floating textures only; held-out cubes are never augmented."""
+    h, w = image.shape[:2]
+    low = max(0.5, min_side / min(h, w))
+    if low < 1.0:
+        scale = float(rng.uniform(low, 1.0))
+        size = (max(min_side, round(w * scale)), max(min_side, round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        h, w = image.shape[:2]
+    ch = int(rng.integers(min(h, max(min_side, int(0.6 * h))), h + 1))
+    cw = int(rng.integers(min(w, max(min_side, int(0.6 * w))), w + 1))
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    image = image[y : y + ch, x : x + cw]
+    t = int(rng.integers(8))
+    image = np.rot90(image, t % 4)
+    if t >= 4:
+        image = image[:, ::-1]
+    f = image.astype(np.float32)
+    grey = f.mean(axis=2, keepdims=True)
+    f = grey + float(rng.uniform(0.5, 1.5)) * (f - grey)
+    mean = float(f.mean())
+    f = (f - mean) * float(rng.uniform(0.7, 1.3)) + mean + float(rng.uniform(-20, 20))
+    f = f * rng.uniform(0.9, 1.1, 3).astype(np.float32)
+    return np.ascontiguousarray(np.clip(np.rint(f), 0, 255).astype(np.uint8))
+
+
+def fractal_noise(size: int = 384, seed: int = 0) -> np.ndarray:
+    """A procedural colour 1/f^β image (β/2 ∈ [0.9, 1.5] on the amplitude spectrum): smooth, cloud- or sky-like
+    regions at random contrast, a content unrelated to any still (ours, 0.5; the held-out floating misses were
+    subtle drifts of smooth regions)."""
+    rng = np.random.default_rng(seed)
+    fy, fx = np.fft.fftfreq(size)[:, None], np.fft.fftfreq(size)[None, :]
+    radius = np.hypot(fx, fy)
+    radius[0, 0] = 1.0
+    amplitude = radius ** (-float(rng.uniform(0.9, 1.5)))
+    amplitude[0, 0] = 0.0
+    fields = []
+    for _ in range(3):
+        spectrum = amplitude * (rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size)))
+        field = np.fft.ifft2(spectrum).real
+        fields.append((field - field.mean()) / (field.std() + 1e-12))
+    luma = fields[0] * float(rng.uniform(15, 50))
+    chroma = rng.normal(0, 0.4, (3, 2)) * float(rng.uniform(5, 25))
+    rgb = luma[..., None] + np.stack(fields[1:], axis=-1) @ chroma.T + rng.uniform(60, 190, 3)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def procedural_images(count: int, size: int = 384, seed: int = 0) -> dict[str, np.ndarray]:
+    """``count`` generated training images for the temporal generator (ours, 0.5), alternating dead-leaves
+    (sharp occluding discs) and 1/f noise (smooth): ``{"deadleaves_t0": ..., "noise_t1": ..., ...}``."""
+    images = {}
+    for i in range(count):
+        if i % 2 == 0:
+            images[f"deadleaves_t{i}"] = dead_leaves(size, seed=2000 + i)
+        else:
+            images[f"noise_t{i}"] = fractal_noise(size, seed=2000 + i)
+    return images
 
 
 def build_cube_set(
@@ -201,6 +265,8 @@ def build_cube_set(
     textures: Sequence[str] | None = None,
     prev_drop: float = 0.15,
     visible_threshold: float = 1.0,
+    procedural: int = 0,
+    augment: bool = False,
 ) -> CubeSet:
     """Flicker and floating positives and their negatives, ``n_per_class`` each (spec §3a).
 
@@ -220,11 +286,22 @@ def build_cube_set(
 
     Cubes hold ``frames + 1`` frames: the first is the predecessor used by the frame-difference stream; for a
     fraction ``prev_drop`` it is a copy of frame 1 (a window at the start of a clip has no predecessor).
+
+    More training content (ours, 0.5): ``procedural`` generated images (:func:`procedural_images`) join the
+    backgrounds and textures, and ``augment`` draws a random view (:func:`augment_still`) of every background
+    and texture a cube uses. With neither, the cubes are exactly those of 0.4 (the held-out sets are built so).
     """
     rng = np.random.default_rng(seed)
     total = frames + 1
+    generated = procedural_images(procedural) if procedural else {}
     textures = list(textures) if textures is not None else list(stills)
-    backgrounds = list(stills)
+    textures += [name for name in generated if name not in textures]
+    backgrounds = list(stills) + list(generated)
+
+    def load(name: str) -> np.ndarray:
+        image = generated[name] if name in generated else load_still(name)
+        return augment_still(image, rng, min_side=2 * patch) if augment else image
+
     cubes, labels, kinds, levels, contents = [], [], [], [], []
 
     def add(cube: np.ndarray, flick: float, floating: float, kind: str, level: int, name: str) -> None:
@@ -239,7 +316,7 @@ def build_cube_set(
 
     for i in range(n_per_class):
         name = backgrounds[i % len(backgrounds)]
-        still = load_still(name)
+        still = load(name)
         base = _pan_cube(still, patch, total, _velocity(rng), rng)
         if i % 2 == 0:  # luminance-gain flicker
             level = 1 + int(rng.integers(len(FLICKER_GAINS) - 1))
@@ -280,8 +357,8 @@ def build_cube_set(
             )
         # floating positive and its consistent-motion twin
         name_f = backgrounds[(i + 1) % len(backgrounds)]
-        still_f = load_still(name_f)
-        texture = _texture_for(name_f, textures, rng)
+        still_f = load(name_f)
+        texture = _texture_for(name_f, textures, rng, load)
         region = int(rng.choice([r for r in (24, 32, 48) if r <= patch - 16] or [patch // 2]))
         camera = _velocity(rng)
         if rng.random() < 0.25 and camera != (0, 0):
