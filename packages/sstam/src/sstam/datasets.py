@@ -193,6 +193,12 @@ def _texture_for(
     return load(str(rng.choice([p for p in pool if p != name] or list(pool))))
 
 
+def dihedral(image: np.ndarray, t: int) -> np.ndarray:
+    """The ``t``-th of the 8 dihedral transforms (0–3: rotations by 90°·t, 4–7: the same then a left-right flip)."""
+    image = np.rot90(image, t % 4)
+    return image[:, ::-1] if t >= 4 else image
+
+
 def augment_still(image: np.ndarray, rng: np.random.Generator, min_side: int = 128) -> np.ndarray:
     """A random view of a training image for the temporal generator (ours, 0.5): zoom 0.5–1 (never below
     ``min_side``), a crop of 60–100 % of each side (at least ``min_side``), one of the 8 dihedral transforms and
@@ -209,10 +215,7 @@ def augment_still(image: np.ndarray, rng: np.random.Generator, min_side: int = 1
     cw = int(rng.integers(min(w, max(min_side, int(0.6 * w))), w + 1))
     y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     image = image[y : y + ch, x : x + cw]
-    t = int(rng.integers(8))
-    image = np.rot90(image, t % 4)
-    if t >= 4:
-        image = image[:, ::-1]
+    image = dihedral(image, int(rng.integers(8)))
     f = image.astype(np.float32)
     grey = f.mean(axis=2, keepdims=True)
     f = grey + float(rng.uniform(0.5, 1.5)) * (f - grey)
@@ -571,9 +574,5 @@ class DegradedPool:
                     pea_index[i] = k
                 levels[i] = level
                 crop = out
-            t = int(rng.integers(8))
-            crop = np.rot90(crop, t % 4)
-            if t >= 4:
-                crop = crop[:, ::-1]
-            patches[i] = crop
+            patches[i] = dihedral(crop, int(rng.integers(8)))
         return patches, labels, pea_index, levels
