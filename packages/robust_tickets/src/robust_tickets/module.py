@@ -464,8 +464,8 @@ class TicketModule(LightningModule):
     # ------------------------------------------------------------------------------------- steps
     def noise_generator(self, like: torch.Tensor) -> torch.Generator:
         """The seeded generator of the perturbation noise (FreeLB/PGD delta_0, InfoBERT's draws), created on the
-        device of ``like``: a CPU generator cannot draw CUDA tensors. On CPU its stream is that of
-        ``torch.Generator().manual_seed(seed)``. A resumed checkpoint's state is restored when the device type
+        device of ``like``: a CPU generator cannot draw CUDA tensors. On CPU its stream is that of a default
+        CPU generator seeded with ``seed``. A resumed checkpoint's state is restored when the device type
         matches the one it was saved on (CPU and CUDA generator states differ in kind)."""
         device = like.device
         if self._gen is None or self._gen.device != device:
