@@ -259,3 +259,20 @@ def test_criterion16_table_counts_seeds_in_the_expected_direction():
     assert rows["cylindrical"][3] == "higher" and rows["cylindrical"][6:] == ["0 of 2", "no"]
     assert rows["mix3d"][4:7] == ["–", "–", "0 of 0"]
     assert VARIANTS["rlseg-clean_tail"][3] == {"robust_until": 0.75}
+
+
+@pytest.mark.parametrize(("scale", "cr", "voxel_size"), [("cpu", 0.25, 0.2), ("spec", 0.5, 0.15)])
+def test_reproduce_scale_sets_the_backbone_width_and_voxel_size_of_every_cell(
+    monkeypatch, scale, cr, voxel_size
+):
+    import argparse
+
+    from lidar_robust import reproduce as rep
+
+    seen: list = []
+    monkeypatch.setattr(rep, "run_experiment", lambda run, args, cells, fn, summarize: seen.extend(cells))
+    args = argparse.Namespace(seeds=[0, 1], models="minkunet,rlseg", ablations=False, steps=5, quick=False,
+                              val_scans=2, real_tiny=False, azimuth=64, scale=scale)  # fmt: skip
+    rep.reproduce(args, run=None)
+    assert [c.key for c in seen] == ["minkunet/seed0", "minkunet/seed1", "rlseg/seed0", "rlseg/seed1"]
+    assert {(c.params["cr"], c.params["voxel_size"]) for c in seen} == {(cr, voxel_size)}

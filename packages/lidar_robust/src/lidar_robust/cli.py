@@ -76,6 +76,13 @@ main = build_cli(
                     help="azimuth steps of the synthetic 64-beam scans (default 512; 256 halves the cost)",
                 ),
                 option(
+                    "--scale",
+                    default="cpu",
+                    choices=("cpu", "spec"),
+                    help="backbone width and voxel size: cpu = cr 0.25, 0.2 m voxels (default, the committed "
+                    "tables); spec = cr 0.5, 0.15 m (spec §5's CPU protocol, ≈ 2.5× the cost per step)",
+                ),
+                option(
                     "--ablations",
                     flag=True,
                     help="add the leave-one-out RLSeg-style variants and the tried recipe changes (meant for a GPU)",
