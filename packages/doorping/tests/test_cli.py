@@ -229,3 +229,24 @@ def test_defend_victim_bad_input_fails_in_one_line(in_tmp: Path, args: list[str]
     assert code != 0 and "Traceback" not in err
     assert lines[-1].startswith("doorping: error: ") and needle in lines[-1], err
     assert runs(in_tmp) == []
+
+
+def test_reproduce_iterations_option_reaches_the_experiment(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import doorping.reproduce as rep
+
+    seen: dict = {}
+
+    def fake(args, run) -> dict:
+        seen["iterations"] = args.iterations
+        return {}
+
+    monkeypatch.setattr(rep, "reproduce", fake)
+    code, _, err = call(
+        ["reproduce", "--preset", "mnist-reduced", "--iterations", "32", "--out", str(in_tmp / "r")]
+    )
+    assert code == 0, err
+    assert seen == {"iterations": 32}
+    code, _, err = call(["reproduce", "--iterations", "0"])
+    assert code != 0 and "Traceback" not in err and "--iterations" in err

@@ -136,6 +136,13 @@ main = build_cli(
                 option(
                     "--preset", default="toy", choices=PRESET_CHOICES, help="dataset preset (default toy)"
                 ),
+                option(
+                    "--iterations",
+                    type=positive_int,
+                    default=None,
+                    metavar="N",
+                    help="distillation iterations of every cell instead of the preset's (cell keys get -itN)",
+                ),
                 option("--with-defences", flag=True, help="also the defence table (§5.1)"),
                 option(
                     "--extras",
