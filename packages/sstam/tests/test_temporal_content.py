@@ -83,3 +83,58 @@ def test_held_out_or_unknown_temporal_stills_are_refused(bad: dict) -> None:
 
     with pytest.raises(ConfigError):
         SSTAMData(**bad)
+
+
+def test_quantisation_flicker_emphasis_options() -> None:
+    kw = {"stills": ["coffee", "grass"], "n_per_class": 8, "frames": 3, "patch": 64, "seed": 2}
+    plain = build_cube_set(**kw)
+    same = build_cube_set(**kw, quant_share=0.5, quant_levels=None, static_quant=0.0)
+    np.testing.assert_array_equal(plain.cubes, same.cubes)  # the defaults are the 0.5.0 cubes
+    np.testing.assert_array_equal(plain.labels, same.labels)
+    kinds = plain.kind.tolist()
+    assert kinds.count("flicker_quant") == kinds.count("flicker_gain") == 4
+    more = build_cube_set(**kw, quant_share=0.75, quant_levels=[1, 2], static_quant=1.0)
+    k = more.kind
+    assert (k == "flicker_quant").sum() == 6 and (k == "flicker_gain").sum() == 2
+    assert (k == "constant_quant").sum() == 6  # every quantisation positive keeps its matched control
+    assert set(more.level[k == "flicker_quant"].tolist()) <= {1, 2}
+    assert (more.labels[k == "flicker_quant", 0] == 1).all()
+    # every distractor is a constant-quality JPEG pan: flicker negative, and static (8×8 block artefacts)
+    static = np.flatnonzero(k == "static_quant")
+    assert len(static) == 8 and not ({"clean", "blur_only"} & set(k.tolist()))
+    assert (more.labels[static] == 0).all()
+    assert len(more) == len(plain)
+    with pytest.raises(ValueError):
+        build_cube_set(**kw, quant_levels=[0])
+    with pytest.raises(ValueError):
+        build_cube_set(**kw, quant_share=1.5)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"temporal_quant_share": -0.1}, {"temporal_static_quant": 2.0}, {"temporal_quant_levels": [4]}],
+)
+def test_bad_quantisation_emphasis_options_are_refused(bad: dict) -> None:
+    from sstam.data import SSTAMData
+
+    with pytest.raises(ConfigError):
+        SSTAMData(**bad)
+
+
+def test_quantisation_emphasis_leaves_validation_cubes_unchanged() -> None:
+    from sstam.data import SSTAMData
+
+    data = SSTAMData(
+        stage="temporal",
+        temporal_per_class=8,
+        temporal_val_per_class=4,
+        temporal_quant_share=1.0,
+        temporal_quant_levels=[1],
+        temporal_static_quant=0.5,
+    )
+    data.setup("fit")
+    train, val = data.train_sets[1], data.val_sets[1]
+    assert "flicker_gain" not in train.kind.tolist() and "static_quant" in train.kind.tolist()
+    assert set(train.level[train.kind == "flicker_quant"].tolist()) == {1}
+    reference = build_cube_set(HELDOUT_STILLS, 4, 8, 64, 1, min_positive_level=1, visible_threshold=1.0)
+    np.testing.assert_array_equal(val.cubes, reference.cubes)

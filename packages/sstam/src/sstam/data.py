@@ -361,6 +361,10 @@ class SSTAMData(LightningDataModule):
         temporal_procedural: generated training images (dead leaves, 1/f noise) for the temporal cubes (ours).
         temporal_augment: a random zoom / crop / dihedral / colour-jitter view of every training background and
             floating texture (ours); validation and test cubes are never augmented.
+        temporal_quant_share / temporal_quant_levels / temporal_static_quant: quantisation-flicker emphasis of
+            the *training* cubes (ours, 0.5.1; :func:`sstam.datasets.build_cube_set`): the share of flicker pairs
+            that are JPEG-quality pairs (0.5 = as before), their flicker levels (``[]``: 1–3) and the fraction of
+            distractors that are constant-quality JPEG pans; validation and test cubes never use them.
         temporal_val_per_class: validation and test cubes per class on the held-out stills.
         min_positive_level: spatial positives are levels ≥ this (level 1 is ignored in training).
         temporal_min_positive_level: the same for flicker levels.
@@ -401,6 +405,9 @@ class SSTAMData(LightningDataModule):
         temporal_stills: list[str] = [],  # noqa: B006 - jsonargparse reads the default
         temporal_procedural: int = 0,
         temporal_augment: bool = False,
+        temporal_quant_share: float = 0.5,
+        temporal_quant_levels: list[int] = [],  # noqa: B006 - jsonargparse reads the default
+        temporal_static_quant: float = 0.0,
         min_positive_level: int = 2,
         temporal_min_positive_level: int = 1,
         visible_threshold: float = 1.0,
@@ -438,6 +445,13 @@ class SSTAMData(LightningDataModule):
             )
         if temporal_procedural < 0:
             raise ConfigError(f"data.temporal_procedural must be ≥ 0, got {temporal_procedural}")
+        for key, value in (("quant_share", temporal_quant_share), ("static_quant", temporal_static_quant)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"data.temporal_{key} must be in [0, 1], got {value}")
+        if any(not 1 <= lv <= 3 for lv in temporal_quant_levels):
+            raise ConfigError(
+                f"data.temporal_quant_levels takes flicker levels 1–3, got {temporal_quant_levels}"
+            )
         overlap = {content_of(s) for s in [*train_stills, *temporal_stills]} & {
             content_of(s) for s in heldout_stills
         }
@@ -531,6 +545,11 @@ class SSTAMData(LightningDataModule):
             )
             procedural = hp.temporal_procedural if training else 0
             augment = bool(hp.temporal_augment) and training
+            quant = {
+                "quant_share": hp.temporal_quant_share if training else 0.5,
+                "quant_levels": (list(hp.temporal_quant_levels) or None) if training else None,
+                "static_quant": hp.temporal_static_quant if training else 0.0,
+            }
             log(
                 f"sstam: building {which} cubes ({per_class} per class, {window + 1} × {cube}² frames, "
                 f"{len(names)} stills"
@@ -548,6 +567,7 @@ class SSTAMData(LightningDataModule):
                 visible_threshold=hp.visible_threshold,
                 procedural=procedural,
                 augment=augment,
+                **quant,
             )
         return spatial, temporal
 

@@ -270,6 +270,9 @@ def build_cube_set(
     visible_threshold: float = 1.0,
     procedural: int = 0,
     augment: bool = False,
+    quant_share: float = 0.5,
+    quant_levels: Sequence[int] | None = None,
+    static_quant: float = 0.0,
 ) -> CubeSet:
     """Flicker and floating positives and their negatives, ``n_per_class`` each (spec §3a).
 
@@ -293,7 +296,23 @@ def build_cube_set(
     More training content (ours, 0.5): ``procedural`` generated images (:func:`procedural_images`) join the
     backgrounds and textures, and ``augment`` draws a random view (:func:`augment_still`) of every background
     and texture a cube uses. With neither, the cubes are exactly those of 0.4 (the held-out sets are built so).
+
+    Quantisation-flicker emphasis (ours, 0.5.1; defaults = the cubes above): ``quant_share`` of the flicker
+    pairs are quantisation pairs (flicker + equal-mean-quality control; 0.5 = every other pair, as before; the
+    rest gain pairs, a deterministic Bresenham schedule), ``quant_levels`` the flicker levels they draw from
+    (``None``: 1–3 uniformly), and a fraction ``static_quant`` of the distractors is a pan at one constant JPEG
+    quality q ∈ [5, 90] (static block artefacts, flicker −) instead of the clean / blur-only pan.
     """
+    if not 0.0 <= quant_share <= 1.0:
+        raise ValueError(f"quant_share must be in [0, 1], got {quant_share}")
+    if not 0.0 <= static_quant <= 1.0:
+        raise ValueError(f"static_quant must be in [0, 1], got {static_quant}")
+    if quant_levels is not None and (
+        not quant_levels or any(not 1 <= lv < len(FLICKER_QUALITIES) for lv in quant_levels)
+    ):
+        raise ValueError(
+            f"quant_levels must be levels in 1..{len(FLICKER_QUALITIES) - 1}, got {quant_levels}"
+        )
     rng = np.random.default_rng(seed)
     total = frames + 1
     generated = procedural_images(procedural) if procedural else {}
@@ -321,7 +340,7 @@ def build_cube_set(
         name = backgrounds[i % len(backgrounds)]
         still = load(name)
         base = _pan_cube(still, patch, total, _velocity(rng), rng)
-        if i % 2 == 0:  # luminance-gain flicker
+        if int((i + 1) * quant_share) == int(i * quant_share):  # luminance-gain flicker (0.5: even i)
             level = 1 + int(rng.integers(len(FLICKER_GAINS) - 1))
             period = int(rng.choice([2, 4, 8]))
             add(
@@ -344,7 +363,10 @@ def build_cube_set(
                 name,
             )
         else:  # quantisation flicker and its equal-mean-quality control
-            level = 1 + int(rng.integers(len(FLICKER_QUALITIES) - 1))
+            if quant_levels is None:
+                level = 1 + int(rng.integers(len(FLICKER_QUALITIES) - 1))
+            else:
+                level = int(rng.choice(list(quant_levels)))
             period = int(rng.choice([1, 2, 4]))
             flickered = flicker_quant(
                 base, FLICKER_QUALITIES[level], period, phase=int(rng.integers(0, 2 * period))
@@ -383,8 +405,11 @@ def build_cube_set(
         )
         add(positive, 0.0, 1.0 if change >= visible_threshold else IGNORE, kind, level, name_f)
         add(negative, 0.0, 0.0, "floating_consistent", 0, name_f)
-        # distractors shared by both heads: plain pan and constant blur
-        if i % 2 == 0:
+        # distractors shared by both heads: plain pan and constant blur (or a constant-quality JPEG pan)
+        if static_quant > 0.0 and rng.random() < static_quant:
+            pan = _pan_cube(still_f, patch, total, _velocity(rng), rng)
+            add(constant_quant(pan, int(rng.integers(5, 91))), 0.0, 0.0, "static_quant", 0, name_f)
+        elif i % 2 == 0:
             add(_pan_cube(still_f, patch, total, _velocity(rng), rng), 0.0, 0.0, "clean", 0, name_f)
         else:
             sigma_level = int(rng.integers(2, 6))
