@@ -276,3 +276,21 @@ def test_reproduce_scale_sets_the_backbone_width_and_voxel_size_of_every_cell(
     rep.reproduce(args, run=None)
     assert [c.key for c in seen] == ["minkunet/seed0", "minkunet/seed1", "rlseg/seed0", "rlseg/seed1"]
     assert {(c.params["cr"], c.params["voxel_size"]) for c in seen} == {(cr, voxel_size)}
+
+
+@pytest.mark.parametrize(
+    ("scale", "quick", "steps"), [("cpu", False, 200), ("spec", False, 400), ("spec", True, 30)]
+)
+def test_reproduce_scale_sets_the_frozen_step_budget_unless_steps_is_given(monkeypatch, scale, quick, steps):
+    import argparse
+
+    from lidar_robust import reproduce as rep
+
+    seen: list = []
+    monkeypatch.setattr(rep, "run_experiment", lambda run, args, cells, fn, summarize: seen.extend(cells))
+    for given, expected in ((None, steps), (7, 7)):
+        seen.clear()
+        args = argparse.Namespace(seeds=[0], models="minkunet", ablations=False, steps=given, quick=quick,
+                                  val_scans=2, real_tiny=False, azimuth=64, scale=scale)  # fmt: skip
+        rep.reproduce(args, run=None)
+        assert [c.params["steps"] for c in seen] == [expected]

@@ -22,6 +22,8 @@ from paperlab_core.verbs import (
     positive_int,
 )
 
+from .scales import QUICK_STEPS, SCALES
+
 #: ``lidar_robust.corruptions.registry.REGISTRIES`` (+ both)
 REGISTRY_CHOICES = ("semantickitti_c", "robo3d", "both")
 #: ``lidar_robust.corruptions.fog.FOG_KNOBS``
@@ -52,7 +54,9 @@ main = build_cli(
                     type=positive_int,
                     default=None,
                     metavar="N",
-                    help="training steps per model (default: 200; --quick 30)",
+                    help="training steps per model (default: the --scale's, "
+                    + ", ".join(f"{name} {scale.steps}" for name, scale in SCALES.items())
+                    + f"; --quick {QUICK_STEPS})",
                 ),
                 option(
                     "--val-scans",
@@ -78,9 +82,10 @@ main = build_cli(
                 option(
                     "--scale",
                     default="cpu",
-                    choices=("cpu", "spec"),
-                    help="backbone width and voxel size: cpu = cr 0.25, 0.2 m voxels (default, the committed "
-                    "tables); spec = cr 0.5, 0.15 m (spec §5's CPU protocol, ≈ 2.5× the cost per step)",
+                    choices=tuple(SCALES),
+                    help="backbone width, voxel size and step budget: cpu = cr 0.25, 0.2 m voxels (default, the "
+                    "reduced-scale tables); spec = cr 0.5, 0.15 m, 400 steps (spec §5's CPU protocol, budget "
+                    "frozen; ≈ 2.5× the cost per step)",
                 ),
                 option(
                     "--ablations",

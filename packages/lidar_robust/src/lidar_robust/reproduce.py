@@ -2,7 +2,7 @@
 
 Synthetic scans (seed 0): 64 training scans (sequence 00) and ``--val-scans`` validation scans (sequence 08)
 corrupted into every SemanticKITTI-C subset with per-scan seeds. For every model × seed the MinkUNet-style
-backbone (cr 0.25, 0.2 m voxels: the CPU scale; ``--scale spec``: cr 0.5, 0.15 m) is trained for ``--steps`` AdamW steps (lr 2e-3, cosine, batch 2) through the
+backbone (cr 0.25, 0.2 m voxels: the CPU scale; ``--scale spec``: cr 0.5, 0.15 m) is trained for ``--steps`` AdamW steps (default: the scale's frozen budget, ``scales.py``) (lr 2e-3, cosine, batch 2) through the
 same LightningModule as ``train``, then evaluated on clean + all subsets. The tables are built from the records
 alone (``--shard``/``--merge``).
 """
@@ -22,6 +22,8 @@ from paperlab_core.errors import ConfigError
 from paperlab_core.experiment import Cell, run_experiment
 from paperlab_core.results import Table
 from paperlab_core.verbs import Run
+
+from .scales import QUICK_STEPS, SCALES
 
 LABELS = {
     "minkunet": "MinkUNet-style baseline",
@@ -43,8 +45,6 @@ TYPE_LABELS = (
     ("16beam", "16-beam"),
 )
 TRAIN_SCANS = 64
-#: ``--scale`` → (MinkUNet width cr, voxel size in m): ``cpu`` is this package's CPU scale, ``spec`` spec §5's
-SCALES = {"cpu": (0.25, 0.2), "spec": (0.5, 0.15)}
 ROBUST = ("mix3d", "local_jitter", "global_outliers", "beam_drop", "point_subsample")
 BENCHMARK_OUTLIERS = (1e-3, 0.5)
 #: ρ ∈ [0, 50] m in 0.2 m, φ in 3°, z ∈ [−4, 2] m in 0.2 m
@@ -412,10 +412,11 @@ def reproduce(args: argparse.Namespace, run: Run) -> dict:
         raise ConfigError(f"--models: unknown {unknown} (expected items of {', '.join(VARIANTS)})")
     if args.ablations:
         models += [v for v in ABLATIONS if v not in models]
-    steps = args.steps or (30 if args.quick else 200)
+    scale = SCALES[getattr(args, "scale", "cpu")]
+    steps = args.steps or (QUICK_STEPS if args.quick else scale.steps)
     val_scans = args.val_scans or (4 if args.quick else 8)
     data = "real" if args.real_tiny else "synthetic"
-    cr, voxel_size = SCALES[getattr(args, "scale", "cpu")]
+    cr, voxel_size = scale.cr, scale.voxel_size
     common = {"steps": steps, "cr": cr, "voxel_size": voxel_size, "data": data}
     if data == "real":
         common.update(val_scans=1, azimuth=0)
