@@ -33,6 +33,71 @@ def have_codecs() -> bool:
     return True
 
 
+def _encoder_options(
+    codec: str, crf: int | None, qp: int | None, preset: str, params: str | None, threads: int | None = None
+) -> dict[str, str]:
+    """``stream.options`` of a libx264/libx265 encoder at CRF/QP (``threads``: pin the encoder's thread count,
+    e.g. 1 for output that does not depend on the machine; None: the encoder's default)."""
+    if codec not in CODECS:
+        raise ConfigError(f"unknown codec {codec!r} (expected {', '.join(CODECS)})")
+    options: dict[str, str] = {"preset": preset}
+    if codec == "x264":
+        if crf is not None:
+            options["crf"] = str(crf)
+        if qp is not None:
+            options["qp"] = str(qp)
+        if params:
+            options["x264-params"] = params
+        if threads is not None:
+            options["threads"] = str(threads)
+    else:
+        x265 = ["log-level=error"]
+        if crf is not None:
+            x265.append(f"crf={crf}")
+        if qp is not None:
+            x265.append(f"qp={qp}")
+        if params:
+            x265.append(params)
+        if threads is not None:
+            x265 += [f"pools={threads}", f"frame-threads={threads}"]
+        options["x265-params"] = ":".join(x265)
+    return options
+
+
+def _mux(
+    target: Any,
+    planes: Sequence[np.ndarray],
+    codec: str,
+    fps: float,
+    options: dict[str, str],
+    timestamps: bool = False,
+) -> None:
+    """Encode yuv420p ``planes`` into an mp4 at ``target`` (a path or a seekable binary file object).
+    ``timestamps``: give every frame its pts (0, 1, 2, … in units of 1/fps); without them (the ladders' files)
+    x264's rate control sees unset timestamps and its output can vary from run to run."""
+    from fractions import Fraction
+
+    import av
+
+    height = planes[0].shape[0] * 2 // 3
+    width = planes[0].shape[1]
+    if width % 2 or height % 2:
+        raise ConfigError(f"{codec} needs an even width and height, got {width}x{height}")
+    with av.open(target, mode="w", format="mp4") as container:
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream(CODECS[codec], rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = options
+        for t, plane in enumerate(planes):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(plane), format="yuv420p")
+            if timestamps:
+                frame.pts, frame.time_base = t, 1 / rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def encode(
     planes: Sequence[np.ndarray],
     path: str | os.PathLike[str],
@@ -44,10 +109,7 @@ def encode(
     params: str | None = None,
 ) -> Path:
     """Encode yuv420p planes ``[H·3/2, W]`` to ``path`` (mp4), atomically (temporary name, then rename)."""
-    import av
-
-    if codec not in CODECS:
-        raise ConfigError(f"unknown codec {codec!r} (expected {', '.join(CODECS)})")
+    options = _encoder_options(codec, crf, qp, preset, params)
     height = planes[0].shape[0] * 2 // 3
     width = planes[0].shape[1]
     if width % 2 or height % 2:
@@ -55,36 +117,8 @@ def encode(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    options: dict[str, str] = {"preset": preset}
-    if codec == "x264":
-        if crf is not None:
-            options["crf"] = str(crf)
-        if qp is not None:
-            options["qp"] = str(qp)
-        if params:
-            options["x264-params"] = params
-    else:
-        x265 = ["log-level=error"]
-        if crf is not None:
-            x265.append(f"crf={crf}")
-        if qp is not None:
-            x265.append(f"qp={qp}")
-        if params:
-            x265.append(params)
-        options["x265-params"] = ":".join(x265)
-    from fractions import Fraction
-
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream(CODECS[codec], rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.options = options
-            for plane in planes:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(plane), format="yuv420p")
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        _mux(str(tmp), planes, codec, fps, options)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -110,6 +144,33 @@ def codec_roundtrip(
         path = encode(rgb_to_yuv420p(frames_rgb), Path(folder) / "clip.mp4", codec, fps, crf, qp, preset)
         decoded, _ = read_frames(path)
     return decoded
+
+
+def codec_roundtrip_in_memory(
+    frames_rgb: np.ndarray,
+    codec: str = "x264",
+    crf: int | None = None,
+    qp: int | None = None,
+    preset: str = "medium",
+    fps: float = 25.0,
+    threads: int | None = 1,
+) -> np.ndarray:
+    """:func:`codec_roundtrip` without a file: the mp4 is written to and decoded from memory (ours, 0.6: the
+    codec-made flicker negatives of the temporal training cubes). ``threads=1`` (default) pins the encoder to
+    one thread, so the frames do not depend on the machine's core count."""
+    import io
+
+    import av
+
+    from sstam.video_io import rgb_to_yuv420p
+
+    buffer = io.BytesIO()
+    options = _encoder_options(codec, crf, qp, preset, None, threads)
+    _mux(buffer, rgb_to_yuv420p(frames_rgb), codec, fps, options, timestamps=True)
+    buffer.seek(0)
+    with av.open(buffer, mode="r") as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return np.stack(frames)
 
 
 def ladder_specs(

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from paperlab_core.errors import ConfigError, MissingFileError, UserError
 from paperlab_core.logging import log
+from sstam.codec import have_codecs
 from sstam.datasets import (
     IGNORE,
     CubeSet,
@@ -30,6 +31,7 @@ from sstam.datasets import (
     PatchSet,
     build_cube_set,
     build_patch_set,
+    check_cube_options,
 )
 from sstam.inputs import parse_size
 from sstam.metrics import content_ids
@@ -365,6 +367,12 @@ class SSTAMData(LightningDataModule):
             the *training* cubes (ours, 0.5.1; :func:`sstam.datasets.build_cube_set`): the share of flicker pairs
             that are JPEG-quality pairs (0.5 = as before), their flicker levels (``[]``: 1–3) and the fraction of
             distractors that are constant-quality JPEG pans; validation and test cubes never use them.
+        temporal_codec_static / temporal_codec_codecs: codec-made flicker negatives (ours, 0.6; 0 = off): the
+            fraction of the training distractors (clean / blur-only / static JPEG) that is a pan encoded by x264 at
+            one constant CRF or x265 at one constant QP, drawn from the range of ``fusion_crf`` / ``fusion_qp``
+            (the ladder's), and decoded in memory (flicker −); validation and test cubes never use them.
+        temporal_codec_motion: integer (as the other cubes) or subpixel (real-valued velocity, bilinear crops:
+            the ladders' kind of pan) motion of the codec-made negatives.
         temporal_val_per_class: validation and test cubes per class on the held-out stills.
         min_positive_level: spatial positives are levels ≥ this (level 1 is ignored in training).
         temporal_min_positive_level: the same for flicker levels.
@@ -408,6 +416,9 @@ class SSTAMData(LightningDataModule):
         temporal_quant_share: float = 0.5,
         temporal_quant_levels: list[int] = [],  # noqa: B006 - jsonargparse reads the default
         temporal_static_quant: float = 0.0,
+        temporal_codec_static: float = 0.0,
+        temporal_codec_codecs: list[str] = ["x264", "x265"],  # noqa: B006 - jsonargparse reads the default
+        temporal_codec_motion: str = "integer",
         min_positive_level: int = 2,
         temporal_min_positive_level: int = 1,
         visible_threshold: float = 1.0,
@@ -445,12 +456,20 @@ class SSTAMData(LightningDataModule):
             )
         if temporal_procedural < 0:
             raise ConfigError(f"data.temporal_procedural must be ≥ 0, got {temporal_procedural}")
-        for key, value in (("quant_share", temporal_quant_share), ("static_quant", temporal_static_quant)):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"data.temporal_{key} must be in [0, 1], got {value}")
-        if any(not 1 <= lv <= 3 for lv in temporal_quant_levels):
+        check_cube_options(
+            temporal_quant_share,
+            list(temporal_quant_levels) or None,
+            temporal_static_quant,
+            temporal_codec_static,
+            temporal_codec_codecs,
+            (min(fusion_crf, default=0), max(fusion_crf, default=0)),
+            (min(fusion_qp, default=0), max(fusion_qp, default=0)),
+            temporal_codec_motion,
+            prefix="data.temporal_",
+        )
+        if temporal_codec_static > 0.0 and not have_codecs():
             raise ConfigError(
-                f"data.temporal_quant_levels takes flicker levels 1–3, got {temporal_quant_levels}"
+                "data.temporal_codec_static needs PyAV with libx264/libx265 (not importable here)"
             )
         overlap = {content_of(s) for s in [*train_stills, *temporal_stills]} & {
             content_of(s) for s in heldout_stills
@@ -550,11 +569,24 @@ class SSTAMData(LightningDataModule):
                 "quant_levels": (list(hp.temporal_quant_levels) or None) if training else None,
                 "static_quant": hp.temporal_static_quant if training else 0.0,
             }
+            if training and hp.temporal_codec_static > 0.0:
+                quant.update(
+                    codec_static=hp.temporal_codec_static,
+                    codec_codecs=list(hp.temporal_codec_codecs),
+                    codec_crf=(min(hp.fusion_crf), max(hp.fusion_crf)),
+                    codec_qp=(min(hp.fusion_qp), max(hp.fusion_qp)),
+                    codec_motion=hp.temporal_codec_motion,
+                )
             log(
                 f"sstam: building {which} cubes ({per_class} per class, {window + 1} × {cube}² frames, "
                 f"{len(names)} stills"
                 + (f" + {procedural} generated images" if procedural else "")
                 + (", augmented views" if augment else "")
+                + (
+                    f", {hp.temporal_codec_static:g} of the distractors codec-encoded"
+                    if "codec_static" in quant
+                    else ""
+                )
                 + ")"
             )
             temporal = build_cube_set(

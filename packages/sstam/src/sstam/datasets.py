@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from paperlab_core.errors import ConfigError
 from sstam.stills import GREY_STILLS, TEXTURES, content_of, is_grey, load_still
 from sstam.synth import (
     FLICKER_GAINS,
@@ -177,6 +178,22 @@ def _pan_cube(
     )
 
 
+def _subpixel_pan_cube(
+    still: np.ndarray, size: int, frames: int, rng: np.random.Generator, vmax: float = 3.0
+) -> np.ndarray:
+    """A pan at a real-valued velocity (each of vx, vy uniform in ±``vmax`` px/frame), bilinear crops at
+    sub-pixel positions — the kind of motion of the ladders' pans (:func:`sstam.synth.pan_clip`), whose
+    sharpness varies with the fractional offset from frame to frame (ours, 0.6)."""
+    from sstam.synth import crop_subpixel
+
+    vx, vy = (float(v) for v in rng.uniform(-vmax, vmax, 2))
+    span_x, span_y = abs(vx) * (frames - 1), abs(vy) * (frames - 1)
+    h, w = still.shape[:2]
+    x0 = float(rng.uniform(0, max(0.0, w - size - span_x - 1))) + (span_x if vx < 0 else 0.0)
+    y0 = float(rng.uniform(0, max(0.0, h - size - span_y - 1))) + (span_y if vy < 0 else 0.0)
+    return np.stack([crop_subpixel(still, x0 + vx * t, y0 + vy * t, size, size) for t in range(frames)])
+
+
 def _velocity(rng: np.random.Generator, vmax: int = 3) -> tuple[int, int]:
     return int(rng.integers(-vmax, vmax + 1)), int(rng.integers(-vmax, vmax + 1))
 
@@ -258,6 +275,57 @@ def procedural_images(count: int, size: int = 384, seed: int = 0) -> dict[str, n
     return images
 
 
+def check_cube_options(
+    quant_share: float = 0.5,
+    quant_levels: Sequence[int] | None = None,
+    static_quant: float = 0.0,
+    codec_static: float = 0.0,
+    codec_codecs: Sequence[str] = ("x264", "x265"),
+    codec_crf: Sequence[int] = (28, 51),
+    codec_qp: Sequence[int] = (32, 51),
+    codec_motion: str = "integer",
+    prefix: str = "",
+) -> None:
+    """The one check of :func:`build_cube_set`'s training-cube options, shared by the library and the CLI
+    (``prefix="data.temporal_"`` names the options as ``sstam train`` spells them). Raises
+    :class:`~paperlab_core.errors.ConfigError` — a ``ValueError`` for library callers, one line and exit status 2
+    on the command line. ``quant_levels=None`` means every level (the CLI's ``[]``)."""
+    for key, value in (
+        ("quant_share", quant_share),
+        ("static_quant", static_quant),
+        ("codec_static", codec_static),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{prefix}{key} must be in [0, 1], got {value}")
+    top = len(FLICKER_QUALITIES) - 1
+    if quant_levels is not None and (not quant_levels or any(not 1 <= lv <= top for lv in quant_levels)):
+        raise ConfigError(f"{prefix}quant_levels takes flicker levels 1–{top}, got {list(quant_levels)}")
+    if codec_motion not in ("integer", "subpixel"):
+        raise ConfigError(f"{prefix}codec_motion must be integer or subpixel, got {codec_motion!r}")
+    if codec_static > 0.0:
+        bad = [c for c in codec_codecs if c not in ("x264", "x265")]
+        if bad or not codec_codecs:
+            raise ConfigError(f"{prefix}codec_codecs takes x264 and/or x265, got {list(codec_codecs)}")
+        for key, span, low in (("codec_crf", codec_crf, 0), ("codec_qp", codec_qp, 0)):
+            if len(span) != 2 or not low <= span[0] <= span[1] <= 51:
+                raise ConfigError(
+                    f"{prefix}{key} must be a range [lowest, highest] within 0–51, got {list(span)}"
+                )
+
+
+def codec_negative(
+    pan: np.ndarray, codec: str, value: int, lead: int = 0, preset: str = "medium"
+) -> np.ndarray:
+    """A codec-made flicker negative (ours, 0.6): ``pan`` (RGB ``[lead + T, H, W, 3]``, even H, W) encoded by
+    x264 at CRF ``value`` or x265 at QP ``value`` — ONE constant setting for the whole clip, the codec's own
+    I/P/B rhythm only — and decoded in memory; the first ``lead`` frames are dropped, so the window sits at a
+    random phase of the GOP and B-frame pattern, as the windows of a scored clip do."""
+    from sstam.codec import codec_roundtrip_in_memory
+
+    kind = "crf" if codec == "x264" else "qp"
+    return codec_roundtrip_in_memory(pan, codec, **{kind: int(value)}, preset=preset)[lead:]
+
+
 def build_cube_set(
     stills: Sequence[str],
     n_per_class: int,
@@ -273,6 +341,11 @@ def build_cube_set(
     quant_share: float = 0.5,
     quant_levels: Sequence[int] | None = None,
     static_quant: float = 0.0,
+    codec_static: float = 0.0,
+    codec_codecs: Sequence[str] = ("x264", "x265"),
+    codec_crf: Sequence[int] = (28, 51),
+    codec_qp: Sequence[int] = (32, 51),
+    codec_motion: str = "integer",
 ) -> CubeSet:
     """Flicker and floating positives and their negatives, ``n_per_class`` each (spec §3a).
 
@@ -302,17 +375,18 @@ def build_cube_set(
     rest gain pairs, a deterministic Bresenham schedule), ``quant_levels`` the flicker levels they draw from
     (``None``: 1–3 uniformly), and a fraction ``static_quant`` of the distractors is a pan at one constant JPEG
     quality q ∈ [5, 90] (static block artefacts, flicker −) instead of the clean / blur-only pan.
+
+    Codec-made flicker negatives (ours, 0.6; off by default): a fraction ``codec_static`` of the distractors
+    (drawn first; the others follow ``static_quant`` and the clean / blur-only rule above) is a pan encoded by one of ``codec_codecs`` at ONE constant x264 CRF (drawn
+    uniformly from the range ``codec_crf``) or x265 QP (``codec_qp``) and decoded (:func:`codec_negative`,
+    in memory, once per cube), flicker − and floating − (kind ``codec_static``): the codec's own frame-type
+    rhythm at constant quality is not flicker. ``codec_motion``: ``integer`` pans (as the other cubes) or
+    ``subpixel`` pans at a real-valued velocity with bilinear crops, like the ladders' pans. Options are checked
+    by :func:`check_cube_options`.
     """
-    if not 0.0 <= quant_share <= 1.0:
-        raise ValueError(f"quant_share must be in [0, 1], got {quant_share}")
-    if not 0.0 <= static_quant <= 1.0:
-        raise ValueError(f"static_quant must be in [0, 1], got {static_quant}")
-    if quant_levels is not None and (
-        not quant_levels or any(not 1 <= lv < len(FLICKER_QUALITIES) for lv in quant_levels)
-    ):
-        raise ValueError(
-            f"quant_levels must be levels in 1..{len(FLICKER_QUALITIES) - 1}, got {quant_levels}"
-        )
+    check_cube_options(
+        quant_share, quant_levels, static_quant, codec_static, codec_codecs, codec_crf, codec_qp, codec_motion
+    )
     rng = np.random.default_rng(seed)
     total = frames + 1
     generated = procedural_images(procedural) if procedural else {}
@@ -406,7 +480,16 @@ def build_cube_set(
         add(positive, 0.0, 1.0 if change >= visible_threshold else IGNORE, kind, level, name_f)
         add(negative, 0.0, 0.0, "floating_consistent", 0, name_f)
         # distractors shared by both heads: plain pan and constant blur (or a constant-quality JPEG pan)
-        if static_quant > 0.0 and rng.random() < static_quant:
+        if codec_static > 0.0 and rng.random() < codec_static:
+            codec = str(codec_codecs[int(rng.integers(len(codec_codecs)))])
+            low, high = codec_crf if codec == "x264" else codec_qp
+            value, lead = int(rng.integers(low, high + 1)), int(rng.integers(0, frames + 1))
+            if codec_motion == "subpixel":
+                pan = _subpixel_pan_cube(still_f, patch, lead + total, rng)
+            else:
+                pan = _pan_cube(still_f, patch, lead + total, _velocity(rng), rng)
+            add(codec_negative(pan, codec, value, lead), 0.0, 0.0, "codec_static", 0, name_f)
+        elif static_quant > 0.0 and rng.random() < static_quant:
             pan = _pan_cube(still_f, patch, total, _velocity(rng), rng)
             add(constant_quant(pan, int(rng.integers(5, 91))), 0.0, 0.0, "static_quant", 0, name_f)
         elif i % 2 == 0:
