@@ -1,4 +1,4 @@
-"""Codec-made flicker negatives of the temporal training cubes (ours, 0.6): off by default (the cubes are
+"""Codec-made flicker negatives of the temporal training cubes (ours, 0.5.2): off by default (the cubes are
 unchanged), labelled 0, really x264/x265-encoded at one constant CRF/QP, never in validation or test cubes; one
 validation path for the cube options (library: ValueError, CLI: one line, exit status 2)."""
 

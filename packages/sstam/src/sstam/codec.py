@@ -155,7 +155,7 @@ def codec_roundtrip_in_memory(
     fps: float = 25.0,
     threads: int | None = 1,
 ) -> np.ndarray:
-    """:func:`codec_roundtrip` without a file: the mp4 is written to and decoded from memory (ours, 0.6: the
+    """:func:`codec_roundtrip` without a file: the mp4 is written to and decoded from memory (ours, 0.5.2: the
     codec-made flicker negatives of the temporal training cubes). ``threads=1`` (default) pins the encoder to
     one thread, so the frames do not depend on the machine's core count."""
     import io

@@ -367,7 +367,7 @@ class SSTAMData(LightningDataModule):
             the *training* cubes (ours, 0.5.1; :func:`sstam.datasets.build_cube_set`): the share of flicker pairs
             that are JPEG-quality pairs (0.5 = as before), their flicker levels (``[]``: 1–3) and the fraction of
             distractors that are constant-quality JPEG pans; validation and test cubes never use them.
-        temporal_codec_static / temporal_codec_codecs: codec-made flicker negatives (ours, 0.6; 0 = off): the
+        temporal_codec_static / temporal_codec_codecs: codec-made flicker negatives (ours, 0.5.2; 0 = off): the
             fraction of the training distractors (clean / blur-only / static JPEG) that is a pan encoded by x264 at
             one constant CRF or x265 at one constant QP, drawn from the range of ``fusion_crf`` / ``fusion_qp``
             (the ladder's), and decoded in memory (flicker −); validation and test cubes never use them.

@@ -183,7 +183,7 @@ def _subpixel_pan_cube(
 ) -> np.ndarray:
     """A pan at a real-valued velocity (each of vx, vy uniform in ±``vmax`` px/frame), bilinear crops at
     sub-pixel positions — the kind of motion of the ladders' pans (:func:`sstam.synth.pan_clip`), whose
-    sharpness varies with the fractional offset from frame to frame (ours, 0.6)."""
+    sharpness varies with the fractional offset from frame to frame (ours, 0.5.2)."""
     from sstam.synth import crop_subpixel
 
     vx, vy = (float(v) for v in rng.uniform(-vmax, vmax, 2))
@@ -316,7 +316,7 @@ def check_cube_options(
 def codec_negative(
     pan: np.ndarray, codec: str, value: int, lead: int = 0, preset: str = "medium"
 ) -> np.ndarray:
-    """A codec-made flicker negative (ours, 0.6): ``pan`` (RGB ``[lead + T, H, W, 3]``, even H, W) encoded by
+    """A codec-made flicker negative (ours, 0.5.2): ``pan`` (RGB ``[lead + T, H, W, 3]``, even H, W) encoded by
     x264 at CRF ``value`` or x265 at QP ``value`` — ONE constant setting for the whole clip, the codec's own
     I/P/B rhythm only — and decoded in memory; the first ``lead`` frames are dropped, so the window sits at a
     random phase of the GOP and B-frame pattern, as the windows of a scored clip do."""
@@ -376,7 +376,7 @@ def build_cube_set(
     (``None``: 1–3 uniformly), and a fraction ``static_quant`` of the distractors is a pan at one constant JPEG
     quality q ∈ [5, 90] (static block artefacts, flicker −) instead of the clean / blur-only pan.
 
-    Codec-made flicker negatives (ours, 0.6; off by default): a fraction ``codec_static`` of the distractors
+    Codec-made flicker negatives (ours, 0.5.2; off by default): a fraction ``codec_static`` of the distractors
     (drawn first; the others follow ``static_quant`` and the clean / blur-only rule above) is a pan encoded by one of ``codec_codecs`` at ONE constant x264 CRF (drawn
     uniformly from the range ``codec_crf``) or x265 QP (``codec_qp``) and decoded (:func:`codec_negative`,
     in memory, once per cube), flicker − and floating − (kind ``codec_static``): the codec's own frame-type
