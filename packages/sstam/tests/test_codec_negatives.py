@@ -1,6 +1,6 @@
 """Codec-made flicker negatives of the temporal training cubes (ours, 0.5.2): off by default (the cubes are
 unchanged), labelled 0, really x264/x265-encoded at one constant CRF/QP, never in validation or test cubes; one
-validation path for the cube options (library: ValueError, CLI: one line, exit status 2)."""
+validation path for the cube options (library: ValueError, CLI: one line, exit status 1)."""
 
 from __future__ import annotations
 

@@ -288,7 +288,7 @@ def check_cube_options(
 ) -> None:
     """The one check of :func:`build_cube_set`'s training-cube options, shared by the library and the CLI
     (``prefix="data.temporal_"`` names the options as ``sstam train`` spells them). Raises
-    :class:`~paperlab_core.errors.ConfigError` — a ``ValueError`` for library callers, one line and exit status 2
+    :class:`~paperlab_core.errors.ConfigError` — a ``ValueError`` for library callers, one line and exit status 1
     on the command line. ``quant_levels=None`` means every level (the CLI's ``[]``)."""
     for key, value in (
         ("quant_share", quant_share),
