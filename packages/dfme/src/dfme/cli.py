@@ -204,6 +204,13 @@ main = build_cli(
                     metavar="LR",
                     help="AdamW lr of every cell (default: a --config file's model.lr, else 1e-3, the spec's; records before 0.3.0 used 3e-3)",
                 ),
+                option(
+                    "--weight-reduction",
+                    choices=("mean", "weighted_mean"),
+                    default=None,
+                    help="batch loss of inv_freq/cb cells: mean of w_y·CE (Cui et al.; default) or Σ w_y·CE / Σ w_y "
+                    "(PyTorch's weighted mean; dfme ≤ 0.3, keys without -rmean)",
+                ),
                 CONFIG.but(help="preset or YAML merged over default.yaml for every cell (e.g. paper)"),
             ),
             epilog="Cells: one per (table row, seed, fold). Shard with --shard K/N, build tables with --merge DIR...",

@@ -3,11 +3,16 @@
 n_c = training count of class c, N = Σ n_c, K classes:
 - ``ce``: −log p_y;
 - ``inv_freq``: weighted CE, w_c = N / (K n_c);
-- ``cb`` (Cui et al., CVPR 2019): weighted CE, w_c ∝ (1 − β) / (1 − β^{n_c}), normalised so Σ_c w_c = K;
+- ``cb`` (Cui et al., CVPR 2019): weighted CE, w_c ∝ (1 − β) / (1 − β^{n_c}), normalised so Σ_c w_c = K.
+  The batch loss of both is the batch mean of the per-sample losses w_{y_i} CE_i (``weight_reduction="mean"``:
+  Cui et al.'s per-sample loss, eq. 5, averaged as their code's ``softmax_cross_entropy`` with per-sample
+  weights does); ``"weighted_mean"`` divides by Σ_i w_{y_i} instead (PyTorch's ``cross_entropy(weight=…)``,
+  dfme ≤ 0.3);
 - ``focal`` (Lin et al., ICCV 2017): −α_y (1 − p_y)^γ log p_y;
 - ``balanced_sampler``: plain CE; the data module draws samples with weight n_{y_i}^{-power};
 - ``ldam_drw`` (Cao et al., NeurIPS 2019): CE on s·(z − Δ_y e_y), Δ_c = C / n_c^{1/4} with max_c Δ_c = 0.5,
-  deferred re-weighting with ``cb`` weights (β = 0.9999) from ``drw_start`` of the epoch budget; as in Cao et
+  deferred re-weighting with ``cb`` weights (β = 0.9999, batch loss Σ w CE / Σ w as in Cao et al.'s code) from
+  ``drw_start`` of the epoch budget; as in Cao et
   al.'s code the head is then a cosine classifier (normalised features and weights) so s = 30 is a sensible scale;
 - ``logit_adjust`` (Menon et al., ICLR 2021; balanced softmax for τ = 1): CE on z + τ log π, plain z at inference.
 
@@ -25,6 +30,7 @@ from torch.nn import functional as F
 
 IMBALANCE = ("ce", "inv_freq", "cb", "focal", "balanced_sampler", "ldam_drw", "logit_adjust")
 FOCAL_ALPHA = ("none", "cb")
+WEIGHT_REDUCTIONS = ("mean", "weighted_mean")
 
 
 def inverse_frequency_weights(counts: Sequence[int]) -> np.ndarray:
@@ -71,8 +77,15 @@ def focal_loss(
     return loss.mean()
 
 
-def weighted_ce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Σ_i w_{y_i} CE_i / Σ_i w_{y_i} (PyTorch's weighted-mean convention)."""
+def weighted_ce(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None,
+    reduction: str = "weighted_mean",
+) -> torch.Tensor:
+    """Σ_i w_{y_i} CE_i / Σ_i w_{y_i} (``weighted_mean``, PyTorch's convention) or (1/B) Σ_i w_{y_i} CE_i (``mean``)."""
+    if reduction == "mean" and weights is not None:
+        return (weights[targets] * F.cross_entropy(logits, targets, reduction="none")).mean()
     return F.cross_entropy(logits, targets, weight=weights)
 
 
@@ -95,8 +108,11 @@ class ImbalanceLoss(nn.Module):
         drw_epoch: int = 0,
         drw_beta: float = 0.9999,
         logit_tau: float = 1.0,
+        weight_reduction: str = "mean",
     ) -> None:
         super().__init__()
+        if weight_reduction not in WEIGHT_REDUCTIONS:
+            raise ValueError(f"weight_reduction must be one of {WEIGHT_REDUCTIONS}, got {weight_reduction!r}")
         if method not in IMBALANCE:
             raise ValueError(f"unknown imbalance method {method!r} (methods: {', '.join(IMBALANCE)})")
         if focal_alpha not in FOCAL_ALPHA:
@@ -106,6 +122,7 @@ class ImbalanceLoss(nn.Module):
         self.focal_gamma = focal_gamma
         self.ldam_scale = ldam_scale
         self.drw_epoch = drw_epoch
+        self.weight_reduction = weight_reduction
         weights = None
         if method == "inv_freq":
             weights = inverse_frequency_weights(counts)
@@ -126,7 +143,7 @@ class ImbalanceLoss(nn.Module):
         if self.method in ("ce", "balanced_sampler"):
             return F.cross_entropy(logits, targets)
         if self.method in ("inv_freq", "cb"):
-            return weighted_ce(logits, targets, self.weights)
+            return weighted_ce(logits, targets, self.weights, self.weight_reduction)
         if self.method == "focal":
             return focal_loss(logits, targets, self.focal_gamma, self.weights)
         if self.method == "logit_adjust":

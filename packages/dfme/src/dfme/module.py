@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dfme.labels import EMOTIONS
-from dfme.losses import FOCAL_ALPHA, IMBALANCE, ImbalanceLoss
+from dfme.losses import FOCAL_ALPHA, IMBALANCE, WEIGHT_REDUCTIONS, ImbalanceLoss
 from dfme.metrics import ABSENT, au_scores, confusion_matrix, scores_from_confusion
 from dfme.models.registry import MODEL_INPUTS, MODELS, build_model
 from paperlab_core.errors import ConfigError
@@ -78,6 +78,9 @@ class MERModule(LightningModule):
         imbalance: one of ``ce, inv_freq, cb, focal, balanced_sampler, ldam_drw, logit_adjust`` (spec §2.6).
         cb_beta, focal_gamma, focal_alpha, ldam_max_margin, ldam_scale, drw_start, drw_beta, logit_tau: their
             parameters (``drw_start``: share of ``max_epochs`` after which LDAM's re-weighting starts).
+        weight_reduction: batch loss of ``inv_freq``/``cb``: ``mean`` = (1/B) Σ_i w_{y_i} CE_i (Cui et al.'s
+            per-sample loss and code; default since 0.4.0) or ``weighted_mean`` = Σ_i w_{y_i} CE_i / Σ_i w_{y_i}
+            (PyTorch's ``cross_entropy(weight=…)``; dfme ≤ 0.3).
         au_pos_weight: AU task: BCE ``pos_weight = n_neg / n_pos`` per AU; au_threshold: decision threshold.
         lr, weight_decay: AdamW with a cosine schedule over ``max_epochs``.
         flip, max_shift: clip augmentation (horizontal flip, ± ``max_shift`` px at the 112-px scale).
@@ -101,6 +104,7 @@ class MERModule(LightningModule):
         drw_start: float = 0.8,
         drw_beta: float = 0.9999,
         logit_tau: float = 1.0,
+        weight_reduction: str = "mean",
         au_pos_weight: bool = False,
         au_threshold: float = 0.5,
         lr: float = 1e-3,
@@ -115,7 +119,7 @@ class MERModule(LightningModule):
         checks = {
             "name": (name, MODELS), "imbalance": (imbalance, IMBALANCE), "focal_alpha": (focal_alpha, FOCAL_ALPHA),
             "stream_inputs": (stream_inputs, ("all", "one_each")), "task": (task, TASKS), "absent": (absent, ABSENT),
-            "clip_input": (clip_input, ("frames", "onset_diff")),
+            "clip_input": (clip_input, ("frames", "onset_diff")), "weight_reduction": (weight_reduction, WEIGHT_REDUCTIONS),
         }  # fmt: skip
         for key, (value, allowed) in checks.items():
             if value not in allowed:
@@ -157,7 +161,7 @@ class MERModule(LightningModule):
             )
             self.loss_fn = ImbalanceLoss(
                 hp.imbalance, counts, hp.cb_beta, hp.focal_gamma, hp.focal_alpha, hp.ldam_max_margin, hp.ldam_scale,
-                int(hp.drw_start * max(max_epochs, 1)), hp.drw_beta, hp.logit_tau,
+                int(hp.drw_start * max(max_epochs, 1)), hp.drw_beta, hp.logit_tau, hp.get("weight_reduction", "mean"),
             ).to(self.device)  # fmt: skip
         if au_pos is not None and hp.au_pos_weight:
             self.au_pos_weight_.copy_(torch.as_tensor(au_pos, dtype=torch.float32))

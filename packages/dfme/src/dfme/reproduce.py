@@ -41,6 +41,8 @@ UF1 of R3D-18-small with ``ce`` on the evaluated folds; chance (always the major
 QUICK_FOLDS = (0, 1, 2)
 MODELS_A = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d_lite", "ststnet")
 IMBALANCE_B = ("ce", "inv_freq", "cb", "focal", "balanced_sampler", "ldam_drw", "logit_adjust")
+# the class-weighted losses whose batch reduction `--weight-reduction` sets (0.4.0)
+WEIGHTED = ("inv_freq", "cb")
 SAMPLING_C = (
     "tim_on_off", "uniform_on_off", "tim_on_apex", "uniform_on_apex", "apex_window", "fixed_dt", "segment_random",
     "uniform_full",
@@ -62,7 +64,9 @@ def config_key(params: dict[str, Any]) -> str:
     if params["task"] != "emotion":
         parts.append(params["task"])
     lr = f"-lr{params['lr']:g}" if "lr" in params else ""
-    return "-".join(parts) + f"-e{params['epochs']}" + lr
+    # weighted-mean keys keep the ≤ 0.3 form
+    mean = "-rmean" if params.get("weight_reduction") == "mean" else ""
+    return "-".join(parts) + f"-e{params['epochs']}" + lr + mean
 
 
 def table_rows(tables: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -119,6 +123,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Cell], dict[str, Any]]:
         if getattr(args, "lr", None) is None and _config_sets_lr(preset):  # the user's file wins over SPEC_LR
             lr = float(merged["model"]["lr"])
     epochs = getattr(args, "epochs", None) or EPOCHS[mode]
+    reduction = getattr(args, "weight_reduction", None) or "mean"
     rows = table_rows(tables)
     seeds_gate = args.seeds or ([0] if mode == "quick" else [0, 1, 2])
     seeds_tables = args.seeds or ([0, 1, 2] if mode == "full" else [0])
@@ -127,6 +132,8 @@ def plan(args: argparse.Namespace) -> tuple[list[Cell], dict[str, Any]]:
         seeds = seeds_gate if table == "gate" else seeds_tables
         for params in configs:
             params = {**params, "epochs": epochs, "lr": lr, "preset": preset}
+            if params["imbalance"] in WEIGHTED:
+                params["weight_reduction"] = reduction
             key = config_key(params) + suffix
             for seed in seeds:
                 for fold in folds:
@@ -142,6 +149,8 @@ def run_cell(params: dict[str, Any], accelerator: str) -> dict[str, Any]:
     model = {**preset["model"], "name": params["model"], "imbalance": params["imbalance"]}
     if "lr" in params:  # records before 0.3.0 trained at the preset's lr
         model["lr"] = params["lr"]
+    # records before 0.4.0 trained with the Σw-normalised batch loss
+    model["weight_reduction"] = params.get("weight_reduction", "weighted_mean")
     data = {**preset["data"], "sampling": params["sampling"], "fold": params["fold"], "task": params["task"],
             "train_subject_fraction": params["fraction"]}  # fmt: skip
     if params["input"] == "flow":
@@ -230,6 +239,11 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             if all(p.get(a) == b for a, b in match.items()) and p["task"] == "emotion"
         ]
 
+    def loss_label(key: str) -> str:
+        p = params[key]
+        legacy = p["imbalance"] in WEIGHTED and p.get("weight_reduction", "weighted_mean") == "weighted_mean"
+        return p["imbalance"] + (" (Σw-normalised)" if legacy else "")
+
     gate = Table(
         ["loss", *columns],
         title="Gate: R3D-18-small, tim_on_off (concatenated over the folds, mean ± std over seeds)",
@@ -239,7 +253,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             model="r3d_18", imbalance=loss, sampling="tim_on_off", input="onset_diff", fraction=1.0
         ):
             if len(seeds_of[key]) >= 1:
-                gate.add(loss, *row_values(key))
+                gate.add(loss_label(key), *row_values(key))
     out["gate"] = gate
     checks = gate_checks(scores, params)
     if checks:
@@ -252,14 +266,14 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             for key in find(model=model, imbalance=loss, fraction=1.0):
                 p = params[key]
                 if p["sampling"] in ("tim_on_off", "onset_apex_pair"):
-                    table_a.add(model, p["input"], loss, *row_values(key))
+                    table_a.add(model, p["input"], loss_label(key), *row_values(key))
     out["A"] = table_a
     table_b = Table(["imbalance", *columns], title="Table B: imbalance remedies (R3D-18-small, tim_on_off)")
     for method in IMBALANCE_B:
         for key in find(
             model="r3d_18", imbalance=method, sampling="tim_on_off", input="onset_diff", fraction=1.0
         ):
-            table_b.add(method, *row_values(key))
+            table_b.add(loss_label(key), *row_values(key))
     out["B"] = table_b
     table_c = Table(["sampling", *columns], title="Table C: key-frame sampling (R3D-18-small, ce)")
     for strategy in SAMPLING_C:
@@ -294,12 +308,16 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def gate_checks(scores: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """The two gated claims (spec §6.11), evaluated when the gate configurations have ≥ 3 seeds."""
-    keys = {
-        p["imbalance"]: k for k, p in params.items()
+    """The two gated claims (spec §6.11), evaluated when the gate configurations have ≥ 3 seeds.
+
+    When a record holds ``cb`` with both batch reductions, the claim is checked on the default (``mean``)."""
+    gate_keys = [
+        k for k, p in params.items()
         if p["model"] == "r3d_18" and p["imbalance"] in ("ce", "cb") and p["sampling"] == "tim_on_off"
         and p["input"] == "onset_diff" and p["fraction"] == 1.0 and p["task"] == "emotion"
-    }  # fmt: skip
+    ]  # fmt: skip
+    gate_keys.sort(key=lambda k: params[k].get("weight_reduction") == "mean")  # the mean variant wins below
+    keys = {params[k]["imbalance"]: k for k in gate_keys}
     if set(keys) != {"ce", "cb"}:
         return {}
     ce, cb = scores[keys["ce"]], scores[keys["cb"]]
@@ -316,6 +334,7 @@ def gate_checks(scores: dict[str, Any], params: dict[str, Any]) -> dict[str, Any
         "cb_beats_ce_uf1": bool(cb["concatenated/uf1"][0] > ce["concatenated/uf1"][0]),
         "cb_beats_ce_uar": bool(cb["concatenated/uar"][0] > ce["concatenated/uar"][0]),
         "gated": seeds >= 3,
+        "cb_weight_reduction": params[keys["cb"]].get("weight_reduction", "weighted_mean"),
     }
 
 
