@@ -230,7 +230,7 @@ def test_reproduce_cells_train_at_the_spec_lr_unless_told(monkeypatch, capsys):
     cells, meta = reproduce.plan(args)
     assert meta["lr"] == 1e-3 and {c.params["lr"] for c in cells} == {1e-3}
     assert [c.key for c in cells] == ["r3d_18-ce-tim_on_off-onset_diff-e15-lr0.001/seed0/fold3",
-                                      "r3d_18-cb-tim_on_off-onset_diff-e15-lr0.001/seed0/fold3"]  # fmt: skip
+                                      "r3d_18-cb-tim_on_off-onset_diff-e15-lr0.001-rmean/seed0/fold3"]  # fmt: skip
     faster, _ = reproduce.plan(argparse.Namespace(**{**vars(args), "lr": 0.003}))
     assert {c.params["lr"] for c in faster} == {0.003} and faster[0].key.endswith("-e15-lr0.003/seed0/fold3")
 
@@ -261,3 +261,61 @@ def test_reproduce_respects_a_config_file_lr(tmp_path):
     assert {c.params["lr"] for c in reproduce.plan(told)[0]} == {0.002}
     plain = argparse.Namespace(**{**vars(args), "config": str(other)})
     assert {c.params["lr"] for c in reproduce.plan(plain)[0]} == {reproduce.SPEC_LR}
+
+
+def test_reproduce_weight_reduction_keys_and_legacy_records(monkeypatch):
+    """``cb`` cells train with the mean of w_y·CE (0.4.0) and carry ``-rmean`` in their key; ``--weight-reduction
+    weighted_mean`` gives the ≤ 0.3 key, so committed records merge with it; a record without the field (≤ 0.3)
+    re-runs with the Σw-normalised loss it was made with; ``ce`` keys are unchanged."""
+    import argparse
+
+    from dfme import reproduce
+
+    args = argparse.Namespace(quick=False, full=False, folds=["3"], tables=["gate"], config=None, epochs=15,
+                              seeds=[0], lr=None)  # fmt: skip
+    ce, cb = reproduce.plan(args)[0]
+    assert "weight_reduction" not in ce.params and cb.params["weight_reduction"] == "mean"
+    legacy = reproduce.plan(argparse.Namespace(**{**vars(args), "weight_reduction": "weighted_mean"}))[0]
+    assert (
+        legacy[0].key == ce.key and legacy[1].key == "r3d_18-cb-tim_on_off-onset_diff-e15-lr0.001/seed0/fold3"
+    )
+    seen = []
+    monkeypatch.setattr(
+        reproduce, "fit_fold", lambda model, data, *a: seen.append(model["weight_reduction"]) or {}
+    )
+    reproduce.run_cell(dict(cb.params), "cpu")
+    reproduce.run_cell({k: v for k, v in cb.params.items() if k != "weight_reduction"}, "cpu")
+    assert seen == ["mean", "weighted_mean"]
+
+
+def test_gate_checks_prefer_the_mean_cb_when_a_record_holds_both():
+    from dfme.reproduce import gate_checks
+
+    base = {
+        "model": "r3d_18",
+        "sampling": "tim_on_off",
+        "input": "onset_diff",
+        "fraction": 1.0,
+        "task": "emotion",
+    }
+
+    def score(uf1: float) -> dict:
+        return {
+            "seeds": [0, 1, 2],
+            "folds": [0],
+            "concatenated/uf1": (uf1, 0.0, []),
+            "concatenated/uar": (uf1, 0.0, []),
+        }
+
+    params = {"ce": {**base, "imbalance": "ce"}, "cb_old": {**base, "imbalance": "cb"},
+              "cb_new": {**base, "imbalance": "cb", "weight_reduction": "mean"}}  # fmt: skip
+    scores = {"ce": score(0.5), "cb_old": score(0.4), "cb_new": score(0.6)}
+    for order in (["ce", "cb_old", "cb_new"], ["ce", "cb_new", "cb_old"]):
+        checks = gate_checks(scores, {k: params[k] for k in order})
+        assert (
+            checks["r3d_cb_uf1"] == 0.6
+            and checks["cb_weight_reduction"] == "mean"
+            and checks["cb_beats_ce_uf1"]
+        )
+    old = gate_checks(scores, {k: params[k] for k in ("ce", "cb_old")})
+    assert old["r3d_cb_uf1"] == 0.4 and old["cb_weight_reduction"] == "weighted_mean"

@@ -77,11 +77,30 @@ def test_logit_adjustment_adds_log_prior_only_in_training(rng):
     "method,weights", [("inv_freq", inverse_frequency_weights), ("cb", class_balanced_weights)]
 )
 def test_weighted_losses(method, weights, rng):
-    z = torch.as_tensor(rng.normal(size=(10, 7)), dtype=torch.float32)
-    y = torch.as_tensor(rng.integers(0, 7, 10))
-    w = torch.as_tensor(weights(COUNTS), dtype=torch.float32)
-    expected = (w[y] * F.cross_entropy(z, y, reduction="none")).sum() / w[y].sum()
-    assert ImbalanceLoss(method, COUNTS)(z, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    """Default (0.4.0): the batch mean of the per-sample losses w_{y_i}·(−log p_{y_i}) (Cui et al., eq. 5);
+    ``weighted_mean``: Σ_i w_{y_i} CE_i / Σ_i w_{y_i} (dfme ≤ 0.3). Reference: log-softmax by hand in float64;
+    float32 over 10 terms → rel 1e-6."""
+    z = rng.normal(size=(10, 7))
+    y = rng.integers(0, 7, 10)
+    w = weights(COUNTS)
+    nll = -(z[np.arange(10), y] - np.log(np.exp(z).sum(axis=1)))  # per-sample CE, closed form
+    zt, yt = torch.as_tensor(z, dtype=torch.float32), torch.as_tensor(y)
+    assert ImbalanceLoss(method, COUNTS)(zt, yt).item() == pytest.approx((w[y] * nll).mean(), rel=1e-6)
+    legacy = ImbalanceLoss(method, COUNTS, weight_reduction="weighted_mean")(zt, yt).item()
+    assert legacy == pytest.approx((w[y] * nll).sum() / w[y].sum(), rel=1e-6)
+    assert abs(legacy - (w[y] * nll).mean()) > 1e-3  # the two reductions really differ on this batch
+    with pytest.raises(ValueError, match="weight_reduction"):
+        ImbalanceLoss(method, COUNTS, weight_reduction="sum")
+
+
+def test_ldam_drw_keeps_the_weighted_mean_of_cao_et_al(rng):
+    """LDAM-DRW's deferred re-weighting normalises by Σ w (Cao et al.'s code), whatever ``weight_reduction``."""
+    z = torch.as_tensor(np.tanh(rng.normal(size=(12, 7))), dtype=torch.float32)
+    y = torch.as_tensor(rng.integers(0, 7, 12))
+    loss = ImbalanceLoss("ldam_drw", COUNTS, drw_epoch=1, weight_reduction="mean")
+    margin = F.one_hot(y, 7) * loss.margins
+    expected = F.cross_entropy(30.0 * (z - margin), y, weight=loss.weights)
+    assert loss(z, y, epoch=1).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_balanced_sampler_histogram_is_uniform():

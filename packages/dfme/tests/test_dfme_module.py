@@ -77,7 +77,8 @@ def test_ldam_uses_a_cosine_head():
 def test_cb_loss_weights_are_cui_weights_and_move_with_the_module():
     """The ``cb`` loss the module trains with: weights from an independent computation of Cui et al.'s effective
     number (the geometric series E_n = Σ_{k<n} β^k, not the closed form), normalised to sum to K = 7, registered
-    as a buffer (so ``.to(device/dtype)`` moves them), and the loss is Σ_i w_{y_i} CE_i / Σ_i w_{y_i}."""
+    as a buffer (so ``.to(device/dtype)`` moves them), and the loss is (1/B) Σ_i w_{y_i} CE_i (0.4.0; ≤ 0.3 and
+    ``weight_reduction="weighted_mean"``: Σ_i w_{y_i} CE_i / Σ_i w_{y_i})."""
     counts = np.array([67, 51, 24, 141, 58, 38, 87])  # fold 2's training counts on the embedded benchmark
     module = MERModule(imbalance="cb", cb_beta=0.999, width_mult=0.125)
     module.build(7, 3, counts)
@@ -92,7 +93,11 @@ def test_cb_loss_weights_are_cui_weights_and_move_with_the_module():
     y = torch.tensor([3, 3, 3, 6, 6, 0, 0, 4, 4, 1, 5, 2, 3, 6, 0, 3])
     ce = -torch.log_softmax(z, 1)[torch.arange(16), y]
     w = torch.as_tensor(expected)[y]
-    assert module.loss_fn(z, y).item() == pytest.approx(((w * ce).sum() / w.sum()).item(), rel=1e-6)
+    assert module.loss_fn(z, y).item() == pytest.approx((w * ce).mean().item(), rel=1e-6)
+    legacy = MERModule(imbalance="cb", cb_beta=0.999, width_mult=0.125, weight_reduction="weighted_mean")
+    legacy.build(7, 3, counts)
+    legacy.to(torch.float64)
+    assert legacy.loss_fn(z, y).item() == pytest.approx(((w * ce).sum() / w.sum()).item(), rel=1e-6)
 
 
 def test_only_balanced_sampler_rebalances_the_loader():
