@@ -44,7 +44,7 @@ def model_from_config(preset: str, device: torch.device, precision: str | None):
 
     from paperlab_core.cli import resolve_config
     from sstam.config import PipelineConfig, SpatialConfig, TemporalConfig, pipeline_from_dict, to_dict
-    from sstam.models import SpatialDetector, TemporalDetector
+    from sstam.models import SpatialDetector, build_temporal
     from sstam.score import SSTAM, Engine
 
     def section(path: str) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def model_from_config(preset: str, device: torch.device, precision: str | None):
     pipeline: PipelineConfig = pipeline_from_dict(model.get("pipeline", {}))
     engine = Engine(
         SpatialDetector(spatial.backbone, spatial.layout, inputs=spatial.inputs),
-        TemporalDetector(**to_dict(temporal)),
+        build_temporal(to_dict(temporal)),
         pipeline,
         device,
         precision,

@@ -20,7 +20,7 @@ import yaml
 from paperlab_core.errors import ConfigError, MissingFileError, UserError
 from sstam.config import PipelineConfig, SpatialConfig, TemporalConfig, pipeline_from_dict, to_dict
 from sstam.fusion import Fusion
-from sstam.models import SpatialDetector, TemporalDetector
+from sstam.models import SpatialDetector, SplitTemporalDetector, TemporalDetector, build_temporal
 
 DEFAULT_BUNDLE = "default"
 FILES = ("config.yaml", "detectors.pt", "fusion.json", "provenance.json")
@@ -47,15 +47,28 @@ def bundle_sha256(bundle: str | Path = DEFAULT_BUNDLE) -> str | None:
     return digest.hexdigest()
 
 
-def build_detectors(config: dict[str, Any]) -> tuple[SpatialDetector, TemporalDetector | None]:
+def build_detectors(
+    config: dict[str, Any],
+) -> tuple[SpatialDetector, TemporalDetector | SplitTemporalDetector | None]:
     # bundles written before 0.2 have no ``inputs`` key: their detectors saw plain RGB
     spatial = SpatialConfig(**{"inputs": "rgb", **config.get("spatial", {})})
     detector = SpatialDetector(spatial.backbone, spatial.layout, inputs=spatial.inputs)
     temporal = None
     if config.get("temporal") is not None:
         # bundles written before 0.2 have no temporal ``cues`` key: their TimeSformer had 6 input channels
-        temporal = TemporalDetector(**to_dict(TemporalConfig(**{"cues": False, **config["temporal"]})))
+        # split (0.6) is absent from older bundles: one temporal model for both PEAs
+        temporal = build_temporal(to_dict(TemporalConfig(**{"cues": False, **config["temporal"]})))
     return detector, temporal
+
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over a state dict's names, dtypes, shapes and bytes (in key order): equal for equal weights."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 def detector_state(spatial: torch.nn.Module, temporal: torch.nn.Module | None) -> dict[str, torch.Tensor]:

@@ -53,11 +53,16 @@ def describe_model(model: Any) -> dict[str, Any]:
     from sstam import __version__
 
     engine = model.engine
+    from sstam.models import SplitTemporalDetector
+
     temporal = engine.temporal.variant if engine.temporal is not None else None
+    label = temporal + " (ours)" if temporal == "sstam_ours" else temporal
+    if isinstance(engine.temporal, SplitTemporalDetector):  # ours, 0.6
+        label += ", split: one model for flickering, one for floating"
     return {
         "bundle": model.meta.get("bundle", model.name),
         "spatial_backbone": model.meta.get("config", {}).get("spatial", {}).get("backbone"),
-        "temporal_variant": temporal + " (ours)" if temporal == "sstam_ours" else temporal,
+        "temporal_variant": label,
         "fusion": model.fusion.kind if model.fusion is not None else None,
         "version": __version__,
     }

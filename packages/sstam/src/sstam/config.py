@@ -20,7 +20,8 @@ class SpatialConfig:
 @dataclass
 class TemporalConfig:
     """Temporal detector: ``variant`` is ``timesformer_hf`` (baseline) or ``sstam_ours`` (ours, not the paper's);
-    the rest are ``transformers.TimesformerConfig`` fields (``num_channels`` follows the variant)."""
+    the rest are ``transformers.TimesformerConfig`` fields (``num_channels`` follows the variant). ``split``
+    (ours, 0.6; default off) gives flickering and floating separate models of this shape."""
 
     variant: str = "sstam_ours"
     image_size: int = 64
@@ -33,6 +34,8 @@ class TemporalConfig:
     attention_type: str = "divided_space_time"
     diff_scale: float = 4.0
     cues: bool = True  # ours: hand-crafted per-frame cue channels (sstam_ours only)
+    # ours (0.6): two temporal models of this shape, one for flickering and one for floating (own backbones)
+    split: bool = False
 
 
 @dataclass

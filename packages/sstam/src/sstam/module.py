@@ -22,7 +22,8 @@ from paperlab_core.logging import log
 from sstam.config import FusionConfig, PipelineConfig, SpatialConfig, TemporalConfig
 from sstam.losses import masked_bce
 from sstam.metrics import roc_auc
-from sstam.models import SpatialDetector, TemporalDetector
+from sstam.models import SpatialDetector, SplitTemporalDetector, TemporalDetector, build_temporal
+from sstam.models.temporal import TEMPORAL_TRAIN
 from sstam.synth import SPATIAL_PEAS, TEMPORAL_PEAS
 
 
@@ -41,6 +42,9 @@ class SSTAMModule(LightningModule):
         lr / weight_decay: AdamW; the learning rate follows a cosine schedule over all steps.
         init_from: start from the detectors of a bundle folder, a ``.ckpt`` or ``default``.
         eval_splits: content-disjoint splits of the fusion CV in ``evaluate`` (``--n-splits``).
+        temporal_train: which temporal model(s) train — ``both`` (default), or with ``temporal.split: true`` only
+            ``flickering`` or only ``floating`` (ours, 0.6: the other is frozen as ``init_from`` gave it, its
+            weights bit-identical after training; needs ``init_from``).
     """
 
     def __init__(
@@ -53,8 +57,10 @@ class SSTAMModule(LightningModule):
         weight_decay: float = 0.05,
         init_from: str | None = None,
         eval_splits: int = 100,
+        temporal_train: str = "both",
     ) -> None:
         super().__init__()
+        check_temporal_train(temporal_train, bool(_plain(temporal).get("split", False)), init_from)
         self.save_hyperparameters(
             {
                 "spatial": _plain(spatial),
@@ -65,6 +71,7 @@ class SSTAMModule(LightningModule):
                 "weight_decay": weight_decay,
                 "init_from": init_from,
                 "eval_splits": eval_splits,
+                "temporal_train": temporal_train,
             }
         )
         self.spatial_config = SpatialConfig(**_plain(spatial))
@@ -76,12 +83,14 @@ class SSTAMModule(LightningModule):
         self.spatial = SpatialDetector(
             self.spatial_config.backbone, self.spatial_config.layout, inputs=self.spatial_config.inputs
         )
-        self.temporal = TemporalDetector(**_plain(self.temporal_config))
+        self.temporal = build_temporal(_plain(self.temporal_config))
         self.fusion_json: dict[str, Any] | None = None
         self.fusion_cv: dict[str, Any] = {}
         self.trained_stage = ""
         if init_from:
             self._init_detectors(init_from)
+        if temporal_train != "both":  # check_temporal_train: a split model
+            self.temporal.freeze([name for name in TEMPORAL_PEAS if name != temporal_train])
         self._outputs: dict[str, list] = {}
 
     # ------------------------------------------------------------------ geometry read by the data module
@@ -98,20 +107,34 @@ class SSTAMModule(LightningModule):
         return self.temporal_config.image_size
 
     def _init_detectors(self, source: str) -> None:
+        from paperlab_core.errors import ConfigError
         from sstam.bundle import load_model
 
         model = load_model(source)
         self.spatial.load_state_dict(model.engine.spatial.state_dict())
-        if model.engine.temporal is not None and model.engine.temporal.variant == self.temporal.variant:
-            self.temporal.load_state_dict(model.engine.temporal.state_dict())
+        source_temporal = model.engine.temporal
+        if source_temporal is not None and source_temporal.variant == self.temporal.variant:
+            source_split = isinstance(source_temporal, SplitTemporalDetector)
+            if isinstance(self.temporal, SplitTemporalDetector) and not source_split:
+                self.temporal.load_unsplit(source_temporal.state_dict())  # both models start from one
+            elif source_split and not isinstance(self.temporal, SplitTemporalDetector):
+                raise ConfigError(
+                    f"model.init_from {source} has split temporal models (flickering, floating): "
+                    "set model.temporal.split true"
+                )
+            else:
+                self.temporal.load_state_dict(source_temporal.state_dict())
         if model.fusion is not None:
             self.fusion_json = model.fusion.to_json()
         log(f"sstam: detectors initialised from {source}")
 
     def bundle_config(self) -> dict[str, Any]:
+        temporal = asdict(self.temporal_config)
+        if not temporal["split"]:  # bundles without split models keep the pre-0.6 config.yaml
+            del temporal["split"]
         return {
             "spatial": asdict(self.spatial_config),
-            "temporal": asdict(self.temporal_config),
+            "temporal": temporal,
             "pipeline": asdict(self.pipeline_config),
         }
 
@@ -349,7 +372,7 @@ class SSTAMModule(LightningModule):
         from sstam import __version__
 
         datamodule = getattr(self.trainer, "datamodule", None)
-        return {
+        provenance = {
             "command": " ".join(["sstam", *sys.argv[1:]]) if sys.argv else "",
             "package_version": __version__,
             "stage": self.trained_stage,
@@ -358,6 +381,34 @@ class SSTAMModule(LightningModule):
             "epochs": int(self.current_epoch),
             "global_step": int(self.global_step),
         }
+        if isinstance(self.temporal, SplitTemporalDetector):
+            provenance["temporal_models"] = self.split_provenance()
+        return provenance
+
+    def split_provenance(self) -> dict[str, Any]:
+        """How each of the split temporal models was made: trained here or frozen from ``init_from``, and a
+        SHA-256 of its weights (a frozen model's equals the one in ``init_from``)."""
+        from sstam.bundle import bundle_sha256, state_sha256
+
+        source = self.hparams.init_from
+        out: dict[str, Any] = {
+            "init_from": source,
+            "init_from_sha256": bundle_sha256(source) if source else None,
+        }
+        for name in TEMPORAL_PEAS:
+            frozen = name in self.temporal.frozen
+            how = (
+                "frozen (as init_from gave it)"
+                if frozen
+                else "trained (both heads' losses; its own head used)"
+            )
+            if not frozen and self.hparams.temporal_train == name:
+                how = f"fine-tuned with the {name} loss only"
+            out[name] = {
+                "how": how,
+                "weights_sha256": state_sha256(getattr(self.temporal, name).state_dict()),
+            }
+        return out
 
     def fusion_cross_validation(self) -> dict[str, float]:
         from sstam.evaluate import fusion_cv
@@ -389,12 +440,33 @@ class SSTAMModule(LightningModule):
         self.fusion_json = section.get("fusion")
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        # frozen split temporal models (temporal_train) are left out; otherwise every parameter, as before
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def check_temporal_train(temporal_train: str, split: bool, init_from: str | None) -> None:
+    """``--model.temporal_train``: one of :data:`TEMPORAL_TRAIN`; training one model only needs split models
+    and an ``init_from`` to freeze the other from (a ``ConfigError``: one line on the command line)."""
+    from paperlab_core.errors import ConfigError
+
+    if temporal_train not in TEMPORAL_TRAIN:
+        raise ConfigError(
+            f"model.temporal_train must be one of {', '.join(TEMPORAL_TRAIN)}, got {temporal_train!r}"
+        )
+    if temporal_train != "both" and not split:
+        raise ConfigError(
+            f"model.temporal_train {temporal_train} trains one of two split temporal models: "
+            "set model.temporal.split true"
+        )
+    if temporal_train != "both" and not init_from:
+        raise ConfigError(
+            f"model.temporal_train {temporal_train} freezes the other temporal model as model.init_from gives it: "
+            "set model.init_from (e.g. default)"
+        )
 
 
 def _version() -> str:

@@ -109,3 +109,69 @@ class TemporalDetector(nn.Module):
     def prepare(cubes: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, L+1, P, P, 3]`` → float ``[B, L+1, 3, P, P]`` in [0, 1]."""
         return cubes.permute(0, 1, 4, 2, 3).float().div_(255.0)
+
+
+#: which temporal models ``sstam train`` optimises (``--model.temporal_train``); the others stay frozen
+TEMPORAL_TRAIN = ("both", "flickering", "floating")
+
+
+class SplitTemporalDetector(nn.Module):
+    """**Ours (0.6):** flickering and floating from two separate temporal models, each with its own TimeSformer
+    backbone and heads (``temporal.split: true`` in a bundle). Logits ``[B, 2]``: column 0 (flickering) from
+    :attr:`flickering`, column 1 (floating) from :attr:`floating`; each model's other head is unused. The
+    state-dict keys are ``flickering.*`` and ``floating.*`` (``temporal.flickering.*`` in a bundle). A frozen
+    model (:meth:`freeze`) has no gradients and stays in eval mode through ``train()``."""
+
+    def __init__(self, **config) -> None:
+        super().__init__()
+        self.flickering = TemporalDetector(**config)
+        self.floating = TemporalDetector(**config)
+        self.heads = TEMPORAL_PEAS
+        self.frozen: tuple[str, ...] = ()
+
+    @property
+    def variant(self) -> str:
+        return self.flickering.variant
+
+    @property
+    def config(self):
+        return self.flickering.config
+
+    @property
+    def num_frames(self) -> int:
+        return self.flickering.num_frames
+
+    @property
+    def image_size(self) -> int:
+        return self.flickering.image_size
+
+    def load_unsplit(self, state: dict[str, torch.Tensor]) -> None:
+        """Both models from one (unsplit) :class:`TemporalDetector` state dict: the start of a split fine-tune."""
+        self.flickering.load_state_dict(state)
+        self.floating.load_state_dict(state)
+
+    def freeze(self, names: tuple[str, ...] | list[str]) -> None:
+        """Freeze the named models (``flickering`` / ``floating``): no gradients, eval mode kept."""
+        for name in names:
+            if name not in TEMPORAL_PEAS:
+                raise ValueError(f"a split temporal model is one of {', '.join(TEMPORAL_PEAS)}, got {name!r}")
+            getattr(self, name).requires_grad_(False).eval()
+        self.frozen = tuple(names)
+
+    def train(self, mode: bool = True) -> SplitTemporalDetector:
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self, name).eval()
+        return self
+
+    def forward(self, cubes: torch.Tensor, has_prev: torch.Tensor | None = None) -> torch.Tensor:
+        flickering = self.flickering(cubes, has_prev)[:, :1]
+        floating = self.floating(cubes, has_prev)[:, 1:]
+        return torch.cat([flickering, floating], dim=1)
+
+
+def build_temporal(config: dict) -> TemporalDetector | SplitTemporalDetector:
+    """A temporal detector from a ``TemporalConfig`` dict: ``split`` (default False) picks the two-model kind."""
+    config = dict(config)
+    split = bool(config.pop("split", False))
+    return SplitTemporalDetector(**config) if split else TemporalDetector(**config)
