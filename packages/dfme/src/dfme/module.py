@@ -161,7 +161,7 @@ class MERModule(LightningModule):
             )
             self.loss_fn = ImbalanceLoss(
                 hp.imbalance, counts, hp.cb_beta, hp.focal_gamma, hp.focal_alpha, hp.ldam_max_margin, hp.ldam_scale,
-                int(hp.drw_start * max(max_epochs, 1)), hp.drw_beta, hp.logit_tau, hp.get("weight_reduction", "mean"),
+                int(hp.drw_start * max(max_epochs, 1)), hp.drw_beta, hp.logit_tau, hp.weight_reduction,
             ).to(self.device)  # fmt: skip
         if au_pos is not None and hp.au_pos_weight:
             self.au_pos_weight_.copy_(torch.as_tensor(au_pos, dtype=torch.float32))
