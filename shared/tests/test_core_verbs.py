@@ -363,3 +363,22 @@ def test_a_package_option_replaces_the_shared_one_of_the_same_name() -> None:
     assert parser.parse_args([]).cells == 3 and parser.parse_args(["--cells", "5"]).cells == 5
     shared = verbs.build_parser("demo", verbs.Verb("reproduce", "x:y", "demo", verbs.REPRODUCE_OPTIONS))
     assert shared.parse_args(["--cells", "a,b*"]).cells == ["a", "b*"]
+
+
+def test_jobs_child_command_lines_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--jobs N`: each child drops --jobs/--out/--shard (either spelling) and gets its own shard and the parent's
+    folder; threads are split over the jobs unless chosen (the end-to-end run: gec_rl's reproduce tests)."""
+    from paperlab_core import jobs
+
+    argv = ["--quick", "--jobs", "3", "--out=/x", "--cells", "a,b", "--shard", "1/9", "--jobs=3", "--threads", "2"]  # fmt: skip
+    assert jobs.child_argv(argv, 2, 3, Path("/run")) == [
+        "--quick", "--cells", "a,b", "--threads", "2", "--shard", "2/3", "--out", "/run",
+    ]  # fmt: skip
+    monkeypatch.delenv("PAPERLAB_THREADS", raising=False)
+    monkeypatch.setattr(jobs.os, "cpu_count", lambda: 8)
+    assert jobs.child_env(3, threads_given=False)["PAPERLAB_THREADS"] == "2"
+    assert jobs.child_env(16, threads_given=False)["PAPERLAB_THREADS"] == "1"
+    assert "PAPERLAB_THREADS" not in jobs.child_env(3, threads_given=True)
+    monkeypatch.setenv("PAPERLAB_THREADS", "5")
+    assert jobs.child_env(3, threads_given=False)["PAPERLAB_THREADS"] == "5"
+    assert jobs.main(["no-such-command-xyz"]) == 2

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 from gec_rl import reproduce as reproduce_module
 from gec_rl.cli import main
 
@@ -77,3 +79,28 @@ def test_quick_grid_and_default_seeds() -> None:
     assert {c.params["T"] for c in quick if c.params["part"] != "tiger"} == {500}
     assert {c.params["T"] for c in full if c.params["part"] != "tiger"} == {2000}
     assert len({c.key for c in full}) == len(full) == 3 * (14 + 4 + 1)
+
+
+def test_jobs_run_shards_in_parallel_processes_and_equal_one_process(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`--jobs 2` (paperlab_core.jobs: two child processes, one shard each, one records folder) gives the tables
+    of a one-process run; the run folder keeps the parent's command; --jobs with --shard is a one-line error."""
+    monkeypatch.setenv("PAPERLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("PAPERLAB_THREADS", raising=False)
+    base = ["reproduce", "--quick", "--device", "cpu", "--cells", "regret/riverswim/psrl"]
+    assert main([*base, "--out", str(tmp_path / "one")]) == 0
+    assert main([*base, "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    out = capsys.readouterr()
+    assert "[job 1/2]" in out.err and "[job 2/2]" in out.err  # each child's lines, prefixed
+    assert _tables(tmp_path / "two") == _tables(tmp_path / "one")
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "two" / "records").glob("*.json"))]
+    assert [r["key"] for r in records] == ["regret/riverswim/psrl/seed0", "regret/riverswim/psrl/seed1"]
+    assert {r["command"].split("--shard ")[1].split()[0] for r in records} == {"1/2", "2/2"}  # one per child
+    assert f"threads {max(1, (os.cpu_count() or 1) // 2)}" in records[0]["machine"]  # cores split over jobs
+    config = yaml.safe_load((tmp_path / "two" / "config.yaml").read_text())
+    assert config["jobs"] == 2 and config["shard"] is None  # the parent's command, not a child's
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert "shard" not in metrics and metrics["cells"] == 2  # the parent's summary, no child's keys merged in
+    assert main([*base, "--jobs", "2", "--shard", "1/2", "--out", str(tmp_path / "bad")]) != 0
+    assert "--jobs and --shard exclude each other" in capsys.readouterr().err

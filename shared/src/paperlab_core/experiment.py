@@ -220,6 +220,28 @@ def write_summary(run: Run, args: argparse.Namespace, records: list[Record], sum
     return {"results": str(run.path("results.json")), "cells": len(records)}
 
 
+def _run_in_jobs(run: Run, args: argparse.Namespace, jobs: int, cells: int) -> None:
+    """Run the grid as ``jobs`` shard processes writing into this run folder (:mod:`paperlab_core.jobs`)."""
+    from paperlab_core.jobs import run_jobs
+
+    assert run.dir is not None
+    jobs = min(jobs, max(cells, 1))
+    run.log(
+        f"{run.prog} {run.verb}: {cells} cell(s) in {jobs} parallel job(s), records in {run.dir / RECORDS}"
+    )
+    # the children write their own config.yaml and metrics.json into the folder: keep the parent's
+    saved = {name: run.dir / name for name in ("config.yaml", "metrics.json")}
+    before = {name: path.read_bytes() for name, path in saved.items() if path.is_file()}
+    try:
+        run_jobs(run.prog, run.verb, run.argv, run.dir, jobs, getattr(args, "threads", None) is not None)
+    finally:
+        for name, path in saved.items():
+            if name in before:
+                path.write_bytes(before[name])
+            else:
+                path.unlink(missing_ok=True)
+
+
 def run_experiment(
     run: Run,
     args: argparse.Namespace,
@@ -244,12 +266,18 @@ def run_experiment(
         run.log(f"{run.prog} {run.verb}: merging {len(records)} records from {len(merge)} source(s)")
         return write_summary(run, args, records, summarize)
     todo = shard_cells(select_cells(cells, patterns), shard)
+    jobs = getattr(args, "jobs", None) or 1
+    if jobs > 1:
+        if shard is not None:
+            raise ConfigError("--jobs and --shard exclude each other (--jobs N runs N shards itself)")
+        _run_in_jobs(run, args, jobs, len(todo))
     commit = _package_commit(run)  # the sources this process imported (later edits do not change what runs)
     records: list[Record] = []
     for index, cell in enumerate(todo, 1):
         existing = _existing(run.dir, cell, settings)
         if existing is not None:
-            run.log(f"[{index}/{len(todo)}] {cell.key}: record found, skipped")
+            if jobs == 1:
+                run.log(f"[{index}/{len(todo)}] {cell.key}: record found, skipped")
             records.append(existing)
             continue
         stale = (run.dir / RECORDS / cell.filename).is_file()

@@ -234,17 +234,23 @@ MERGE = option(
     "files (a committed results/*.json) and stop",
 )  # fmt: skip
 
+JOBS = option(
+    "--jobs", type=positive_int, default=1, metavar="N",
+    help="run the grid as N parallel processes (one --shard each, same --out; default 1); without --threads "
+    "each gets cpu_count/N threads",
+)  # fmt: skip
+
 CELLS = option(
     "--cells", type=comma_list(), default=None, metavar="PATTERN,...",
     help="run (or merge) only the cells whose key starts with, or matches the shell pattern of, one of these",
 )  # fmt: skip
 
 SHARED_OPTIONS: dict[str, Option] = {
-    o.dest: o for o in (SEED, SEEDS, THREADS, DEVICE, OUT, QUICK, DATA_ROOT, CKPT, SHARD, MERGE, CELLS)
+    o.dest: o for o in (SEED, SEEDS, THREADS, DEVICE, OUT, QUICK, DATA_ROOT, CKPT, SHARD, MERGE, CELLS, JOBS)
 }
 #: the options every ``reproduce`` verb takes (:mod:`paperlab_core.experiment` reads them); a package option
 #: of the same name replaces the shared one
-REPRODUCE_OPTIONS: tuple[Option, ...] = (QUICK, SEEDS, SHARD, MERGE, CELLS, OUT, THREADS, DEVICE)
+REPRODUCE_OPTIONS: tuple[Option, ...] = (QUICK, SEEDS, SHARD, MERGE, CELLS, JOBS, OUT, THREADS, DEVICE)
 
 
 # --------------------------------------------------------------------------------------------- verbs
