@@ -270,7 +270,7 @@ def test_reproduce_verb_shards_and_merges(package: Package) -> None:
     verbs = {v.name: v for v in spec.verbs}
     assert "reproduce" in verbs and isinstance(verbs["reproduce"], Verb)
     flags = {f for option in verbs["reproduce"].options for f in option.flags}
-    assert {"--quick", "--seeds", "--shard", "--merge", "--out"} <= flags
+    assert {"--quick", "--seeds", "--shard", "--merge", "--jobs", "--out"} <= flags
     assert "--device" in flags, "make gpu-smoke runs `reproduce --quick --device cuda`"
 
 
