@@ -44,7 +44,7 @@ def child_argv(argv: Sequence[str], k: int, n: int, out: Path) -> list[str]:
 
 def child_env(n: int, threads_given: bool) -> dict[str, str]:
     """The children's environment: ``PAPERLAB_THREADS = cpu_count // n`` unless threads were chosen."""
-    env = dict(os.environ)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # their lines reach the parent as they are printed
     if not threads_given and not env.get("PAPERLAB_THREADS"):
         env["PAPERLAB_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
     return env
