@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from paperlab_core.cli import drop_flag
 from paperlab_core.errors import UserError
 
 #: options that the children get from the parent (and so are dropped from its command line)
@@ -27,18 +28,9 @@ _REPLACED = ("--jobs", "--out", "--shard")
 
 def child_argv(argv: Sequence[str], k: int, n: int, out: Path) -> list[str]:
     """``argv`` without ``--jobs``/``--out``/``--shard`` (``--x V`` or ``--x=V``), plus ``--shard k/n --out out``."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in _REPLACED:
-            skip = True
-            continue
-        if arg.startswith(tuple(f"{name}=" for name in _REPLACED)):
-            continue
-        kept.append(arg)
+    kept = list(argv)
+    for name in _REPLACED:
+        kept = drop_flag(kept, name)
     return [*kept, "--shard", f"{k}/{n}", "--out", str(out)]
 
 
