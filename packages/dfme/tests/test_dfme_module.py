@@ -58,10 +58,11 @@ def test_onset_diff_input_and_inference_logits_without_the_prior():
     counts = np.array([300, 200, 150, 120, 100, 80, 50])
     module.build(7, 3, counts)
     module.eval()
-    x = torch.randint(0, 255, (2, 8, 16, 16, 3), dtype=torch.uint8)
+    x = torch.randint(0, 255, (2, 9, 16, 16, 3), dtype=torch.uint8)
+    x[:, 1] = x[:, 0]  # a clip that starts at the onset frame the data module prepends
     prepared = module.prepare_inputs(x)
     assert prepared.shape == (2, 3, 8, 16, 16)
-    assert torch.count_nonzero(prepared[:, :, 0]) == 0  # the first frame minus itself, normalised with mean 0
+    assert torch.count_nonzero(prepared[:, :, 0]) == 0  # the onset frame minus itself, normalised with mean 0
     with torch.inference_mode():
         torch.testing.assert_close(module(x), module.net(prepared))  # inference: plain logits, no log-prior
 
@@ -111,3 +112,18 @@ def test_only_balanced_sampler_rebalances_the_loader():
         assert not _uses_sampler(method)
     assert linked({"imbalance": "balanced_sampler"}, {})[1]["balanced_sampler"]
     assert _uses_sampler("balanced_sampler")
+
+
+def test_onset_diff_subtracts_the_prepended_onset_frame():
+    """(B, T + 1, S, S, C) with the onset first → T frames of (frame − onset)/255, normalised (an independent
+    float64 computation; float32 rounding of values ≤ a few units)."""
+    module = MERModule(clip_input="onset_diff", width_mult=0.125)
+    module.build(7, 3, np.array([30, 20, 10, 10, 10, 5, 5]))
+    module.norm_mean.copy_(torch.tensor([0.01, -0.02, 0.03]))
+    module.norm_std.copy_(torch.tensor([0.1, 0.2, 0.3]))
+    x = torch.randint(0, 255, (2, 9, 16, 16, 3), dtype=torch.uint8)
+    prepared = module.prepare_inputs(x)
+    assert prepared.shape == (2, 3, 8, 16, 16)
+    diff = (x[:, 1:].double() - x[:, :1].double()) / 255.0
+    expected = ((diff - torch.tensor([0.01, -0.02, 0.03]).double()) / torch.tensor([0.1, 0.2, 0.3]).double())
+    torch.testing.assert_close(prepared.double(), expected.permute(0, 4, 1, 2, 3), rtol=0, atol=1e-5)

@@ -111,3 +111,46 @@ def test_segment_random_caches_seeded_training_variants(source, tmp_path):
     config = PipelineConfig(sampling="segment_random", num_frames=4, size=16)
     processed = process_source(source, config, tmp_path, seed=3)
     assert processed.train_clips.shape == (len(source.samples), sources.TRAIN_VARIANTS, 4, 16, 16, 3)
+
+
+@pytest.mark.parametrize("strategy", ["apex_window", "uniform_on_off", "tim_on_off"])
+def test_reference_is_the_aligned_onset_frame(source, strategy):
+    """``onset_diff`` subtracts the aligned onset frame: warped and resized like the clip (independently here),
+    and for strategies that start at the onset it is the clip's own first frame (so ≤ 0.4.1 records, which
+    subtracted ``clip[0]``, are unchanged); ``apex_window`` starts near the apex, so its first frame is not it."""
+    sample = source.samples[0]
+    frames = source.dataset.render(0)
+    config = PipelineConfig(size=48, sampling=strategy)
+    out = process_sample(
+        lambda i: frames[i], sample.onset, sample.apex, sample.offset, sample.n_frames, sample.fps, config
+    )
+    alignment = align_frame(frames[sample.onset], 112, config.detector)
+    onset = resize_frames(warp_frames(frames[sample.onset : sample.onset + 1], alignment.matrix, 112), 48)[0]
+    assert out.reference.shape == (48, 48, 3) and out.reference.dtype == np.uint8
+    if strategy == "tim_on_off":  # TIM's reconstruction of the onset: float rounding only
+        assert np.abs(out.reference.astype(int) - onset).max() <= 1
+    else:
+        np.testing.assert_array_equal(out.reference, onset)
+    starts_at_onset = strategy != "apex_window"
+    assert np.array_equal(out.reference, out.clip[0]) == starts_at_onset
+
+
+def test_onset_diff_batches_carry_the_onset_frame_first(tmp_path):
+    """The data module prepends each sample's aligned onset frame (T + 1 frames) for ``onset_diff`` only, and
+    normalises with the statistics of (frames 1..T−1 − onset)."""
+    from dfme.data import DFMEDataModule, channel_stats
+
+    common = dict(subjects=6, size=16, num_frames=8, n_folds=3, batch_size=4, cache_dir=str(tmp_path))
+    dm = DFMEDataModule(sampling="apex_window", clip_input="onset_diff", **common)
+    dm.setup("fit")
+    x, _, index = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 9, 16, 16, 3)
+    np.testing.assert_array_equal(x[:, 0].numpy(), dm.processed.references[index.numpy()])
+    np.testing.assert_array_equal(x[:, 1:].numpy(), dm.processed.clips[index.numpy()])
+    clips, refs = dm.processed.clips[dm.train_index], dm.processed.references[dm.train_index]
+    diff = (clips[:, 1:].astype(np.float64) - refs[:, None]) / 255.0
+    np.testing.assert_allclose(dm.norm_mean, diff.reshape(-1, 3).mean(axis=0), atol=1e-6)
+    assert not np.allclose(dm.norm_mean, channel_stats(clips, "diff")[0], atol=1e-6)  # not clip[0] here
+    frames = DFMEDataModule(sampling="apex_window", clip_input="frames", **common)
+    frames.setup("fit")
+    assert next(iter(frames.train_dataloader()))[0].shape == (4, 8, 16, 16, 3)

@@ -30,15 +30,22 @@ CLIP_INPUTS = ("frames", "onset_diff")
 
 class ArrayDataset(Dataset):
     """Items ``(input, target, index)`` from preprocessed arrays; ``variants`` (N, V, ...) picks a random cached
-    training variant per draw (``segment_random``)."""
+    training variant per draw (``segment_random``); ``references`` (N, S, S, C) are prepended to the clip as frame
+    0 (the ``onset_diff`` input: T + 1 frames, the module subtracts frame 0 from the other T)."""
 
     def __init__(
-        self, inputs: np.ndarray, targets: np.ndarray, indices: np.ndarray, variants: np.ndarray | None = None
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        indices: np.ndarray,
+        variants: np.ndarray | None = None,
+        references: np.ndarray | None = None,
     ) -> None:
         self.inputs = inputs
         self.targets = targets
         self.indices = indices
         self.variants = variants
+        self.references = references
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -50,6 +57,8 @@ class ArrayDataset(Dataset):
             x = self.variants[index, choice]
         else:
             x = self.inputs[index]
+        if self.references is not None:
+            x = np.concatenate([self.references[index][None], x])
         return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(self.targets[index]), index
 
 
@@ -63,7 +72,8 @@ class DFMEDataModule(LightningDataModule):
         sampling: key-frame strategy (spec §2.5); ``num_frames`` T; ``size`` S of the aligned square frames.
         grayscale: single-channel clips (the 3D CNNs then see the grey channel repeated).
         clip_input: ``frames`` (normalised frames, the published setup) or ``onset_diff`` (every frame minus the
-            clip's first frame, normalised; removes the static appearance — see the README's deviations).
+            aligned onset frame, normalised; removes the static appearance — see the README's deviations; ≤ 0.4.1
+            subtracted the clip's first frame, the same for strategies that start at the onset).
         flow: ``farneback`` or ``tvl1`` for the flow models (onset → apex).
         tim_fallback: TIM's rank-deficiency fallback (weights path needs none; used with ``tim_method=svd``).
         tim_method: ``weights`` (closed form, default) or ``svd`` (the published algorithm).
@@ -128,6 +138,7 @@ class DFMEDataModule(LightningDataModule):
         self.inputs_kind = MODEL_INPUTS[model_name]
         self.processed: ProcessedSet | None = None
         self.source: SyntheticSource | DiskSource | None = None
+        self.references: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------------ configuration
     def pipeline_config(self) -> PipelineConfig:
@@ -206,8 +217,11 @@ class DFMEDataModule(LightningDataModule):
         if self.inputs_kind == "flow2":
             inputs = inputs[:, :2]
         self.inputs = inputs
-        kind = "diff" if self.inputs_kind == "clip" and hp.clip_input == "onset_diff" else self.inputs_kind
-        self.norm_mean, self.norm_std = channel_stats(inputs[self.train_index], kind)
+        diff = self.inputs_kind == "clip" and hp.clip_input == "onset_diff"
+        self.references = self.processed.references if diff else None
+        kind = "diff" if diff else self.inputs_kind
+        references = self.references[self.train_index] if diff else None
+        self.norm_mean, self.norm_std = channel_stats(inputs[self.train_index], kind, references)
 
     @property
     def num_outputs(self) -> int:
@@ -219,7 +233,7 @@ class DFMEDataModule(LightningDataModule):
     # ------------------------------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:
         variants = self.processed.train_clips if self.processed is not None else None
-        dataset = ArrayDataset(self.inputs, self.targets, self.train_index, variants)
+        dataset = ArrayDataset(self.inputs, self.targets, self.train_index, variants, self.references)
         hp = self.hparams
         if hp.balanced_sampler:
             weights = sampler_weights(self.labels[self.train_index], hp.sampler_power, 7)
@@ -230,7 +244,7 @@ class DFMEDataModule(LightningDataModule):
         return DataLoader(dataset, hp.batch_size, shuffle=True, num_workers=hp.num_workers, drop_last=True)
 
     def _eval_loader(self) -> DataLoader:
-        dataset = ArrayDataset(self.inputs, self.targets, self.test_index)
+        dataset = ArrayDataset(self.inputs, self.targets, self.test_index, references=self.references)
         return DataLoader(dataset, max(self.hparams.batch_size, 32), num_workers=self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
@@ -240,11 +254,14 @@ class DFMEDataModule(LightningDataModule):
         return self._eval_loader()
 
 
-def channel_stats(inputs: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of the training inputs: clips in [0, 1] (``clip``), their differences to the
-    first frame (``diff``), or flows as they are."""
+def channel_stats(
+    inputs: np.ndarray, kind: str, references: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of the training inputs: clips in [0, 1] (``clip``), the differences of frames
+    1..T−1 to ``references`` (``diff``; default: each clip's first frame), or flows as they are."""
     if kind == "diff":
-        diff = inputs[:, 1:].astype(np.float32) - inputs[:, :1].astype(np.float32)
+        base = inputs[:, :1] if references is None else references[:, None]
+        diff = inputs[:, 1:].astype(np.float32) - base.astype(np.float32)
         flat = diff.reshape(-1, inputs.shape[-1])
         scale = 255.0
     elif kind == "clip":

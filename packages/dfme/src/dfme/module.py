@@ -84,7 +84,8 @@ class MERModule(LightningModule):
         au_pos_weight: AU task: BCE ``pos_weight = n_neg / n_pos`` per AU; au_threshold: decision threshold.
         lr, weight_decay: AdamW with a cosine schedule over ``max_epochs``.
         flip, max_shift: clip augmentation (horizontal flip, ± ``max_shift`` px at the 112-px scale).
-        clip_input: linked from ``data.clip_input`` (``onset_diff`` subtracts the first frame before normalising).
+        clip_input: linked from ``data.clip_input`` (``onset_diff``: the input has T + 1 frames, the aligned onset
+            frame first, which is subtracted from the other T before normalising).
         task: linked from ``data.task``. absent: the metrics' 0/0 convention (``skip`` or ``zero``).
     """
 
@@ -191,12 +192,13 @@ class MERModule(LightningModule):
 
     # ------------------------------------------------------------------------------------------ forward
     def prepare_inputs(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
-        """uint8 (B, T, S, S, C) → normalised float (B, 3, T, S, S); flows (B, C, 28, 28) → normalised."""
+        """uint8 (B, T, S, S, C) (``onset_diff``: (B, T + 1, S, S, C), onset first) → normalised float
+        (B, 3, T, S, S); flows (B, C, 28, 28) → normalised."""
         if self.inputs_kind != "clip":
             return (x.float() - self.norm_mean[:, None, None]) / self.norm_std[:, None, None]
         x = x.to(self.norm_mean.dtype) / 255.0
         if self.hparams.clip_input == "onset_diff":
-            x = x - x[:, :1]
+            x = x[:, 1:] - x[:, :1]  # frame 0 is the aligned onset frame the data module prepends
         x = ((x - self.norm_mean) / self.norm_std).permute(0, 4, 1, 2, 3)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1, -1)

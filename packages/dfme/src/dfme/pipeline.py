@@ -50,12 +50,15 @@ class PipelineConfig:
 @dataclass
 class Processed:
     """A processed sample: ``clip`` (T, S, S, C) uint8 (None for flow-only), ``flow`` (3, 28, 28) float32 or
-    None, the alignment path and the TIM record (None when TIM was not used)."""
+    None, the alignment path, the TIM record (None when TIM was not used) and ``reference`` (S, S, C) uint8, the
+    aligned onset frame the ``onset_diff`` input subtracts (``clip[0]`` when the sampling starts at the onset,
+    None for flow-only)."""
 
     clip: np.ndarray | None
     flow: np.ndarray | None
     align_status: str
     tim_info: TIMInfo | None
+    reference: np.ndarray | None = None
 
 
 def source_window(matrix: np.ndarray, size: int, height: int, width: int, pad: int = 2) -> tuple[int, ...]:
@@ -95,7 +98,7 @@ def process_sample(
     """Align on the onset frame, sample, interpolate, warp; optionally the onset→apex flow features."""
     onset_frame = read(np.array([onset]))[0]
     base = align_frame(onset_frame, config.align_size, config.detector)
-    clip, info = None, None
+    clip, info, reference = None, None, None
     if want_clip:
         plan = sample_frames(
             config.sampling, onset, apex, offset, n_frames, fps, config.num_frames, train, rng
@@ -106,13 +109,16 @@ def process_sample(
             clip, info = _tim_then_warp(read, plan.indices, onset_frame.shape[:2], base, config)
         else:
             clip = align_and_resize(read(plan.indices), base, config.size)
+        starts_at_onset = bool(plan.indices[0] == onset)  # TIM: clip[0] is its exact reconstruction there
+        reference = clip[0] if starts_at_onset else align_and_resize(onset_frame[None], base, config.size)[0]
         if config.grayscale:
             clip = _gray(clip)
+            reference = clip[0] if starts_at_onset else _gray(reference[None])[0]
     flow = None
     if config.flow is not None:
         aligned = align_and_resize(read(np.array([onset, apex])), base, config.flow_size)
         flow = flow_features(aligned[0], aligned[1], config.flow, config.flow_out)
-    return Processed(clip, flow, base.status, info)
+    return Processed(clip, flow, base.status, info, reference)
 
 
 def _tim_then_warp(

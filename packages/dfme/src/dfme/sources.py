@@ -20,7 +20,7 @@ from dfme.pipeline import FrameReader, PipelineConfig, process_sample
 from dfme.synthetic import SYNTHETIC_AUS, SyntheticConfig, SyntheticDataset
 from paperlab_core.logging import log
 
-CACHE_VERSION = 2  # 2: area-resize after the warp, full-resolution detection retry, blocked TIM
+CACHE_VERSION = 3  # 2: area-resize after the warp, full-resolution detection retry, blocked TIM; 3: references
 TRAIN_VARIANTS = 3
 """Training variants cached per clip for ``segment_random`` (one seeded draw per variant; an epoch picks one)."""
 
@@ -94,7 +94,8 @@ class DiskSource:
 class ProcessedSet:
     """Preprocessed arrays of every sample: ``clips`` (N, T, S, S, C) uint8 (eval sampling), ``train_clips``
     (N, V, T, S, S, C) for ``segment_random`` (else None), ``flows`` (N, 3, 28, 28) float32 or None,
-    ``align_status`` (N,) and ``tim_fallback`` (N,) strings ('' = none)."""
+    ``align_status`` (N,) and ``tim_fallback`` (N,) strings ('' = none), ``references`` (N, S, S, C) uint8, the
+    aligned onset frames (with clips, else None)."""
 
     clips: np.ndarray | None
     train_clips: np.ndarray | None
@@ -102,6 +103,7 @@ class ProcessedSet:
     align_status: np.ndarray
     tim_fallback: np.ndarray
     key: str
+    references: np.ndarray | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         from collections import Counter
@@ -145,11 +147,12 @@ def process_source(
                 data["train_clips"] if "train_clips" in data else None,
                 data["flows"] if "flows" in data else None,
                 data["align_status"], data["tim_fallback"], key,
+                data["references"] if "references" in data else None,
             )  # fmt: skip
         return _remember(loaded)
     n = len(source.samples)
     variants = TRAIN_VARIANTS if (want_clip and pipeline.sampling == "segment_random") else 0
-    clips, train_clips, flows, status, fallback = [], [], [], [], []
+    clips, train_clips, flows, status, fallback, references = [], [], [], [], [], []
     start = time.perf_counter()
     step = max(1, n // 10)
     for index, sample in enumerate(source.samples):
@@ -158,6 +161,7 @@ def process_source(
         out = process_sample(read, *args, want_clip=want_clip)
         if out.clip is not None:
             clips.append(out.clip)
+            references.append(out.reference)
         if out.flow is not None:
             flows.append(out.flow)
         status.append(out.align_status)
@@ -178,6 +182,7 @@ def process_source(
         np.array(status),
         np.array(fallback),
         key,
+        np.stack(references) if references else None,
     )
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
