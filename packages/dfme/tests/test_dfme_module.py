@@ -125,5 +125,5 @@ def test_onset_diff_subtracts_the_prepended_onset_frame():
     prepared = module.prepare_inputs(x)
     assert prepared.shape == (2, 3, 8, 16, 16)
     diff = (x[:, 1:].double() - x[:, :1].double()) / 255.0
-    expected = ((diff - torch.tensor([0.01, -0.02, 0.03]).double()) / torch.tensor([0.1, 0.2, 0.3]).double())
+    expected = (diff - torch.tensor([0.01, -0.02, 0.03]).double()) / torch.tensor([0.1, 0.2, 0.3]).double()
     torch.testing.assert_close(prepared.double(), expected.permute(0, 4, 1, 2, 3), rtol=0, atol=1e-5)

@@ -20,7 +20,8 @@ from dfme.pipeline import FrameReader, PipelineConfig, process_sample
 from dfme.synthetic import SYNTHETIC_AUS, SyntheticConfig, SyntheticDataset
 from paperlab_core.logging import log
 
-CACHE_VERSION = 3  # 2: area-resize after the warp, full-resolution detection retry, blocked TIM; 3: references
+# 2: area-resize after the warp, full-resolution detection retry, blocked TIM; 3: onset references
+CACHE_VERSION = 3
 TRAIN_VARIANTS = 3
 """Training variants cached per clip for ``segment_random`` (one seeded draw per variant; an epoch picks one)."""
 
