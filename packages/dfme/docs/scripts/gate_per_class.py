@@ -4,7 +4,8 @@ Usage: ``uv run python packages/dfme/docs/scripts/gate_per_class.py packages/dfm
 Per seed, the test predictions are concatenated over the record's folds (as the gate's UF1 is); the table shows
 the seed mean of each class's F1, its training share and the predicted share. A record holding ``cb`` with both
 batch reductions (0.4.0: ``…-rmean.json``) compares ``ce`` with the mean-reduced ``cb`` (the gated one) and also
-prints the Σw-normalised one.
+prints the Σw-normalised one. A record with more remedies (Table B) also gets one table of every remedy's
+per-class F1 (lab notebook §20).
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def main(path: str) -> None:
             print(
                 f"| {EMOTIONS[c]} | {true_share[c]:.3f} | {ce:.3f} | {cb:.3f} | {cb - ce:+.3f} | {pce:.3f} / {pcb:.3f} |"
             )
+    if len(f1) > 2:
+        names = list(f1)
+        print("\nper-class F1, seed mean")
+        print("| class | test share | " + " | ".join(names) + " |")
+        print("|---|---|" + "---|" * len(names))
+        for c in np.argsort(-true_share):
+            cells = " | ".join(f"{np.mean(f1[n], axis=0)[c]:.3f}" for n in names)
+            print(f"| {EMOTIONS[c]} | {true_share[c]:.3f} | {cells} |")
 
 
 if __name__ == "__main__":
