@@ -244,6 +244,39 @@ def test_reproduce_cells_train_at_the_spec_lr_unless_told(monkeypatch, capsys):
     assert "--lr: expected a positive number, got '0'" in capsys.readouterr().err
 
 
+def test_reproduce_reruns_records_of_another_preprocessing_version(monkeypatch, tmp_path):
+    """A run resumed into an old folder reuses records of the current cache version only: records made before
+    0.5.0's `onset_diff` fix (no settings) or under another version are trained again."""
+    from dfme import reproduce
+    from dfme.sources import CACHE_VERSION
+
+    calls = []
+
+    def fake_cell(params, accelerator):
+        calls.append(params["fold"])
+        return {
+            "y_true": [0, 1, 2],
+            "y_pred": [0, 1, 1],
+            "sample_ids": ["a", "b", "c"],
+            "fold": params["fold"],
+        }
+
+    monkeypatch.setattr(reproduce, "run_cell", fake_cell)
+    common = ["reproduce", "--tables", "gate", "--folds", "0,1", "--seeds", "0", "--out", str(tmp_path)]
+    assert main(common) == 0 and len(calls) == 4
+    records = sorted((tmp_path / "records").glob("*.json"))
+    assert {json.loads(p.read_text())["settings"]["cache_version"] for p in records} == {CACHE_VERSION}
+    legacy = json.loads(records[0].read_text())
+    del legacy["settings"]
+    records[0].write_text(json.dumps(legacy))
+    older = json.loads(records[1].read_text())
+    older["settings"]["cache_version"] = CACHE_VERSION - 1
+    records[1].write_text(json.dumps(older))
+    calls.clear()
+    assert main(common) == 0
+    assert len(calls) == 2  # the two other records were reused
+
+
 def test_reproduce_respects_a_config_file_lr(tmp_path):
     """A ``--config`` file that sets ``model.lr`` trains at that lr; ``--lr`` still wins; a file without one gets
     the spec's lr, not default.yaml's."""

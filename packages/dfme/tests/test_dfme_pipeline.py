@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -12,6 +14,7 @@ from dfme.pipeline import PipelineConfig, process_sample
 from dfme.sources import SyntheticSource, process_source
 from dfme.synthetic import SyntheticConfig
 from dfme.tim import tim
+from filelock import FileLock
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,39 @@ def test_cache_roundtrip_and_no_partial_entry(source, tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "process_sample", failing)
     with pytest.raises(KeyboardInterrupt):
         process_source(source, replace(config, size=20), tmp_path)
-    assert len(list(tmp_path.iterdir())) == 1  # no partial entry, no temporary file
+    left = [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
+    assert len(left) == 1  # no partial entry, no temporary file
+
+
+def test_processes_needing_one_missing_entry_build_it_once(source, tmp_path, monkeypatch, capsys):
+    """A second process (``reproduce --jobs``) waits on the lock of the entry being built, then loads it."""
+    config = PipelineConfig(size=16, num_frames=4)
+    sources._MEMORY.clear()
+    built = process_source(source, config, tmp_path)
+    entry = next(tmp_path.glob("processed-*.npz"))
+    content = entry.read_bytes()
+    entry.unlink()
+    sources._MEMORY.clear()
+    held = threading.Event()
+
+    def other_process() -> None:  # builds the entry under its lock
+        with FileLock(entry.with_name(f".{entry.name}.lock")):
+            held.set()
+            time.sleep(0.5)
+            entry.write_bytes(content)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("preprocessed again instead of waiting for the entry")
+
+    monkeypatch.setattr(sources, "process_sample", must_not_run)
+    builder = threading.Thread(target=other_process)
+    builder.start()
+    assert held.wait(10)
+    loaded = process_source(source, config, tmp_path)
+    builder.join()
+    np.testing.assert_array_equal(loaded.clips, built.clips)
+    np.testing.assert_array_equal(loaded.references, built.references)
+    assert "another process is preprocessing" in capsys.readouterr().err
 
 
 def test_segment_random_caches_seeded_training_variants(source, tmp_path):

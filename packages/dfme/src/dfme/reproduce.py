@@ -30,6 +30,7 @@ import numpy as np
 from dfme.folds import fit_fold, load_preset
 from dfme.labels import EMOTIONS
 from dfme.metrics import aggregate_folds
+from dfme.sources import CACHE_VERSION
 from paperlab_core.errors import ConfigError
 from paperlab_core.experiment import Cell, run_experiment
 from paperlab_core.results import Table
@@ -165,8 +166,16 @@ def run_cell(params: dict[str, Any], accelerator: str) -> dict[str, Any]:
 
 def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     cells, _ = plan(args)
+    # records made under another preprocessing version (0.5.0 changed `onset_diff`'s reference frame) are re-run
+    # when a run resumes into their folder, not reused
+    settings = {"cache_version": CACHE_VERSION}
     return run_experiment(
-        run, args, cells, lambda cell: run_cell(dict(cell.params), run.accelerator), lambda r: summarize(r)
+        run,
+        args,
+        cells,
+        lambda cell: run_cell(dict(cell.params), run.accelerator),
+        lambda r: summarize(r),
+        settings=settings,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from dfme.dataset import DFMEDataset, Sample, make_reader
 from dfme.labels import EMOTIONS, parse_aus
@@ -136,21 +137,55 @@ def process_source(
     seed: int = 0,
 ) -> ProcessedSet:
     """Preprocess every sample (or load the cache entry). The cache entry is written to a temporary file and
-    renamed, so an interrupted run never leaves a partial entry."""
+    renamed, so an interrupted run never leaves a partial entry; processes that need the same missing entry
+    (``reproduce --jobs``) build it once: the others wait on a lock file beside it, then load it."""
     key = cache_key(source.fingerprint(), pipeline, want_clip)
     if key in _MEMORY:
         return _MEMORY[key]
-    path = cache_dir / f"processed-{key}.npz" if cache_dir is not None else None
-    if path is not None and path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            loaded = ProcessedSet(
-                data["clips"] if "clips" in data else None,
-                data["train_clips"] if "train_clips" in data else None,
-                data["flows"] if "flows" in data else None,
-                data["align_status"], data["tim_fallback"], key,
-                data["references"] if "references" in data else None,
-            )  # fmt: skip
-        return _remember(loaded)
+    if cache_dir is None:
+        return _remember(_process(source, pipeline, want_clip, seed, key))
+    path = cache_dir / f"processed-{key}.npz"
+    if path.is_file():  # the common case takes no lock
+        return _remember(_load(path, key))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.with_name(f".{path.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"dfme: another process is preprocessing {path.name}; waiting for it")
+        lock.acquire()
+    try:
+        if path.is_file():  # built by the process we waited for
+            return _remember(_load(path, key))
+        result = _process(source, pipeline, want_clip, seed, key)
+        arrays = {k: v for k, v in asdict(result).items() if isinstance(v, np.ndarray)}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        lock.release()
+    return _remember(result)
+
+
+def _load(path: Path, key: str) -> ProcessedSet:
+    with np.load(path, allow_pickle=False) as data:
+        return ProcessedSet(
+            data["clips"] if "clips" in data else None,
+            data["train_clips"] if "train_clips" in data else None,
+            data["flows"] if "flows" in data else None,
+            data["align_status"], data["tim_fallback"], key,
+            data["references"] if "references" in data else None,
+        )  # fmt: skip
+
+
+def _process(
+    source: SyntheticSource | DiskSource, pipeline: PipelineConfig, want_clip: bool, seed: int, key: str
+) -> ProcessedSet:
+    """Preprocess every sample of ``source`` (progress every tenth of the clips)."""
     n = len(source.samples)
     variants = TRAIN_VARIANTS if (want_clip and pipeline.sampling == "segment_random") else 0
     clips, train_clips, flows, status, fallback, references = [], [], [], [], [], []
@@ -176,7 +211,7 @@ def process_source(
         if (index + 1) % step == 0 or index + 1 == n:
             elapsed = time.perf_counter() - start
             log(f"dfme: preprocessed {index + 1}/{n} clips ({elapsed:.0f} s)")
-    result = ProcessedSet(
+    return ProcessedSet(
         np.stack(clips) if clips else None,
         np.stack(train_clips) if train_clips else None,
         np.stack(flows) if flows else None,
@@ -185,17 +220,6 @@ def process_source(
         key,
         np.stack(references) if references else None,
     )
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: v for k, v in asdict(result).items() if isinstance(v, np.ndarray)}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return _remember(result)
 
 
 def _remember(processed: ProcessedSet) -> ProcessedSet:
