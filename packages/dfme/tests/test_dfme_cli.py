@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dfme import cli
 from dfme.cli import main
@@ -294,6 +295,39 @@ def test_reproduce_respects_a_config_file_lr(tmp_path):
     assert {c.params["lr"] for c in reproduce.plan(told)[0]} == {0.002}
     plain = argparse.Namespace(**{**vars(args), "config": str(other)})
     assert {c.params["lr"] for c in reproduce.plan(plain)[0]} == {reproduce.SPEC_LR}
+
+
+def test_reproduce_au_table_averages_per_au_f1_over_seeds():
+    """The AU table's per-AU rows are the seed mean ± std of the F1 on the predictions concatenated over folds
+    (like its macro-F1 row), in numeric AU order."""
+    import argparse
+
+    from dfme import reproduce
+
+    args = argparse.Namespace(quick=False, full=False, folds=["0", "1"], tables=["au"], config=None, epochs=15,
+                              seeds=[0, 1], lr=None)  # fmt: skip
+    names = ["AU10", "AU2", "AU1"]
+    rng = np.random.default_rng(0)
+    records, truth, preds = [], {0: [], 1: []}, {0: [], 1: []}
+    for cell in reproduce.plan(args)[0]:
+        y_true, y_pred = rng.random((6, 3)) < 0.5, rng.random((6, 3)) < 0.5
+        truth[cell.params["seed"]].append(y_true)
+        preds[cell.params["seed"]].append(y_pred)
+        result = {"y_true": y_true.astype(int).tolist(), "y_pred": y_pred.astype(int).tolist(),
+                  "per_au_f1": dict.fromkeys(names, 0.0), "macro_f1": 0.0, "micro_f1": 0.0}  # fmt: skip
+        records.append({"key": cell.key, "params": dict(cell.params), "result": result})
+
+    def f1(t: np.ndarray, p: np.ndarray) -> float:
+        tp, fp, fn = int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum())
+        return 2 * tp / (2 * tp + fp + fn)
+
+    rows = dict(reproduce.summarize(records)["au"].rows)
+    assert [r for r in rows if r.startswith("F1 ")] == ["F1 AU1", "F1 AU2", "F1 AU10"]
+    for column, name in enumerate(names):
+        per_seed = [
+            f1(np.concatenate(truth[s])[:, column], np.concatenate(preds[s])[:, column]) for s in (0, 1)
+        ]
+        assert rows[f"F1 {name}"] == f"{np.mean(per_seed):.3f} ± {np.std(per_seed):.3f}"
 
 
 def test_reproduce_weight_reduction_keys_and_legacy_records(monkeypatch):

@@ -200,9 +200,19 @@ def _score(records: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(value, float):
                 values = [p[mode][key] for p in per_seed]
                 out[f"{mode}/{key}"] = (float(np.mean(values)), float(np.std(values)), values)
-    if task == "au":
-        out["per_au_f1"] = per_seed[0]["concatenated"]["per_au_f1"]
+    if task == "au":  # per AU, mean ± std over the seeds like the summary metrics (≤ 0.5.0: the first seed's)
+        names = sorted(per_seed[0]["concatenated"]["per_au_f1"], key=_au_order)
+        out["per_au_f1"] = {}
+        for name in names:
+            values = [p["concatenated"]["per_au_f1"][name] for p in per_seed]
+            out["per_au_f1"][name] = (float(np.mean(values)), float(np.std(values)), values)
     return out
+
+
+def _au_order(name: str) -> tuple[int, str]:
+    """AU1, AU2, …, AU10 (numeric order; names without a number last)."""
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits) if digits else 10**6, name)
 
 
 def _au_concatenated(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -305,7 +315,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         table_au.add("micro-F1", _fmt(s["concatenated/micro_f1"]))
         table_au.add("macro-F1 (per-fold mean)", _fmt(s["per_fold/macro_f1"]))
         for name in names:
-            table_au.add(f"F1 {name}", f"{s['per_au_f1'][name]:.3f}")
+            table_au.add(f"F1 {name}", _fmt(s["per_au_f1"][name]))
         out["au"] = table_au
     gate_rows = [row[1:] for row in gate.rows]
     out = {
