@@ -102,3 +102,32 @@ def test_carphone_box_and_none_fallbacks(shared_data):
     assert close(detect_faces(frame0)[0], [61, 34, 60, 60])
     assert align_frame(frame0).status == "box"
     assert align_frame(frame60).status == "none"
+
+
+def test_detection_runs_on_one_opencv_thread(monkeypatch):
+    """OpenCV's parallel ``detectMultiScale`` orders its boxes by thread timing and the largest-first pick keeps
+    that order among equal areas, so the eye pair depended on the thread count (synthetic clip sub003_05: two
+    26-px boxes). Detection now runs on one thread (a fixed order) and the caller's setting is restored."""
+    from dfme import face
+
+    single = [[62, 30, 25, 25], [21, 31, 26, 26], [54, 24, 26, 26], [42, 24, 30, 30]]  # sub003_05, one thread
+    threads_seen = []
+
+    class Cascade:  # returns what OpenCV returned for that clip, in its one- or two-thread order
+        def detectMultiScale(self, image, **kwargs):
+            threads_seen.append(cv2.getNumThreads())
+            return np.array(single if cv2.getNumThreads() == 1 else single[2:] + single[:2])
+
+    monkeypatch.setattr(face, "_cascade", lambda name: Cascade())
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        eyes = detect_eyes(np.zeros((100, 100), np.uint8), np.array([0, 0, 100, 100]))
+        faces = detect_faces(np.zeros((100, 100), np.uint8), DetectorConfig(min_size=1))
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
+    assert threads_seen == [1, 1]
+    # the 30-px box and the first 26-px box of the one-thread order, left to right by centre
+    np.testing.assert_array_equal(eyes, [[34.0, 44.0], [57.0, 39.0]])
+    np.testing.assert_array_equal(faces[0], [42, 24, 30, 30])

@@ -9,6 +9,8 @@ matrix is applied to every frame of the clip: per-frame re-detection would add j
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import cv2
@@ -28,6 +30,19 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
             f"OpenCV cascade {path} could not be loaded (need opencv-contrib-python-headless 4.x)"
         )
     return cascade
+
+
+@contextmanager
+def _one_opencv_thread() -> Iterator[None]:
+    """OpenCV's parallel ``detectMultiScale`` returns its boxes in an order that depends on thread timing, and the
+    largest-first pick keeps that order among boxes of equal area (a tie chose a different eye pair for 1 of the
+    529 synthetic clips); on one thread the order is fixed. The caller's thread count is restored."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -58,12 +73,13 @@ def detect_faces(gray: np.ndarray, config: DetectorConfig = DetectorConfig()) ->
     small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     min_side = config.min_size if config.min_size is not None else config.min_size_frac * min(gray.shape)
     min_side = max(1, int(round(min_side * scale)))
-    boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
-        small,
-        scaleFactor=config.scale_factor,
-        minNeighbors=config.min_neighbors,
-        minSize=(min_side, min_side),
-    )
+    with _one_opencv_thread():
+        boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+            small,
+            scaleFactor=config.scale_factor,
+            minNeighbors=config.min_neighbors,
+            minSize=(min_side, min_side),
+        )
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if scale != 1.0:
         boxes = boxes / scale
@@ -81,9 +97,9 @@ def detect_eyes(
     region = gray[max(y, 0) : max(y, 0) + int(round(h * config.eye_region)), max(x, 0) : max(x, 0) + w]
     if region.size == 0:
         return None
-    eyes = np.asarray(_cascade("haarcascade_eye.xml").detectMultiScale(region), dtype=np.float64).reshape(
-        -1, 4
-    )
+    with _one_opencv_thread():
+        found = _cascade("haarcascade_eye.xml").detectMultiScale(region)
+    eyes = np.asarray(found, dtype=np.float64).reshape(-1, 4)
     if len(eyes) < 2:
         return None
     eyes = eyes[np.argsort(-(eyes[:, 2] * eyes[:, 3]), kind="stable")[:2]]

@@ -21,8 +21,9 @@ from dfme.pipeline import FrameReader, PipelineConfig, process_sample
 from dfme.synthetic import SYNTHETIC_AUS, SyntheticConfig, SyntheticDataset
 from paperlab_core.logging import log
 
-# 2: area-resize after the warp, full-resolution detection retry, blocked TIM; 3: onset references
-CACHE_VERSION = 3
+# 2: area-resize after the warp, full-resolution detection retry, blocked TIM; 3: onset references;
+# 4: detection on one OpenCV thread (the eye pair no longer depends on thread timing)
+CACHE_VERSION = 4
 TRAIN_VARIANTS = 3
 """Training variants cached per clip for ``segment_random`` (one seeded draw per variant; an epoch picks one)."""
 
