@@ -166,8 +166,8 @@ def run_cell(params: dict[str, Any], accelerator: str) -> dict[str, Any]:
 
 def reproduce(args: argparse.Namespace, run: Run) -> dict[str, Any]:
     cells, _ = plan(args)
-    # records made under another preprocessing version (0.5.0 changed `onset_diff`'s reference frame) are re-run
-    # when a run resumes into their folder, not reused
+    # records made under another preprocessing version (0.5.0 changed `onset_diff`'s reference frame, 0.5.2 the
+    # eye pair of tied cascade boxes) are re-run when a run resumes into their folder, not reused
     settings = {"cache_version": CACHE_VERSION}
     return run_experiment(
         run,
